@@ -1,0 +1,39 @@
+# pdp: every target sets up its own virtualenv first, so a fresh machine needs only `make`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LISTEN ?= 127.0.0.1:9191
+PROTO := protos/pdp/v1/authorizer.proto
+
+.PHONY: install run test lint format proto check bench bench-peers clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/pdp serve policies --listen $(LISTEN)
+
+test: install
+	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+proto: install
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO)
+
+check: install
+	$(VENV)/bin/pdp check policies
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

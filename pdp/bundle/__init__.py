@@ -1,0 +1,1 @@
+"""Policy bundles: files on disk -> compiled cedarpy handles -> the active snapshot."""

@@ -1,0 +1,252 @@
+"""Reads a bundle directory into plain text files, classified, with warnings for strays."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+from pdp.errors import BundleError, Problem
+
+MANIFEST = "manifest.yaml"
+ENTITIES = "entities.json"
+LINKS = "links.json"
+ROUTES = "routes.yaml"
+SCHEMA_SUFFIXES = (".cedarschema", ".cedarschema.json")
+VALIDATION_MODES = ("strict", "off")
+MANIFEST_KEYS = {"name", "revision", "validation", "decision_log"}
+MAX_FILE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One bundle file: its POSIX path relative to the bundle root, and its text."""
+
+    path: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The bundle's `manifest.yaml`, with defaults for what it leaves out."""
+
+    name: str = ""
+    revision: str = ""
+    validation: str = "strict"
+    raw: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BundleSource:
+    """Every content file of a bundle, read once, before anything is parsed by Cedar."""
+
+    root: str
+    policies: tuple[SourceFile, ...]
+    schema: SourceFile | None
+    entities: SourceFile | None
+    links: SourceFile | None
+    routes: SourceFile | None
+    manifest: Manifest
+    tests: tuple[SourceFile, ...]
+    files: dict[str, str]
+    warnings: tuple[Problem, ...]
+    digest: str
+
+    @property
+    def revision(self) -> str:
+        return self.manifest.revision or self.digest
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name or Path(self.root).name
+
+
+def is_ignored(name: str) -> bool:
+    """Dot entries and editor temp files are never bundle content."""
+    return (
+        name.startswith(".")
+        or name.endswith("~")
+        or name.endswith((".swp", ".swo", ".swx", ".tmp"))
+        or (name.startswith("#") and name.endswith("#"))
+        or name == "4913"
+    )
+
+
+def list_bundle_files(root: Path) -> list[str]:
+    """Relative POSIX paths of the content files under `root`, sorted; follows symlinks once."""
+    found: list[str] = []
+    seen_dirs: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen_dirs:
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not is_ignored(d))
+        rel_dir = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
+        for name in filenames:
+            if is_ignored(name):
+                continue
+            full = Path(dirpath, name)
+            if full.is_file():
+                found.append(str(rel_dir / name) if str(rel_dir) != "." else name)
+    return sorted(found)
+
+
+def read_bundle(root: str | os.PathLike[str]) -> BundleSource:
+    """Read and classify every content file of the bundle at `root`.
+
+    Raises BundleError when the directory is missing or empty, a file cannot be read, the
+    manifest is invalid, or there is more than one schema. Cedar parsing happens later.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise BundleError([Problem(str(root), "bundle directory does not exist")])
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    files: dict[str, str] = {}
+    for rel in list_bundle_files(base):
+        try:
+            data = (base / rel).read_bytes()
+        except OSError as exc:
+            problems.append(Problem(rel, f"cannot read file: {exc.strerror or exc}"))
+            continue
+        if len(data) > MAX_FILE_BYTES:
+            problems.append(Problem(rel, f"file is larger than {MAX_FILE_BYTES} bytes"))
+            continue
+        try:
+            files[rel] = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(rel, f"file is not UTF-8 text (byte {exc.start})"))
+    if not files and not problems:
+        raise BundleError([Problem(str(root), "bundle directory is empty")])
+
+    policies, schemas, tests = [], [], []
+    special: dict[str, SourceFile] = {}
+    for rel, text in files.items():
+        source = SourceFile(rel, text)
+        name = PurePosixPath(rel).name
+        if rel.endswith(".cedar"):
+            policies.append(source)
+        elif rel.endswith(SCHEMA_SUFFIXES):
+            schemas.append(source)
+        elif rel in (MANIFEST, ENTITIES, LINKS, ROUTES):
+            special[rel] = source
+        elif rel.startswith("tests/") and name.endswith((".yaml", ".yml")):
+            tests.append(source)
+        elif not _is_auxiliary(rel):
+            warnings.append(Problem(rel, _unknown_file_message(rel), severity="warning"))
+    if len(schemas) > 1:
+        names = ", ".join(s.path for s in schemas)
+        problems.append(Problem(schemas[1].path, f"a bundle has at most one schema; found {names}"))
+    if not policies and not problems:
+        problems.append(Problem(str(root), "bundle has no .cedar policy files"))
+
+    manifest = Manifest()
+    if MANIFEST in special:
+        manifest, manifest_problems = _parse_manifest(special[MANIFEST])
+        problems.extend(p for p in manifest_problems if p.severity == "error")
+        warnings.extend(p for p in manifest_problems if p.severity == "warning")
+    if problems:
+        raise BundleError(problems)
+
+    return BundleSource(
+        root=str(base),
+        policies=tuple(policies),
+        schema=schemas[0] if schemas else None,
+        entities=special.get(ENTITIES),
+        links=special.get(LINKS),
+        routes=special.get(ROUTES),
+        manifest=manifest,
+        tests=tuple(tests),
+        files=files,
+        warnings=tuple(warnings),
+        digest=content_digest(files),
+    )
+
+
+AUXILIARY_SUFFIXES = (".jwks.json", ".md", ".txt")
+AUXILIARY_DIRS = ("keys/", "tests/")
+
+
+def _is_auxiliary(rel: str) -> bool:
+    """Files that are bundle content without being Cedar: key sets, docs, test fixtures."""
+    return rel.endswith(AUXILIARY_SUFFIXES) or rel.startswith(AUXILIARY_DIRS)
+
+
+def _unknown_file_message(rel: str) -> str:
+    name = PurePosixPath(rel).name
+    hints = {
+        "entity.json": ENTITIES,
+        "entities.yaml": ENTITIES,
+        "link.json": LINKS,
+        "manifest.yml": MANIFEST,
+        "routes.yml": ROUTES,
+        "route.yaml": ROUTES,
+    }
+    if name in hints:
+        return f"unknown file, ignored (did you mean {hints[name]}?)"
+    if rel.endswith(".cedarschema.yaml") or rel.endswith(".schema.json"):
+        return "unknown file, ignored (a schema is *.cedarschema or *.cedarschema.json)"
+    if "/" in rel and PurePosixPath(rel).name in (ENTITIES, LINKS, MANIFEST, ROUTES):
+        return f"unknown file, ignored ({name} is only read at the bundle root)"
+    return "unknown file, ignored"
+
+
+def _parse_manifest(source: SourceFile) -> tuple[Manifest, list[Problem]]:
+    problems: list[Problem] = []
+    try:
+        raw = yaml.safe_load(source.text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        return Manifest(), [Problem(source.path, f"invalid YAML: {exc}", line=line)]
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        return Manifest(), [Problem(source.path, "must be a YAML mapping", line=1)]
+    for key in sorted(set(raw) - MANIFEST_KEYS):
+        line = _yaml_key_line(source.text, key)
+        problems.append(Problem(source.path, f"unknown key {key!r}", line, severity="warning"))
+    values: dict[str, str] = {}
+    for key in ("name", "revision", "validation"):
+        value = raw.get(key)
+        if value is not None and not isinstance(value, str | int | float):
+            line = _yaml_key_line(source.text, key)
+            problems.append(Problem(source.path, f"{key} must be a string", line))
+        elif value is not None:
+            values[key] = str(value)
+    validation = values.get("validation", "strict")
+    if validation not in VALIDATION_MODES:
+        line = _yaml_key_line(source.text, "validation")
+        problems.append(
+            Problem(source.path, f"validation must be 'strict' or 'off', not {validation!r}", line)
+        )
+    manifest = Manifest(
+        name=values.get("name", ""),
+        revision=values.get("revision", ""),
+        validation=validation,
+        raw=raw,
+    )
+    return manifest, problems
+
+
+def _yaml_key_line(text: str, key: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith(f"{key}:"):
+            return number
+    return None
+
+
+def content_digest(files: dict[str, str]) -> str:
+    """`sha256:` + 16 hex digits over the sorted relative paths and contents."""
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        data = files[rel].encode("utf-8")
+        digest.update(rel.encode("utf-8") + b"\0")
+        digest.update(str(len(data)).encode("ascii") + b"\0")
+        digest.update(data)
+    return "sha256:" + digest.hexdigest()[:16]

@@ -1,0 +1,97 @@
+"""Source positions for Cedar statements and JSON array items, which cedarpy does not report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One `;`-terminated Cedar statement and the 1-based line and column where it starts."""
+
+    text: str
+    line: int
+    column: int
+
+
+def split_statements(source: str) -> list[Statement]:
+    """Split Cedar policy text at top-level `;`, skipping strings and `//` comments.
+
+    The result is for locating errors only; cedarpy stays the parser of record. Trailing text
+    without a `;` (a truncated policy) is returned as a last statement so it can be blamed.
+    """
+    statements: list[Statement] = []
+    start: int | None = None
+    i, n = 0, len(source)
+    while i < n:
+        ch = source[i]
+        if ch == "/" and source.startswith("//", i):
+            end = source.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if ch.isspace():
+            i += 1
+            continue
+        if start is None:
+            start = i
+        if ch == '"':
+            i += 1
+            while i < n and source[i] != '"':
+                i += 2 if source[i] == "\\" else 1
+            i += 1
+            continue
+        if ch == ";":
+            statements.append(_statement(source, start, i + 1))
+            start = None
+        i += 1
+    if start is not None:
+        statements.append(_statement(source, start, n))
+    return statements
+
+
+def _statement(source: str, start: int, end: int) -> Statement:
+    line, column = position(source, start)
+    return Statement(source[start:end], line, column)
+
+
+def position(source: str, offset: int) -> tuple[int, int]:
+    """The 1-based (line, column) of a character offset."""
+    line = source.count("\n", 0, offset) + 1
+    column = offset - (source.rfind("\n", 0, offset) + 1) + 1
+    return line, column
+
+
+def json_array_item_lines(source: str) -> list[int]:
+    """The 1-based start line of each item of a top-level JSON array, in order.
+
+    Returns an empty list when the text is not a JSON array (the caller reports that).
+    """
+    decoder = json.JSONDecoder()
+    i = _skip_ws(source, 0)
+    if i >= len(source) or source[i] != "[":
+        return []
+    lines: list[int] = []
+    i = _skip_ws(source, i + 1)
+    while i < len(source) and source[i] != "]":
+        lines.append(position(source, i)[0])
+        try:
+            _, i = decoder.raw_decode(source, i)
+        except json.JSONDecodeError:
+            break
+        i = _skip_ws(source, i)
+        if i < len(source) and source[i] == ",":
+            i = _skip_ws(source, i + 1)
+    return lines
+
+
+def _skip_ws(source: str, i: int) -> int:
+    while i < len(source) and source[i] in " \t\r\n":
+        i += 1
+    return i
+
+
+def line_of_token(source: str, token: str) -> int | None:
+    """The first line that contains `token` as written, if any (best effort for schema errors)."""
+    offset = source.find(token)
+    return None if offset < 0 else position(source, offset)[0]

@@ -1,0 +1,152 @@
+"""Cedar decisions over one compiled bundle: plain data in, plain data out, no transport."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import cedarpy
+
+from pdp.bundle.compiler import CompiledBundle
+from pdp.errors import RequestError
+from pdp.model import AuthzRequest, Decision
+
+_EVALUATION_ERROR = re.compile(r"^error while evaluating policy `([pl]\d+)`: ")
+_BUILD_PREFIX = "failed to build request: "
+_FIELDS = ("principal", "action", "resource", "context")
+
+
+def new_decision_id() -> str:
+    return str(uuid.uuid4())
+
+
+def decide(bundle: CompiledBundle, request: AuthzRequest) -> Decision:
+    """Decide one request; raise RequestError when the request is malformed."""
+    entities = entities_for(bundle, request.entities_json)
+    result = cedarpy.is_authorized(
+        cedar_request(request), bundle.policy_set, entities, bundle.schema
+    )
+    return _decision(bundle, result)
+
+
+def decide_batch(
+    bundle: CompiledBundle, requests: Sequence[AuthzRequest], shared_entities_json: str | None
+) -> list[Decision]:
+    """Decide many requests in order. A malformed item is a deny naming its problem.
+
+    Raises RequestError only when the shared entities are malformed (the batch as a whole).
+    """
+    shared = entities_for(bundle, shared_entities_json, field="entities")
+    results: list[Decision | None] = [None] * len(requests)
+    plain: list[tuple[int, dict[str, Any]]] = []
+    for index, request in enumerate(requests):
+        try:
+            cedar = cedar_request(request)
+            if request.entities_json:
+                own = entities_for(bundle, request.entities_json, base=shared)
+                single = cedarpy.is_authorized(cedar, bundle.policy_set, own, bundle.schema)
+                results[index] = _decision(bundle, single)
+            else:
+                plain.append((index, cedar))
+        except RequestError as exc:
+            results[index] = malformed_decision(bundle, exc)
+    if plain:
+        batch = cedarpy.is_authorized_batch(
+            [cedar for _, cedar in plain], bundle.policy_set, shared, bundle.schema
+        )
+        for (index, _), result in zip(plain, batch, strict=True):
+            try:
+                results[index] = _decision(bundle, result)
+            except RequestError as exc:
+                results[index] = malformed_decision(bundle, exc)
+    return [r for r in results if r is not None]
+
+
+def malformed_decision(bundle: CompiledBundle, error: RequestError) -> Decision:
+    """The deny a batch item gets when it is malformed."""
+    return Decision(
+        allowed=False,
+        determining_policies=(),
+        erroring_policies=(),
+        errors=(f"invalid request: {error}",),
+        decision_id=new_decision_id(),
+        bundle_revision=bundle.revision,
+        malformed=True,
+    )
+
+
+def cedar_request(request: AuthzRequest) -> dict[str, Any]:
+    """The cedarpy request dict for `request`; checks what cedarpy would report vaguely."""
+    for name in ("principal", "action", "resource"):
+        uid = getattr(request, name)
+        if uid is None:
+            raise RequestError(name, "is required")
+        if not uid.type:
+            raise RequestError(f"{name}.type", "must not be empty")
+    if request.context is not None and request.context_json is not None:
+        raise RequestError("context_json", "set either context or context_json, not both")
+    cedar: dict[str, Any] = {
+        "principal": request.principal.to_json(),
+        "action": request.action.to_json(),
+        "resource": request.resource.to_json(),
+    }
+    if request.context_json is not None:
+        cedar["context"] = request.context_json
+    elif request.context is not None:
+        cedar["context"] = dict(request.context)
+    return cedar
+
+
+def entities_for(
+    bundle: CompiledBundle,
+    entities_json: str | None,
+    base: cedarpy.Entities | None = None,
+    field: str = "entities",
+) -> cedarpy.Entities:
+    """The bundle's entities plus request entities; the base handle as is when there are none."""
+    base = bundle.entities if base is None else base
+    if not entities_json:
+        return base
+    try:
+        return base.with_added_json_str(entities_json, bundle.schema)
+    except ValueError as exc:
+        message = str(exc)
+        if "duplicate" in message or "already exists" in message:
+            message += " (request entities may add to the bundle's entities, never change them)"
+        raise RequestError(field, message) from None
+
+
+def _decision(bundle: CompiledBundle, result: cedarpy.AuthzResult) -> Decision:
+    diagnostics = result.diagnostics
+    if result.decision is cedarpy.Decision.NoDecision:
+        raise _request_error(diagnostics.errors)
+    by_id = bundle.by_internal_id
+    errors: list[str] = []
+    erroring: list[str] = []
+    for error in diagnostics.errors:
+        match = _EVALUATION_ERROR.match(error)
+        if match is None:
+            errors.append(error)
+            continue
+        policy = by_id[match.group(1)]
+        if policy.id not in erroring:
+            erroring.append(policy.id)
+        errors.append(f"error while evaluating policy `{policy.id}`: {error[match.end() :]}")
+    return Decision(
+        allowed=result.decision is cedarpy.Decision.Allow,
+        determining_policies=tuple(by_id[i].id for i in diagnostics.reasons),
+        erroring_policies=tuple(erroring),
+        errors=tuple(errors),
+        decision_id=new_decision_id(),
+        bundle_revision=bundle.revision,
+    )
+
+
+def _request_error(errors: list[str]) -> RequestError:
+    message = "; ".join(e.removeprefix(_BUILD_PREFIX) for e in errors) or "request rejected"
+    lowered = message.lower()
+    positions = {name: lowered.find(name) for name in _FIELDS if name in lowered}
+    field = min(positions, key=positions.__getitem__) if positions else "request"
+    return RequestError(field, message)
