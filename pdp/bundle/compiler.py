@@ -48,7 +48,6 @@ class CompiledBundle:
     entity_count: int
     source: BundleSource
     warnings: tuple[Problem, ...]
-    extensions: dict[str, Any] = field(default_factory=dict)
 
     def policy(self, bundle_id: str) -> PolicyInfo | None:
         return next((p for p in self.policies if p.id == bundle_id), None)
@@ -60,11 +59,6 @@ class CompiledBundle:
     @property
     def link_count(self) -> int:
         return sum(1 for p in self.policies if p.kind == "link")
-
-
-# Compile steps other packages add (e.g. the gateway's routes.yaml): each receives the bundle
-# compiled so far, returns a value stored under its name in `extensions`, or raises BundleError.
-EXTENSION_COMPILERS: dict[str, Any] = {}
 
 
 def compile_bundle(source: BundleSource) -> CompiledBundle:
@@ -88,7 +82,7 @@ def compile_bundle(source: BundleSource) -> CompiledBundle:
         raise BundleError(problems)
 
     all_policies = tuple(policies + links)
-    bundle = CompiledBundle(
+    return CompiledBundle(
         name=source.name,
         revision=source.revision,
         root=source.root,
@@ -102,9 +96,6 @@ def compile_bundle(source: BundleSource) -> CompiledBundle:
         source=source,
         warnings=source.warnings,
     )
-    for name, step in EXTENSION_COMPILERS.items():
-        bundle.extensions[name] = step(bundle)
-    return bundle
 
 
 def _collect_policies(files: tuple[SourceFile, ...], problems: list[Problem]) -> list[PolicyInfo]:

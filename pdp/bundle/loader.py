@@ -211,6 +211,8 @@ def _parse_manifest(source: SourceFile) -> tuple[Manifest, list[Problem]]:
     for key in sorted(set(raw) - MANIFEST_KEYS):
         line = _yaml_key_line(source.text, key)
         problems.append(Problem(source.path, f"unknown key {key!r}", line, severity="warning"))
+    if isinstance(raw.get("validation"), bool):  # YAML 1.1 reads a bare `off` as false
+        raw = {**raw, "validation": "strict" if raw["validation"] else "off"}
     values: dict[str, str] = {}
     for key in ("name", "revision", "validation"):
         value = raw.get(key)

@@ -1,0 +1,1 @@
+"""The `pdp` command line: one module per subcommand, wired in `main`."""

@@ -1,0 +1,30 @@
+"""Helpers shared by subcommands: exit codes and loading a bundle with its problems printed."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from pdp.bundle import CompiledBundle, load_bundle
+from pdp.errors import BundleError
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_BUNDLE = 3
+EXIT_TEST_FAILED = 4
+EXIT_DENY = 5
+
+
+def load_or_report(path: str, out: TextIO = sys.stderr) -> CompiledBundle | None:
+    """Load the bundle; on failure print each problem as `file[:line[:col]]: message`."""
+    try:
+        bundle = load_bundle(path)
+    except BundleError as exc:
+        for problem in exc.problems:
+            print(f"{problem}", file=out)
+        print(f"error: bundle {path} does not load ({len(exc.problems)} problem(s))", file=out)
+        return None
+    for warning in bundle.warnings:
+        print(f"{warning} [warning]", file=out)
+    return bundle

@@ -1,0 +1,60 @@
+"""`pdp fmt [--check] PATH...`: format .cedar files with Cedar's own formatter."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cedarpy
+
+from pdp.bundle.loader import is_ignored
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("fmt", help="format .cedar files in place")
+    parser.add_argument("paths", nargs="+", help=".cedar files or directories")
+    parser.add_argument("--check", action="store_true", help="only list files that would change")
+    parser.add_argument("--line-width", type=int, default=80)
+    parser.add_argument("--indent-width", type=int, default=2)
+    parser.set_defaults(run=run)
+
+
+def cedar_files(paths: list[str]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(
+                p
+                for p in sorted(path.rglob("*.cedar"))
+                if not any(is_ignored(part) for part in p.relative_to(path).parts)
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    changed, failed = [], False
+    for path in cedar_files(args.paths):
+        try:
+            original = path.read_text(encoding="utf-8")
+            formatted = cedarpy.format_policies(original, args.line_width, args.indent_width)
+        except (OSError, ValueError) as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        if not formatted.endswith("\n"):
+            formatted += "\n"
+        if formatted == original:
+            continue
+        changed.append(path)
+        if args.check:
+            print(f"{path}: would reformat")
+        else:
+            path.write_text(formatted, encoding="utf-8")
+            print(f"{path}: reformatted")
+    if failed:
+        return 1
+    return 1 if args.check and changed else 0

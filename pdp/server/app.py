@@ -1,0 +1,108 @@
+"""Wires the gRPC server: services, health, reflection, listener options, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from pdp.bundle.store import BundleStatus, BundleStore
+from pdp.server.authorizer import AuthorizerService
+from pdp.server.limits import Limits
+from pdp.v1 import authorizer_pb2, authorizer_pb2_grpc
+
+log = logging.getLogger("pdp.server")
+
+AUTHORIZER_SERVICE = authorizer_pb2.DESCRIPTOR.services_by_name["Authorizer"].full_name
+EXT_AUTHZ_SERVICE = "envoy.service.auth.v3.Authorization"
+HEALTH_SERVICES = ("", AUTHORIZER_SERVICE, EXT_AUTHZ_SERVICE)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    """How `pdp serve` listens."""
+
+    bundle_path: str
+    listen: str = "127.0.0.1:9191"
+    limits: Limits = field(default_factory=Limits)
+    grace_seconds: float = 10.0
+    reuse_port: bool = False
+
+
+@dataclass
+class RunningServer:
+    """A started server: its bound address and how to stop it."""
+
+    server: grpc.aio.Server
+    health: HealthServicer
+    address: str
+
+    async def stop(self, grace_seconds: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_seconds)
+
+
+async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer:
+    """Build and start the server on the running loop; health follows the store."""
+    options = [
+        ("grpc.max_receive_message_length", config.limits.max_message_bytes),
+        ("grpc.max_send_message_length", config.limits.max_message_bytes),
+        ("grpc.so_reuseport", 1 if config.reuse_port else 0),
+    ]
+    server = grpc.aio.server(options=options)
+    authorizer_pb2_grpc.add_AuthorizerServicer_to_server(
+        AuthorizerService(store, config.limits, bundle_path=config.bundle_path), server
+    )
+    names = [AUTHORIZER_SERVICE]
+
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
+    names.append(reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+
+    loop = asyncio.get_running_loop()
+
+    async def set_health(serving: bool) -> None:
+        state = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in HEALTH_SERVICES:
+            await health.set(service, state)
+
+    def on_status(status: BundleStatus) -> None:
+        asyncio.run_coroutine_threadsafe(set_health(status.serving), loop)
+
+    await set_health(store.current is not None)
+    store.subscribe(on_status)
+
+    port = server.add_insecure_port(config.listen)
+    if port == 0 and not config.listen.startswith("unix:"):
+        raise OSError(f"cannot listen on {config.listen}")
+    address = config.listen
+    if not config.listen.startswith("unix:"):
+        address = f"{config.listen.rsplit(':', 1)[0]}:{port}"
+    await server.start()
+    log.info("listening", extra={"event": "listening", "address": address})
+    return RunningServer(server, health, address)
+
+
+async def serve(store: BundleStore, config: ServeConfig) -> None:
+    """Serve until SIGTERM or SIGINT, then let in-flight calls finish within the grace period."""
+    running = await start_server(store, config)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    log.info("shutting down", extra={"event": "stopping", "grace_seconds": config.grace_seconds})
+    await running.stop(config.grace_seconds)
+    log.info("stopped", extra={"event": "stopped"})
