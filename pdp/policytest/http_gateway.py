@@ -1,0 +1,95 @@
+"""Runs HTTP cases through the gateway's Check pipeline, with claims taken as already verified.
+
+The runner signs nothing. A case's `claims` reach the gateway the way Envoy's `jwt_authn`
+filter hands over a payload it verified (trusted metadata), so identity mapping, routes,
+context and policy all run for real and only the signature check is skipped. A `spiffe` id
+is the mTLS peer, as Envoy reports it. Bearer tokens written into a case's headers are still
+verified, against the bundle's JWKS files only (nothing is fetched).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pdp.bundle.compiler import CompiledBundle
+from pdp.policytest.checker import HttpChecker, HttpOutcome
+from pdp.policytest.model import HttpCase
+
+UNAVAILABLE = "gateway not available"
+NO_SIGNATURES = "HTTP cases: claims are taken as verified (nothing is signed or checked)"
+
+
+def gateway_checker(bundle: CompiledBundle) -> tuple[HttpChecker | None, str]:
+    """An HttpChecker over `bundle`'s routes.yaml, or None and the reason there is none."""
+    try:
+        from pdp.authn.identity import JwtAuthnMetadata
+        from pdp.gateway.check import check
+        from pdp.gateway.result import GatewayRequest
+    except ImportError as exc:
+        return None, f"{UNAVAILABLE} (this build of pdp has no gateway: {exc.name})"
+    gateway = getattr(bundle, "gateway", None)
+    if gateway is None:
+        return None, f"{UNAVAILABLE} (the bundle has no routes.yaml)"
+    metadata = gateway.identity.jwt_authn or JwtAuthnMetadata()
+    identity = dataclasses.replace(gateway.identity, jwt_authn=metadata)
+    trusting = dataclasses.replace(bundle, gateway=dataclasses.replace(gateway, identity=identity))
+    return GatewayChecker(trusting, metadata, check, GatewayRequest), NO_SIGNATURES
+
+
+class GatewayChecker:
+    """Decides HTTP cases with `pdp.gateway.check.check` on a bundle that trusts given claims."""
+
+    def __init__(self, bundle: CompiledBundle, metadata: Any, check: Any, request_type: Any):
+        self._bundle = bundle
+        self._metadata = metadata
+        self._check = check
+        self._request_type = request_type
+        gateway = bundle.gateway  # type: ignore[attr-defined]
+        self.routes: tuple[str, ...] = tuple(route.name for route in gateway.routes)
+
+    def check_http(self, case: HttpCase) -> HttpOutcome:
+        headers: dict[str, tuple[str, ...]] = {}
+        for name, value in case.headers:
+            headers[name] = (*headers.get(name, ()), value)
+        metadata = None
+        if case.identity.claims is not None:
+            claims = self._with_issuer(dict(case.identity.claims))
+            metadata = {self._metadata.namespace: {self._metadata.key: claims}}
+        request = self._request_type(
+            method=case.method,
+            path=case.path,
+            headers=headers,
+            host=headers.get("host", ("",))[0],
+            scheme="https",
+            source_address=case.source_ip,
+            peer=case.identity.spiffe,
+            metadata=metadata,
+            request_id=f"pdp-test:{case.where}",
+        )
+        response = self._check(self._bundle, request, _bundle_keys_only)
+        result = response.result
+        authz = result.request
+        return HttpOutcome(
+            status=response.http_status,
+            allowed=response.allowed,
+            determining_policies=tuple(result.decision.determining_policies),
+            errors=tuple(result.decision.errors),
+            route=result.route,
+            action=authz.action if authz is not None else None,
+            principal=str(result.principal) if result.principal is not None else None,
+            detail=f"gateway: {result.reason or 'allowed'}: {result.message}",
+        )
+
+    def _with_issuer(self, claims: dict[str, Any]) -> dict[str, Any]:
+        """Fill `iss` when the bundle trusts exactly one issuer and the case leaves it out."""
+        jwt = self._bundle.gateway.identity.jwt  # type: ignore[attr-defined]
+        if "iss" not in claims and jwt is not None and len(jwt.issuers) == 1:
+            claims["iss"] = next(iter(jwt.issuers))
+        return claims
+
+
+def _bundle_keys_only(issuer: Any, kid: str | None, algorithm: str) -> Any:
+    """JWT keys from the bundle's JWKS files; JWKS URLs are never fetched by a test run."""
+    keys = getattr(issuer, "keys", None)
+    return keys.get(kid, algorithm) if keys is not None else None

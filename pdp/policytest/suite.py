@@ -1,0 +1,93 @@
+"""Parses one suite file into Cedar cases, expanded matrices and HTTP cases."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pdp.errors import Problem
+from pdp.policytest.cases import ActionResolver, Context, read_case
+from pdp.policytest.fixtures import Scope, read_context, read_entity_list, read_fixtures
+from pdp.policytest.http_cases import read_http_case
+from pdp.policytest.matrix import read_matrix
+from pdp.policytest.model import CedarCase, HttpCase, Location, Suite
+from pdp.policytest.values import Reader, kind
+from pdp.policytest.yamlsrc import SuiteError, YMap, load_yaml
+
+SUITE_KEYS = (
+    "name",
+    "description",
+    "principals",
+    "resources",
+    "contexts",
+    "identities",
+    "entities",
+    "context",
+    "cases",
+    "matrices",
+    "http",
+)
+
+
+def parse_suite(
+    path: str,
+    text: str,
+    shared: Scope,
+    resolve_action: ActionResolver,
+    policies: Mapping[str, str],
+) -> Suite:
+    """Parse the suite at `path` (relative to the bundle); raise SuiteError listing problems."""
+    doc = load_yaml(path, text)
+    reader = Reader(path)
+    if doc is None:
+        raise SuiteError([Problem(path, "empty suite: expected cases, matrices or http", 1)])
+    if not isinstance(doc, YMap):
+        raise SuiteError([Problem(path, f"a suite must be a YAML mapping, not {kind(doc)}", 1)])
+    reader.known_keys(doc, SUITE_KEYS, "a suite")
+    name = path
+    if "name" in doc:
+        name = reader.text(doc, "name", "name") or path
+    scope = Scope(parent=shared)
+    read_fixtures(reader, doc, scope, entity_sets=False)
+    suite_entities: list[dict[str, Any]] = []
+    if "entities" in doc:
+        suite_entities = read_entity_list(reader, doc, "entities", scope, "suite entities") or []
+    suite_context = read_context(reader, doc, "context", scope) if "context" in doc else None
+    ctx = Context(scope, resolve_action, policies, tuple(suite_entities), suite_context)
+
+    cases: list[CedarCase] = []
+    http: list[HttpCase] = []
+    if "cases" in doc:
+        for index in range(len(reader.sequence(doc, "cases", "cases") or [])):
+            case = read_case(reader, doc["cases"], index, name, ctx)
+            if case is not None:
+                cases.append(case)
+    if "matrices" in doc:
+        for index in range(len(reader.sequence(doc, "matrices", "matrices") or [])):
+            cases.extend(read_matrix(reader, doc["matrices"], index, name, ctx))
+    if "http" in doc:
+        for index in range(len(reader.sequence(doc, "http", "http") or [])):
+            http_case = read_http_case(reader, doc["http"], index, name, ctx)
+            if http_case is not None:
+                http.append(http_case)
+    if not any(key in doc for key in ("cases", "matrices", "http")):
+        reader.error(doc, None, "a suite needs at least one of cases, matrices or http")
+    _check_unique_names(reader, cases, http)
+    if reader.problems:
+        raise SuiteError(reader.problems)
+    description = doc.get("description") if isinstance(doc.get("description"), str) else ""
+    return Suite(name, path, description, tuple(cases), tuple(http))
+
+
+def _check_unique_names(reader: Reader, cases: list[CedarCase], http: list[HttpCase]) -> None:
+    seen: dict[str, Location] = {}
+    for case in [*cases, *http]:
+        earlier = seen.setdefault(case.name, case.where)
+        if earlier is not case.where:
+            reader.problems.append(
+                Problem(
+                    case.where.file,
+                    f"duplicate case name {case.name!r} in this suite (first at {earlier})",
+                    case.where.line,
+                )
+            )
