@@ -33,7 +33,8 @@ action share appliesTo { principal: [User], resource: [Doc], context: { level: L
 DOCS_ENTITIES = """\
 [
   {"uid": {"type": "Role", "id": "admin"}, "attrs": {}, "parents": []},
-  {"uid": {"type": "User", "id": "root"}, "attrs": {}, "parents": [{"type": "Role", "id": "admin"}]},
+  {"uid": {"type": "User", "id": "root"}, "attrs": {},
+   "parents": [{"type": "Role", "id": "admin"}]},
   {"uid": {"type": "User", "id": "alice"}, "attrs": {}, "parents": []},
   {"uid": {"type": "Doc", "id": "d1"},
    "attrs": {"owner": {"__entity": {"type": "User", "id": "alice"}}, "archived": false},

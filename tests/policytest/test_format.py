@@ -194,7 +194,8 @@ def test_http_cases_parse(tmp_path: Path) -> None:
             "tests/s.yaml:5: unknown key 'expct' in case 0 (did you mean 'expect'?)",
         ),
         (
-            "cases:\n  - principal: nobody\n    action: read\n    resource: d1\n    expect: allow\n",
+            "cases:\n  - principal: nobody\n    action: read\n    resource: d1\n"
+            "    expect: allow\n",
             "tests/s.yaml:2: principal: unknown fixture 'nobody'",
         ),
         (
@@ -244,7 +245,10 @@ def test_http_cases_parse(tmp_path: Path) -> None:
             "  - {name: a, principal: alice, action: read, resource: d1, expect: allow}\n",
             "tests/s.yaml:3: duplicate case name 'a' in this suite (first at tests/s.yaml:2)",
         ),
-        ("name: nothing\n", "tests/s.yaml:1: a suite needs at least one of cases, matrices or http"),
+        (
+            "name: nothing\n",
+            "tests/s.yaml:1: a suite needs at least one of cases, matrices or http",
+        ),
         (
             "cases:\n  - principal: alice\n    action: read\n    resource: d1\n    expect: allow\n"
             "    entities: [no-such-set]\n",
@@ -263,7 +267,7 @@ def test_every_problem_of_every_file_is_reported_at_once(tmp_path: Path) -> None
         {
             "a.yaml": "cases:\n  - {principal: x, action: read, resource: d1, expect: allow}\n",
             "b.yaml": "cases:\n  - {principal: alice, action: read, resource: y, expect: no}\n",
-            "fixtures/more.yaml": "principals:\n  alice: User::\"again\"\n",
+            "fixtures/more.yaml": 'principals:\n  alice: User::"again"\n',
         },
     )
     assert any(p.startswith("tests/a.yaml:2: principal: unknown fixture 'x'") for p in problems)
@@ -284,7 +288,8 @@ def test_template_ids_cannot_be_expected_as_determining(tmp_path: Path) -> None:
             "    expect: allow\n    determining: [tpl]\n"
         },
     )
-    (root / "tpl.cedar").write_text('@id("tpl")\npermit (principal == ?principal, action, resource);\n')
+    template = '@id("tpl")\npermit (principal == ?principal, action, resource);\n'
+    (root / "tpl.cedar").write_text(template)
     report = run_path(root)
     assert [str(p) for p in report.load_problems] == [
         "tests/s.yaml:6: determining: 'tpl' is a template; name one of its links (links.json)"

@@ -47,9 +47,7 @@ def test_a_failing_suite_says_expected_and_actual(tmp_path: Path) -> None:
     bola, reason, right = report.result.results
     assert bola.status == "failed" and bola.messages == ("expected allow, got deny",)
     assert reason.status == "failed"
-    assert reason.messages == (
-        "determining policies: expected [owner-read], got [admin-all]",
-    )
+    assert reason.messages == ("determining policies: expected [owner-read], got [admin-all]",)
     assert reason.determining == ("admin-all",)
     assert right.status == "passed"
 
