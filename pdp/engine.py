@@ -16,6 +16,12 @@ from pdp.model import AuthzRequest, Decision
 _EVALUATION_ERROR = re.compile(r"^error while evaluating policy `([pl]\d+)`: ")
 _BUILD_PREFIX = "failed to build request: "
 _FIELDS = ("principal", "action", "resource", "context")
+_NO_POLICIES = cedarpy.PolicySet.from_str("")
+_PROBE_REQUEST = {
+    "principal": {"type": "P", "id": ""},
+    "action": {"type": "Action", "id": ""},
+    "resource": {"type": "R", "id": ""},
+}
 
 
 def new_decision_id() -> str:
@@ -28,16 +34,21 @@ def decide(bundle: CompiledBundle, request: AuthzRequest) -> Decision:
     result = cedarpy.is_authorized(
         cedar_request(request), bundle.policy_set, entities, bundle.schema
     )
-    return _decision(bundle, result)
+    return _decision(bundle, result, request)
 
 
 def decide_batch(
-    bundle: CompiledBundle, requests: Sequence[AuthzRequest], shared_entities_json: str | None
+    bundle: CompiledBundle,
+    requests: Sequence[AuthzRequest],
+    shared_entities_json: str | None,
+    positions: Sequence[int] | None = None,
 ) -> list[Decision]:
     """Decide many requests in order. A malformed item is a deny naming its problem.
 
+    `positions` are the items' indices in the caller's batch, for `requests[i]` in errors.
     Raises RequestError only when the shared entities are malformed (the batch as a whole).
     """
+    positions = range(len(requests)) if positions is None else positions
     shared = entities_for(bundle, shared_entities_json, field="entities")
     results: list[Decision | None] = [None] * len(requests)
     plain: list[tuple[int, dict[str, Any]]] = []
@@ -47,20 +58,20 @@ def decide_batch(
             if request.entities_json:
                 own = entities_for(bundle, request.entities_json, base=shared)
                 single = cedarpy.is_authorized(cedar, bundle.policy_set, own, bundle.schema)
-                results[index] = _decision(bundle, single)
+                results[index] = _decision(bundle, single, request)
             else:
                 plain.append((index, cedar))
         except RequestError as exc:
-            results[index] = malformed_decision(bundle, exc)
+            results[index] = malformed_decision(bundle, _in_item(exc, positions[index]))
     if plain:
         batch = cedarpy.is_authorized_batch(
             [cedar for _, cedar in plain], bundle.policy_set, shared, bundle.schema
         )
         for (index, _), result in zip(plain, batch, strict=True):
             try:
-                results[index] = _decision(bundle, result)
+                results[index] = _decision(bundle, result, requests[index])
             except RequestError as exc:
-                results[index] = malformed_decision(bundle, exc)
+                results[index] = malformed_decision(bundle, _in_item(exc, positions[index]))
     return [r for r in results if r is not None]
 
 
@@ -112,16 +123,31 @@ def entities_for(
     try:
         return base.with_added_json_str(entities_json, bundle.schema)
     except ValueError as exc:
-        message = str(exc)
+        message = _entities_error_detail(entities_json, bundle.schema) or str(exc)
         if "duplicate" in message or "already exists" in message:
             message += " (request entities may add to the bundle's entities, never change them)"
         raise RequestError(field, message) from None
 
 
-def _decision(bundle: CompiledBundle, result: cedarpy.AuthzResult) -> Decision:
+def _entities_error_detail(text: str, schema: cedarpy.Schema | None) -> str | None:
+    """Why `text` does not parse; the Entities handle only says "error during deserialization"."""
+    result = cedarpy.is_authorized(_PROBE_REQUEST, _NO_POLICIES, text, schema)
+    head = f"failed to parse entities from:\n{text}: "
+    return next((e[len(head) :] for e in result.diagnostics.errors if e.startswith(head)), None)
+
+
+def _in_item(error: RequestError, index: int) -> RequestError:
+    """`error` located in the batch item at `index`."""
+    prefix = f"requests[{index}]"
+    return RequestError(f"{prefix}.{error.field}" if error.field else prefix, error.message)
+
+
+def _decision(
+    bundle: CompiledBundle, result: cedarpy.AuthzResult, request: AuthzRequest
+) -> Decision:
     diagnostics = result.diagnostics
     if result.decision is cedarpy.Decision.NoDecision:
-        raise _request_error(diagnostics.errors)
+        raise _request_error(diagnostics.errors, request)
     by_id = bundle.by_internal_id
     errors: list[str] = []
     erroring: list[str] = []
@@ -144,9 +170,15 @@ def _decision(bundle: CompiledBundle, result: cedarpy.AuthzResult) -> Decision:
     )
 
 
-def _request_error(errors: list[str]) -> RequestError:
+def _request_error(errors: list[str], request: AuthzRequest) -> RequestError:
     message = "; ".join(e.removeprefix(_BUILD_PREFIX) for e in errors) or "request rejected"
     lowered = message.lower()
     positions = {name: lowered.find(name) for name in _FIELDS if name in lowered}
+    has_context = request.context is not None or request.context_json is not None
+    # Unnamed build errors (bad JSON, unknown extension function) come from the context.
     field = min(positions, key=positions.__getitem__) if positions else "request"
+    if field in ("context", "request") and has_context:
+        field = "context_json" if request.context_json is not None else "context"
+    if "untagged enum" in message:
+        message += " (not a Cedar JSON value: numbers must be whole and fit in 64 bits)"
     return RequestError(field, message)

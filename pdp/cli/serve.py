@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from pdp import logs
 from pdp.bundle.store import BundleStore
@@ -47,6 +48,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve(store, config))
     except OSError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     return EXIT_OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from dataclasses import dataclass, field
 
 import grpc
@@ -84,9 +85,14 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
     await set_health(store.current is not None)
     store.subscribe(on_status)
 
-    port = server.add_insecure_port(config.listen)
-    if port == 0 and not config.listen.startswith("unix:"):
-        raise OSError(f"cannot listen on {config.listen}")
+    if config.listen.startswith("unix:") and _unix_socket_in_use(config.listen[5:]):
+        raise OSError(f"cannot listen on {config.listen}: another server is listening there")
+    try:
+        port = server.add_insecure_port(config.listen)
+    except RuntimeError:  # grpc's bind failure; with so_reuseport 0 a busy port ends here
+        port = 0
+    if port == 0:
+        raise OSError(f"cannot listen on {config.listen}: address in use or not available")
     address = config.listen
     if not config.listen.startswith("unix:"):
         address = f"{config.listen.rsplit(':', 1)[0]}:{port}"
@@ -95,13 +101,25 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
     return RunningServer(server, health, address)
 
 
+def _unix_socket_in_use(path: str) -> bool:
+    """True when a live server accepts on `path` (grpc would silently unlink and replace it)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
 async def serve(store: BundleStore, config: ServeConfig) -> None:
     """Serve until SIGTERM or SIGINT, then let in-flight calls finish within the grace period."""
-    running = await start_server(store, config)
+    # Handlers first: a signal that comes as soon as "listening" is logged still drains.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    running = await start_server(store, config)
     await stopping.wait()
     log.info("shutting down", extra={"event": "stopping", "grace_seconds": config.grace_seconds})
     await running.stop(config.grace_seconds)

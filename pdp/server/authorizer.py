@@ -43,7 +43,7 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         try:
             decision = engine.decide(bundle, convert.authz_request(request))
         except RequestError as exc:
-            await _abort(context, exc)
+            await _abort(context, convert.named_as_sent(exc, request))
         return convert.response(decision)
 
     async def BatchIsAuthorized(
@@ -60,7 +60,7 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
             shared = convert.entities_json(request.entities, request.entities_json, "entities")
             decisions = _decide_items(bundle, request, shared)
         except RequestError as exc:
-            await _abort(context, exc)
+            await _abort(context, convert.named_as_sent(exc, request))
         return pb.BatchIsAuthorizedResponse(results=[convert.response(d) for d in decisions])
 
     async def GetStatus(
@@ -102,13 +102,15 @@ def _decide_items(
 ) -> list[Decision]:
     """Convert each item (a malformed one becomes a deny) and decide the rest in one batch."""
     converted = []
+    positions = []
     malformed: dict[int, Decision] = {}
     for index, item in enumerate(request.requests):
         try:
             converted.append(convert.authz_request(item, prefix=f"requests[{index}]."))
+            positions.append(index)
         except RequestError as exc:
             malformed[index] = engine.malformed_decision(bundle, exc)
-    decided = iter(engine.decide_batch(bundle, converted, shared))
+    decided = iter(engine.decide_batch(bundle, converted, shared, positions))
     return [malformed[i] if i in malformed else next(decided) for i in range(len(request.requests))]
 
 

@@ -14,6 +14,7 @@ from pdp.model import AuthzRequest, Decision, EntityRef
 from pdp.v1 import authorizer_pb2 as pb
 
 _DECISIONS = {True: pb.DECISION_ALLOW, False: pb.DECISION_DENY}
+_LONG_MIN = -(2**63)
 
 
 def authz_request(message: pb.IsAuthorizedRequest, prefix: str = "") -> AuthzRequest:
@@ -32,6 +33,13 @@ def authz_request(message: pb.IsAuthorizedRequest, prefix: str = "") -> AuthzReq
         context_json=message.context_json or None,
         entities_json=entities_json(message.entities, message.entities_json, f"{prefix}entities"),
     )
+
+
+def named_as_sent(error: RequestError, message: Any) -> RequestError:
+    """`error` naming `entities_json` when that, not `entities`, is what `message` set."""
+    if error.field == "entities" and getattr(message, "entities_json", ""):
+        return RequestError("entities_json", error.message)
+    return error
 
 
 def entity_ref(message: Any, name: str, prefix: str = "") -> EntityRef:
@@ -58,6 +66,9 @@ def entities_json(entities: Iterable[pb.Entity], text: str, field: str) -> str |
 def _entity(entity: pb.Entity, field: str) -> dict[str, Any]:
     if not entity.HasField("uid") or not entity.uid.type:
         raise RequestError(f"{field}.uid.type", "must not be empty")
+    for index, parent in enumerate(entity.parents):
+        if not parent.type:
+            raise RequestError(f"{field}.parents[{index}].type", "must not be empty")
     return {
         "uid": {"type": entity.uid.type, "id": entity.uid.id},
         "attrs": struct_to_cedar(entity.attrs, f"{field}.attrs"),
@@ -85,6 +96,8 @@ def _value(value: struct_pb2.Value, field: str) -> Any:
                 f"{number!r} is not a whole number: Cedar numbers are 64-bit integers "
                 '(use {"__extn": {"fn": "decimal", "arg": "..."}} for fractions)',
             )
+        if not _LONG_MIN <= number < -_LONG_MIN:
+            raise RequestError(field, f"{number!r} is out of range for a Cedar Long (64-bit)")
         return int(number)
     if kind == "string_value":
         return value.string_value
