@@ -76,6 +76,14 @@ class BundleStore:
             )
             self._notify()
 
+    def clear_error(self) -> None:
+        """The files load again and equal the active bundle: forget the last load error."""
+        with self._lock:
+            if not self._status.last_error:
+                return
+            self._status = replace(self._status, last_error="", last_error_at=None)
+            self._notify()
+
     def _notify(self) -> None:
         for listener in self._listeners:
             listener(self._status)

@@ -1,0 +1,277 @@
+"""The bundle watcher on real files with the real watchdog observer, and the polling fallback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from pdp.bundle.watcher import Debouncer, EventWatcher, PollWatcher, fingerprint, is_trigger
+
+DEBOUNCE = 0.2
+QUIET = 1.0  # long enough for any debounced report to have arrived
+STARTED = "watch started"
+
+
+class Recorder:
+    """Collects the watcher's reports; `wait_for(n)` blocks until n change reports arrived."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, reason: str) -> None:
+        with self._cond:
+            self.calls.append(reason)
+            self._cond.notify_all()
+
+    @property
+    def changes(self) -> list[str]:
+        return [c for c in self.calls if c != STARTED]
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.changes) >= count, timeout)
+
+    def settled_count(self, quiet: float = QUIET) -> int:
+        """The number of change reports once none arrived for `quiet` seconds."""
+        while True:
+            before = len(self.changes)
+            time.sleep(quiet)
+            if len(self.changes) == before:
+                return before
+
+
+class ConfigMapMount:
+    """A ConfigMap volume laid out as the kubelet does: `x -> ..data/x`, `..data -> ..<stamp>`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._count = 0
+
+    def stage(self, files: dict[str, str]) -> str:
+        """Steps 1-2 of an update: a new timestamped folder and a `..data_tmp` link to it."""
+        self._count += 1
+        stamp = f"..2026_11_30_12_00_{self._count:02d}.{os.getpid()}"
+        folder = self.root / stamp
+        folder.mkdir(parents=True)
+        for name, text in files.items():
+            (folder / name).write_text(text)
+        os.symlink(stamp, self.root / "..data_tmp")
+        return stamp
+
+    def swap(self, files: dict[str, str]) -> None:
+        """Step 3: rename `..data_tmp` over `..data`; then visible links, then the old folder."""
+        data = self.root / "..data"
+        old = os.readlink(data) if data.is_symlink() else None
+        os.replace(self.root / "..data_tmp", data)
+        for name in files:
+            if not (self.root / name).is_symlink():
+                os.symlink(f"..data/{name}", self.root / name)
+        for entry in self.root.iterdir():
+            if entry.is_symlink() and entry.name != "..data" and entry.name not in files:
+                entry.unlink()
+        if old is not None:
+            shutil.rmtree(self.root / old)
+
+    def write(self, files: dict[str, str]) -> None:
+        """One whole kubelet update."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.stage(files)
+        self.swap(files)
+
+
+@contextmanager
+def running(watcher: EventWatcher | PollWatcher) -> Iterator[None]:
+    watcher.start()
+    try:
+        yield
+    finally:
+        watcher.stop()
+
+
+def event_watcher(root: Path, recorder: Recorder) -> EventWatcher:
+    return EventWatcher(root, recorder, debounce=DEBOUNCE)
+
+
+@pytest.mark.parametrize(
+    ("rel", "expected"),
+    [
+        (".", True),
+        ("main.cedar", True),
+        ("orders/read.cedar", True),
+        ("manifest.yaml", True),
+        (".#main.cedar", False),
+        ("main.cedar~", False),
+        (".main.cedar.swp", False),
+        ("main.cedar.tmp", False),
+        ("4913", False),
+        ("#main.cedar#", False),
+        (".git/HEAD", False),
+        ("orders/.hidden.cedar", False),
+        ("..data", True),
+        ("shared/..data", True),
+        (".cache/..data", False),
+        ("..data_tmp", False),
+        ("..2026_11_30_12_00_00.1/main.cedar", False),
+    ],
+)
+def test_is_trigger(rel: str, expected: bool) -> None:
+    assert is_trigger(rel) is expected
+
+
+def test_a_burst_of_writes_is_reported_once(tmp_path: Path) -> None:
+    recorder = Recorder()
+    # a longer cool-down than the default, so a stalled test process cannot split the burst
+    with running(EventWatcher(tmp_path, recorder, debounce=0.5)):
+        assert recorder.calls == [STARTED]
+        for i in range(30):
+            (tmp_path / f"p{i % 5}.cedar").write_text(f"// {i}\n")
+        (tmp_path / "orders").mkdir()
+        (tmp_path / "orders" / "read.cedar").write_text("// read\n")
+        assert recorder.wait_for(1)
+        assert recorder.settled_count() == 1
+    assert "p0.cedar" in recorder.changes[0]
+
+
+def test_temp_files_and_dot_entries_are_not_reported(tmp_path: Path) -> None:
+    (tmp_path / "main.cedar").write_text("// v1\n")
+    recorder = Recorder()
+    with running(event_watcher(tmp_path, recorder)):
+        (tmp_path / ".#main.cedar").write_text("lock")
+        (tmp_path / "main.cedar~").write_text("backup")
+        (tmp_path / ".main.cedar.swp").write_text("swap")
+        (tmp_path / "4913").write_text("")
+        (tmp_path / "4913").unlink()
+        (tmp_path / ".git").mkdir()
+        (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+        (tmp_path / ".hidden.cedar").write_text("permit(")
+        (tmp_path / "main.cedar").read_text()  # reading content is not a change either
+        assert recorder.settled_count() == 0
+        # the watcher was live all along: a real edit, saved the editor way, is reported
+        (tmp_path / ".main.cedar.tmp").write_text("// v2\n")
+        os.replace(tmp_path / ".main.cedar.tmp", tmp_path / "main.cedar")
+        assert recorder.wait_for(1)
+        assert recorder.settled_count() == 1
+
+
+def test_configmap_update_is_reported_on_the_data_link_swap(tmp_path: Path) -> None:
+    mount = ConfigMapMount(tmp_path / "bundle")
+    mount.write({"main.cedar": "// v1\n", "manifest.yaml": "revision: v1\n"})
+    recorder = Recorder()
+    with running(event_watcher(mount.root, recorder)):
+        files = {"main.cedar": "// v2\n", "manifest.yaml": "revision: v2\n"}
+        mount.stage(files)  # a new hidden folder and the `..data_tmp` link: not content yet
+        assert recorder.settled_count() == 0
+        mount.swap(files)
+        assert recorder.wait_for(1)
+        assert recorder.settled_count() == 1
+        assert "..data" in recorder.changes[0]
+        # a second update is seen too (the watch survives the old folder's removal)
+        mount.write({"main.cedar": "// v3\n", "manifest.yaml": "revision: v3\n"})
+        assert recorder.wait_for(2)
+    assert (mount.root / "main.cedar").read_text() == "// v3\n"
+
+
+def test_a_bundle_directory_that_appears_later_is_watched(tmp_path: Path) -> None:
+    root = tmp_path / "bundle"
+    recorder = Recorder()
+    with running(event_watcher(root, recorder)):
+        root.mkdir()
+        (root / "main.cedar").write_text("// v1\n")
+        assert recorder.wait_for(1)
+        assert recorder.settled_count() == 1
+        (root / "main.cedar").write_text("// v2\n")  # the tree watch is attached now
+        assert recorder.wait_for(2)
+        shutil.rmtree(root)
+        assert recorder.wait_for(3)
+        root.mkdir()
+        (root / "main.cedar").write_text("// v3\n")
+        assert recorder.wait_for(4)
+        (root / "main.cedar").write_text("// v4\n")
+        assert recorder.wait_for(5)
+
+
+def test_a_swapped_root_symlink_moves_the_watch(tmp_path: Path) -> None:
+    """git-sync's layout: the bundle path is a link that is atomically pointed elsewhere."""
+    for name in ("rev1", "rev2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "main.cedar").write_text(f"// {name}\n")
+    root = tmp_path / "current"
+    os.symlink("rev1", root)
+    recorder = Recorder()
+    with running(event_watcher(root, recorder)):
+        os.symlink("rev2", tmp_path / "current.tmp")
+        os.replace(tmp_path / "current.tmp", root)
+        assert recorder.wait_for(1)
+        assert recorder.settled_count() == 1
+        (tmp_path / "rev1" / "main.cedar").write_text("// old tree, no longer the bundle\n")
+        assert recorder.settled_count() == 1
+        (tmp_path / "rev2" / "main.cedar").write_text("// edited\n")
+        assert recorder.wait_for(2)
+
+
+def test_poll_watcher_reports_content_changes_only(tmp_path: Path) -> None:
+    mount = ConfigMapMount(tmp_path / "bundle")
+    mount.write({"main.cedar": "// v1\n"})
+    plain = mount.root / "orders"
+    plain.mkdir()
+    (plain / "read.cedar").write_text("// r1\n")
+    recorder = Recorder()
+    watcher = PollWatcher(mount.root, recorder, interval=0.1, settle=0.1)
+    with running(watcher):
+        assert recorder.calls == [STARTED]
+        (mount.root / ".#main.cedar").write_text("lock")
+        (plain / "read.cedar~").write_text("backup")
+        assert recorder.settled_count() == 0
+        (plain / "read.cedar").write_text("// r2, longer\n")
+        assert recorder.wait_for(1)
+        assert recorder.settled_count() == 1
+        mount.write({"main.cedar": "// v2\n"})
+        assert recorder.wait_for(2)
+        assert recorder.settled_count() == 2
+
+
+def test_fingerprint_follows_links_and_skips_hidden_entries(tmp_path: Path) -> None:
+    mount = ConfigMapMount(tmp_path)
+    mount.write({"main.cedar": "// v1\n"})
+    first = fingerprint(tmp_path)
+    (tmp_path / ".#main.cedar").write_text("lock")
+    assert fingerprint(tmp_path) == first
+    mount.write({"main.cedar": "// v2\n"})
+    assert fingerprint(tmp_path) != first
+    assert fingerprint(tmp_path / "missing") == (None,)
+
+
+def test_debouncer_fires_once_per_quiet_period_and_within_max_delay() -> None:
+    batches: list[list[str]] = []
+    fired = threading.Event()
+
+    def action(batch: list[str]) -> None:
+        batches.append(batch)
+        fired.set()
+
+    debouncer = Debouncer(action, delay=0.2, max_delay=0.6)
+    debouncer.start()
+    try:
+        for name in ("a", "b", "a"):
+            debouncer.trigger(name)
+        assert fired.wait(5)
+        time.sleep(0.5)
+        assert batches == [["a", "b"]]
+        # a steady stream (a trigger every 50 ms for 1.5 s) still fires, at most every 0.6 s
+        fired.clear()
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            debouncer.trigger("c")
+            time.sleep(0.05)
+        assert fired.is_set()
+        assert len(batches) >= 2
+    finally:
+        debouncer.stop()
