@@ -8,7 +8,7 @@ from typing import Any
 
 from pdp.bundle.compiler import CompiledBundle
 from pdp.model import EntityRef
-from pdp.policytest.schema_actions import actions_from_schema, testable
+from pdp.policytest.schema_actions import actions_from_schema, requestable
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ def action_catalog(bundle: CompiledBundle) -> ActionCatalog:
     schema = bundle.source.schema
     if schema is not None:
         try:
-            declared = testable(actions_from_schema(schema.path, schema.text))
+            declared = requestable(actions_from_schema(schema.path, schema.text))
             return ActionCatalog(tuple(a.uid for a in declared), "schema")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             note = f"could not read actions from {schema.path}: {exc}"

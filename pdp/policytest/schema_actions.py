@@ -36,7 +36,7 @@ def actions_from_schema(path: str, text: str) -> list[ActionDecl]:
     return _CedarSchemaReader(text).read()
 
 
-def testable(actions: list[ActionDecl]) -> list[ActionDecl]:
+def requestable(actions: list[ActionDecl]) -> list[ActionDecl]:
     """Actions a request can name: leaves out pure groups (no appliesTo, parent of another)."""
     groups = {parent for action in actions for parent in action.parents}
     return [a for a in actions if a.applies or a.uid not in groups]

@@ -69,4 +69,5 @@ def run_bundle(
         result=result,
         coverage=report_coverage,
         coverage_min=coverage_min,
+        coverage_table=coverage,
     )

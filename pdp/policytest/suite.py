@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pdp.errors import Problem
 from pdp.policytest.cases import ActionResolver, Context, read_case
@@ -13,6 +14,8 @@ from pdp.policytest.matrix import read_matrix
 from pdp.policytest.model import CedarCase, HttpCase, Location, Suite
 from pdp.policytest.values import Reader, kind
 from pdp.policytest.yamlsrc import SuiteError, YMap, load_yaml
+
+_Case = TypeVar("_Case", CedarCase, HttpCase)
 
 SUITE_KEYS = (
     "name",
@@ -57,11 +60,12 @@ def parse_suite(
 
     cases: list[CedarCase] = []
     http: list[HttpCase] = []
+    taken: set[str] = set()
     if "cases" in doc:
         for index in range(len(reader.sequence(doc, "cases", "cases") or [])):
             case = read_case(reader, doc["cases"], index, name, ctx)
             if case is not None:
-                cases.append(case)
+                cases.append(_numbered(case, doc["cases"][index], taken))
     if "matrices" in doc:
         for index in range(len(reader.sequence(doc, "matrices", "matrices") or [])):
             cases.extend(read_matrix(reader, doc["matrices"], index, name, ctx))
@@ -69,7 +73,7 @@ def parse_suite(
         for index in range(len(reader.sequence(doc, "http", "http") or [])):
             http_case = read_http_case(reader, doc["http"], index, name, ctx)
             if http_case is not None:
-                http.append(http_case)
+                http.append(_numbered(http_case, doc["http"][index], taken))
     if not any(key in doc for key in ("cases", "matrices", "http")):
         reader.error(doc, None, "a suite needs at least one of cases, matrices or http")
     _check_unique_names(reader, cases, http)
@@ -77,6 +81,17 @@ def parse_suite(
         raise SuiteError(reader.problems)
     description = doc.get("description") if isinstance(doc.get("description"), str) else ""
     return Suite(name, path, description, tuple(cases), tuple(http))
+
+
+def _numbered(case: _Case, item: Any, taken: set[str]) -> _Case:
+    """A case left unnamed gets `#2`, `#3`... when its generated name is already taken."""
+    name = case.name
+    if not (isinstance(item, dict) and item.get("name")):
+        number = 2
+        while name in taken:
+            name, number = f"{case.name} #{number}", number + 1
+    taken.add(name)
+    return case if name == case.name else dataclasses.replace(case, name=name)
 
 
 def _check_unique_names(reader: Reader, cases: list[CedarCase], http: list[HttpCase]) -> None:

@@ -14,6 +14,7 @@ from pdp.model import EntityRef
 from tests.support.conformance import Case, load_cases, positional_ids, write_bundle
 
 SUITE_FILE = "tests/conformance.yaml"
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def write_suite_bundle(case: Case, target: Path) -> Path:
@@ -24,7 +25,8 @@ def write_suite_bundle(case: Case, target: Path) -> Path:
     suite = suite_for(case, ids)
     (target / "tests").mkdir(exist_ok=True)
     (target / SUITE_FILE).write_text(
-        yaml.safe_dump(suite, sort_keys=False, allow_unicode=True, width=1000), encoding="utf-8"
+        yaml.dump(suite, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=1000),
+        encoding="utf-8",
     )
     return target
 

@@ -20,6 +20,7 @@ class Report:
     result: RunResult | None = None
     coverage: Coverage | None = None
     coverage_min: float | None = None
+    coverage_table: bool = False  # --coverage: the text report shows the tables
     load_problems: tuple[Problem, ...] = ()
 
     @property

@@ -29,7 +29,7 @@ def render_text(report: Report, verbose: bool = False) -> str:
         lines.append(f"SKIPPED: {skipped} case(s) did not run; they are not counted as passed")
     for note in result.notes:
         lines.append(f"note: {note}")
-    if report.coverage is not None:
+    if report.coverage is not None and (report.coverage_table or not report.coverage_ok):
         lines.append("")
         lines += coverage_table(report.coverage)
     if report.coverage_message():
