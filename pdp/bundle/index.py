@@ -1,0 +1,335 @@
+"""Indexes a compiled bundle so a request touches only the policies and entities it can reach."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import cedarpy
+
+Uid = tuple[str, str]
+# A scope as the index sees it: ("any",), ("type", T) or ("eq", (T, id)).
+Scope = tuple[Any, ...]
+ANY: Scope = ("any",)
+SLICE_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedPolicy:
+    """What the index needs of one policy: its id, scope and Cedar JSON form."""
+
+    internal_id: str
+    principal: Scope
+    resource: Scope
+    actions: frozenset[Uid] | None  # None: any action
+    est: dict[str, Any]
+    template: tuple[str, dict[str, Any]] | None = None  # (template id, link values) for links
+
+
+def uid_of(value: Any) -> Uid | None:
+    """The uid a Cedar JSON value denotes, if it looks like one (`__entity` or type/id)."""
+    if isinstance(value, dict):
+        inner = value.get("__entity", value)
+        if isinstance(inner, dict):
+            kind, ident = inner.get("type"), inner.get("id")
+            if isinstance(kind, str) and isinstance(ident, str):
+                return (kind, ident)
+    return None
+
+
+def references(value: Any) -> Iterator[Uid]:
+    """Every uid-shaped value inside a Cedar JSON value (over-approximates, never misses)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            uid = uid_of(node)
+            if uid is not None:
+                yield uid
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+class EntityGraph:
+    """The bundle's entities as Cedar JSON by uid, to cut per-request subsets from.
+
+    Cedar renders each entity with its transitive ancestors as parents, so a subset holding
+    an entity knows all its ancestors without holding them. What evaluation can read beyond
+    that is reached through attribute and tag values, or named by policy literals.
+    """
+
+    def __init__(self, entities: cedarpy.Entities, policy_literals: Iterable[Uid]) -> None:
+        self.text: dict[Uid, str] = {}
+        self.refs: dict[Uid, tuple[Uid, ...]] = {}
+        self.ancestors: dict[Uid, frozenset[Uid]] = {}
+        for item in json.loads(str(entities)):
+            uid = uid_of(item["uid"])
+            assert uid is not None
+            self.text[uid] = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+            self.refs[uid] = tuple(
+                set(references(item.get("attrs", {}))) | set(references(item.get("tags", {})))
+            )
+            self.ancestors[uid] = frozenset(
+                u for u in map(uid_of, item.get("parents", [])) if u is not None
+            )
+        self.literal_closure = frozenset(self.closure(policy_literals))
+
+    def __contains__(self, uid: Uid) -> bool:
+        return uid in self.text
+
+    def closure(self, roots: Iterable[Uid], seen: set[Uid] | None = None) -> set[Uid]:
+        """Bundle entities reachable from `roots` through attribute and tag values."""
+        seen = set() if seen is None else seen
+        stack = [uid for uid in roots if uid in self.text and uid not in seen]
+        seen.update(stack)
+        while stack:
+            for ref in self.refs[stack.pop()]:
+                if ref in self.text and ref not in seen:
+                    seen.add(ref)
+                    stack.append(ref)
+        return seen
+
+    def subset_json(self, uids: Iterable[Uid], extra_items: list[str]) -> str:
+        """A Cedar JSON entity list of `uids` (bundle entities) and already-encoded items."""
+        return "[" + ",".join([*(self.text[u] for u in uids), *extra_items]) + "]"
+
+
+class PolicyIndex:
+    """Policies grouped by what their scope can match, with a PolicySet per slice, cached.
+
+    A request's applicable policies are those whose action scope admits its action (through
+    the bundle's action hierarchy) and whose principal and resource scopes admit its types;
+    policies pinned to one principal or resource uid (`==`, including template links) are
+    kept apart and only joined for that uid. Cedar never evaluates a policy whose scope does
+    not match, so leaving such policies out changes no decision, reason or error.
+    """
+
+    def __init__(self, policies: list[IndexedPolicy], graph: EntityGraph) -> None:
+        self._graph = graph
+        self._general: list[IndexedPolicy] = []
+        self._by_principal: dict[Uid, list[IndexedPolicy]] = {}
+        self._by_resource: dict[Uid, list[IndexedPolicy]] = {}
+        self._templates: dict[str, dict[str, Any]] = {}
+        self._pinned_both: set[Uid] = set()
+        for policy in policies:
+            if policy.principal[0] == "eq":
+                self._by_principal.setdefault(policy.principal[1], []).append(policy)
+                if policy.resource[0] == "eq":
+                    self._pinned_both.add(policy.principal[1])
+            elif policy.resource[0] == "eq":
+                self._by_resource.setdefault(policy.resource[1], []).append(policy)
+            else:
+                self._general.append(policy)
+        self._cache: OrderedDict[tuple[Any, ...], cedarpy.PolicySet | None] = OrderedDict()
+
+    def register_template(self, internal_id: str, est: dict[str, Any]) -> None:
+        self._templates[internal_id] = est
+
+    def action_ancestors(self, action: Uid) -> frozenset[Uid]:
+        return self._graph.ancestors.get(action, frozenset())
+
+    def slices(
+        self, principal: Uid, action: Uid, resource: Uid, action_ancestors: frozenset[Uid]
+    ) -> list[cedarpy.PolicySet]:
+        """The policy sets to evaluate for one request; always at least one (maybe empty)."""
+        actions = action_ancestors | {action}
+        found = [
+            self._slice(
+                ("g", actions, principal[0], resource[0]),
+                self._general,
+                principal,
+                resource,
+                actions,
+            )
+        ]
+        pinned = self._by_principal.get(principal)
+        if pinned:
+            # Pinned to both sides: the resource's uid, not just its type, selects.
+            exact = resource if principal in self._pinned_both else resource[0]
+            key = ("p", principal, actions, exact)
+            found.append(self._slice(key, pinned, principal, resource, actions))
+        pinned = self._by_resource.get(resource)
+        if pinned:
+            key = ("r", resource, actions, principal[0])
+            found.append(self._slice(key, pinned, principal, resource, actions))
+        return [s for i, s in enumerate(found) if s is not None or i == 0]  # type: ignore[misc]
+
+    def _slice(
+        self,
+        key: tuple[Any, ...],
+        candidates: list[IndexedPolicy],
+        principal: Uid,
+        resource: Uid,
+        actions: frozenset[Uid],
+    ) -> cedarpy.PolicySet | None:
+        cache = self._cache
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        chosen = [
+            p
+            for p in candidates
+            if (p.actions is None or not p.actions.isdisjoint(actions))
+            and _admits(p.principal, principal)
+            and _admits(p.resource, resource)
+        ]
+        policy_set = self._policy_set(chosen) if chosen or key[0] == "g" else None
+        cache[key] = policy_set
+        if len(cache) > SLICE_CACHE_SIZE:
+            cache.popitem(last=False)
+        return policy_set
+
+    def _policy_set(self, chosen: list[IndexedPolicy]) -> cedarpy.PolicySet:
+        document: dict[str, Any] = {"staticPolicies": {}, "templates": {}, "templateLinks": []}
+        for policy in chosen:
+            if policy.template is None:
+                document["staticPolicies"][policy.internal_id] = policy.est
+                continue
+            template_id, values = policy.template
+            document["templates"][template_id] = self._templates[template_id]
+            document["templateLinks"].append(
+                {"templateId": template_id, "newId": policy.internal_id, "values": values}
+            )
+        return cedarpy.PolicySet.from_json_str(json.dumps(document))
+
+
+def _admits(scope: Scope, uid: Uid) -> bool:
+    kind = scope[0]
+    if kind == "any":
+        return True
+    if kind == "type":
+        return bool(scope[1] == uid[0])
+    return bool(scope[1] == uid)
+
+
+def scope_of(constraint: dict[str, Any], slot_values: dict[str, Any]) -> Scope:
+    """How a principal or resource scope constrains the request's entity."""
+    op = constraint.get("op")
+    if op == "==":
+        target = _scope_entity(constraint, slot_values)
+        return ("eq", target) if target is not None else ANY
+    if op == "is":
+        return ("type", constraint["entity_type"])
+    return ANY  # "All", "in": any type can be a descendant
+
+
+def actions_of(constraint: dict[str, Any]) -> frozenset[Uid] | None:
+    """The action uids an action scope names, or None when it admits every action."""
+    op = constraint.get("op")
+    if op == "==" or (op == "in" and "entity" in constraint):
+        uid = uid_of(constraint["entity"])
+        return frozenset([uid]) if uid is not None else None
+    if op == "in":
+        return frozenset(u for u in map(uid_of, constraint.get("entities", [])) if u is not None)
+    return None
+
+
+def _scope_entity(constraint: dict[str, Any], slot_values: dict[str, Any]) -> Uid | None:
+    if "entity" in constraint:
+        return uid_of(constraint["entity"])
+    value = slot_values.get(constraint.get("slot", ""))
+    return uid_of(value) if value is not None else None
+
+
+def policy_literals(est: dict[str, Any]) -> Iterator[Uid]:
+    """Entity literals a policy's conditions may read data of (attributes, ancestors)."""
+    for condition in est.get("conditions", []):
+        yield from _data_literals(condition.get("body"))
+
+
+def _data_literals(node: Any) -> Iterator[Uid]:
+    """Literals anywhere but as the right operand of `in` or an operand of `==`/`!=`.
+
+    Those positions compare uids or look at the left side's ancestors: no data of the
+    literal itself is read. Everywhere else it may be, so its entity is kept.
+    """
+    if isinstance(node, list):
+        for item in node:
+            yield from _data_literals(item)
+        return
+    if not isinstance(node, dict):
+        return
+    if "Value" in node:
+        yield from references(node["Value"])
+        return
+    for op, operands in node.items():
+        if op in ("==", "!=") and isinstance(operands, dict):
+            for side in ("left", "right"):
+                if not _is_literal(operands.get(side)):
+                    yield from _data_literals(operands.get(side))
+        elif op == "in" and isinstance(operands, dict):
+            yield from _data_literals(operands.get("left"))
+            if not _is_literal(operands.get("right")):
+                yield from _data_literals(operands.get("right"))
+        else:
+            yield from _data_literals(operands)
+
+
+def _is_literal(node: Any) -> bool:
+    """An entity literal or a set of them, as EST writes them."""
+    if isinstance(node, dict) and "Value" in node:
+        return True
+    if isinstance(node, dict) and "Set" in node:
+        return all(_is_literal(item) for item in node["Set"])
+    return False
+
+
+def build_index(
+    policy_set: cedarpy.PolicySet,
+    policies: Iterable[Any],
+    entities: cedarpy.Entities,
+) -> tuple[PolicyIndex | None, EntityGraph]:
+    """Index `policies` (PolicyInfo, with internal ids as in `policy_set`) and `entities`.
+
+    Without a policy index (None) every request is evaluated on the whole policy set.
+    """
+    policies = list(policies)
+    literals: set[Uid] = set()
+    for policy in policies:
+        literals.update(policy_literals(policy.est))
+    graph = EntityGraph(entities, literals)
+    try:  # link values as Cedar parsed them
+        links = (
+            policy_set.to_pst().template_links if any(p.kind == "link" for p in policies) else ()
+        )
+    except ValueError:  # syntax cedarpy's tree does not model yet: evaluate unsliced
+        return None, graph
+    link_values: dict[str, dict[str, Any]] = {}
+    for link in links:
+        link_values[link.new_id] = {
+            f"?{slot}": {"type": _type_name(uid.type), "id": uid.id}
+            for slot, uid in link.values.items()
+        }
+    by_id = {p.id: p for p in policies}
+    indexed: list[IndexedPolicy] = []
+    templates: dict[str, dict[str, Any]] = {}
+    for policy in policies:
+        if policy.kind == "template":
+            templates[policy.internal_id] = policy.est
+            continue
+        values = link_values.get(policy.internal_id, {})
+        template = None
+        if policy.kind == "link":
+            template = (by_id[policy.template_id].internal_id, values)
+        indexed.append(
+            IndexedPolicy(
+                internal_id=policy.internal_id,
+                principal=scope_of(policy.est.get("principal", {}), values),
+                resource=scope_of(policy.est.get("resource", {}), values),
+                actions=actions_of(policy.est.get("action", {})),
+                est=policy.est,
+                template=template,
+            )
+        )
+    index = PolicyIndex(indexed, graph)
+    for internal_id, est in templates.items():
+        index.register_template(internal_id, est)
+    return index, graph
+
+
+def _type_name(entity_type: Any) -> str:
+    return "::".join((*entity_type.namespace, entity_type.basename))
