@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import grpc
@@ -11,8 +12,9 @@ import pdp
 from pdp import engine
 from pdp.bundle.compiler import CompiledBundle
 from pdp.bundle.store import BundleStore
+from pdp.decisionlog import BATCH_IS_AUTHORIZED, IS_AUTHORIZED, LazyRequests, Recorder
 from pdp.errors import LimitExceeded, RequestError
-from pdp.model import Decision
+from pdp.model import AuthzRequest, Decision
 from pdp.server import convert
 from pdp.server.limits import Limits
 from pdp.v1 import authorizer_pb2 as pb
@@ -30,7 +32,9 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         limits: Limits,
         bundle_path: str = "",
         started_at: float | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
+        self._recorder = recorder or Recorder()
         self._store = store
         self._limits = limits
         self._bundle_path = bundle_path
@@ -39,17 +43,22 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
     async def IsAuthorized(
         self, request: pb.IsAuthorizedRequest, context: grpc.aio.ServicerContext
     ) -> pb.IsAuthorizedResponse:
-        bundle = await self._bundle(context)
+        started = time.perf_counter()
+        bundle = await self._bundle(context, IS_AUTHORIZED, started)
         try:
-            decision = engine.decide(bundle, convert.authz_request(request))
+            authz = convert.authz_request(request)
+            decision = engine.decide(bundle, authz)
         except RequestError as exc:
+            self._recorder.failed(IS_AUTHORIZED, started, _status(exc).name)
             await _abort(context, convert.named_as_sent(exc, request))
+        self._recorder.decision(IS_AUTHORIZED, started, bundle, decision, authz)
         return convert.response(decision)
 
     async def BatchIsAuthorized(
         self, request: pb.BatchIsAuthorizedRequest, context: grpc.aio.ServicerContext
     ) -> pb.BatchIsAuthorizedResponse:
-        bundle = await self._bundle(context)
+        started = time.perf_counter()
+        bundle = await self._bundle(context, BATCH_IS_AUTHORIZED, started)
         try:
             if len(request.requests) > self._limits.max_batch_items:
                 raise LimitExceeded(
@@ -60,7 +69,10 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
             shared = convert.entities_json(request.entities, request.entities_json, "entities")
             decisions = _decide_items(bundle, request, shared)
         except RequestError as exc:
+            self._recorder.failed(BATCH_IS_AUTHORIZED, started, _status(exc).name)
             await _abort(context, convert.named_as_sent(exc, request))
+        items = LazyRequests(request.requests, _logged_request)
+        self._recorder.batch(BATCH_IS_AUTHORIZED, started, bundle, decisions, items, shared)
         return pb.BatchIsAuthorizedResponse(results=[convert.response(d) for d in decisions])
 
     async def GetStatus(
@@ -90,9 +102,13 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
             response.last_error_at.CopyFrom(_timestamp(status.last_error_at))
         return response
 
-    async def _bundle(self, context: grpc.aio.ServicerContext) -> CompiledBundle:
+    async def _bundle(
+        self, context: grpc.aio.ServicerContext, api: str = "", started: float = 0.0
+    ) -> CompiledBundle:
         bundle = self._store.current
         if bundle is None:
+            if api:
+                self._recorder.failed(api, started, grpc.StatusCode.UNAVAILABLE.name)
             await context.abort(grpc.StatusCode.UNAVAILABLE, NO_BUNDLE)
         return bundle
 
@@ -114,13 +130,22 @@ def _decide_items(
     return [malformed[i] if i in malformed else next(decided) for i in range(len(request.requests))]
 
 
+def _logged_request(item: pb.IsAuthorizedRequest) -> AuthzRequest | None:
+    """A batch item as the decision log shows it (None when malformed); runs off the call."""
+    try:
+        return convert.authz_request(item)
+    except RequestError:
+        return None
+
+
+def _status(error: RequestError) -> grpc.StatusCode:
+    if isinstance(error, LimitExceeded):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    return grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def _abort(context: grpc.aio.ServicerContext, error: RequestError) -> None:
-    code = (
-        grpc.StatusCode.RESOURCE_EXHAUSTED
-        if isinstance(error, LimitExceeded)
-        else grpc.StatusCode.INVALID_ARGUMENT
-    )
-    await context.abort(code, str(error))
+    await context.abort(_status(error), str(error))
 
 
 def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
