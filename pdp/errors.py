@@ -57,6 +57,21 @@ class LimitExceeded(RequestError):
     code = "resource_exhausted"
 
 
+class AuthnError(PdpError):
+    """A presented credential that failed verification; `reason` is a short snake_case token.
+
+    `reason` is a metric label and log field (`expired`, `bad_signature`, ...); `str()` is a
+    sentence for operators. Neither ever contains the credential itself.
+    """
+
+    code = "unauthenticated"
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        self.message = message
+        super().__init__(message)
+
+
 class NoBundleError(PdpError):
     """No valid bundle is active, so no decision can be made."""
 

@@ -1,0 +1,209 @@
+"""Who is calling: credentials read from a request, verified, and reduced to one principal."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt as pyjwt
+
+from pdp.authn.apikeys import ApiKeyConfig
+from pdp.authn.jwks import Keyring
+from pdp.authn.jwt import Issuer, JwtConfig, KeyLookup, VerifiedToken, peek, verify
+from pdp.authn.mtls import MtlsConfig
+from pdp.authn.principal import Principal, scopes
+from pdp.errors import AuthnError
+from pdp.model import EntityRef
+
+JWT, API_KEY, MTLS, NONE = "jwt", "api_key", "mtls", "none"
+
+
+@dataclass(frozen=True, slots=True)
+class JwtAuthnMetadata:
+    """Where Envoy's `jwt_authn` filter puts the payload it verified (`payload_in_metadata`)."""
+
+    namespace: str = "envoy.filters.http.jwt_authn"
+    key: str = "jwt_payload"
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    """The identity sources of a bundle's routes.yaml; each is off unless configured."""
+
+    jwt: JwtConfig | None = None
+    mtls: MtlsConfig | None = None
+    api_keys: ApiKeyConfig | None = None
+    jwt_authn: JwtAuthnMetadata | None = None
+    anonymous: EntityRef | None = None
+
+    @property
+    def principal_types(self) -> tuple[str, ...]:
+        """Every entity type a principal may have, in a stable order."""
+        types: list[str] = []
+        if self.jwt is not None:
+            types += [i.principal.type for i in self.jwt.issuers.values()]
+        if self.api_keys is not None:
+            types += [k.principal.type for k in self.api_keys.keys]
+        if self.mtls is not None:
+            types.append(self.mtls.principal_type)
+        if self.anonymous is not None:
+            types.append(self.anonymous.type)
+        return tuple(dict.fromkeys(types))
+
+    @property
+    def uses_transport_trust(self) -> bool:
+        """True when an identity source relies on what Envoy asserts (peer or jwt_authn)."""
+        return self.mtls is not None or self.jwt_authn is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What one request presents. `peer` and `jwt_payload` only when the transport is trusted."""
+
+    bearer: str | None = None
+    api_key: str | None = None
+    peer: str | None = None
+    jwt_payload: Mapping[str, Any] | None = None
+    problem: AuthnError | None = None  # a credential present but unreadable
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The verified caller: `principal` None means no credential and no anonymous principal."""
+
+    kind: str  # jwt, api_key, mtls or none
+    principal: Principal | None
+    anonymous: bool = False
+    peer: str | None = None  # a verified mTLS peer, also when the principal is a user
+    scopes: tuple[str, ...] = ()
+    claims: Mapping[str, Any] | None = None
+    token: VerifiedToken | None = None
+    api_key: str | None = None  # the key's name, never the key
+
+
+def read_credentials(
+    headers: Mapping[str, tuple[str, ...]],
+    config: IdentityConfig,
+    peer: str | None = None,
+    metadata: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Credentials:
+    """Credentials from lowercase-named headers (each a tuple of values) and trusted metadata."""
+    problem: AuthnError | None = None
+    bearer: str | None = None
+    authorization = headers.get("authorization", ())
+    if len(authorization) > 1:
+        problem = AuthnError("malformed", "more than one Authorization header")
+    elif authorization:
+        scheme, _, rest = authorization[0].strip().partition(" ")
+        if scheme.lower() == "bearer":
+            bearer = rest.strip()
+            if not bearer:
+                problem = AuthnError("malformed", "empty bearer token")
+    api_key: str | None = None
+    if config.api_keys is not None:
+        values = headers.get(config.api_keys.header, ())
+        if len(values) > 1:
+            problem = problem or AuthnError("malformed", "more than one API key header")
+        elif values:
+            api_key = values[0].strip()
+    payload = None
+    if config.jwt_authn is not None and metadata:
+        namespace = metadata.get(config.jwt_authn.namespace) or {}
+        found = namespace.get(config.jwt_authn.key)
+        payload = found if isinstance(found, Mapping) else None
+    return Credentials(
+        bearer=bearer,
+        api_key=api_key,
+        peer=peer if config.mtls is not None and peer else None,
+        jwt_payload=payload,
+        problem=problem,
+    )
+
+
+def key_lookup(keyring: Keyring) -> KeyLookup:
+    """Keys from the issuer's JWKS file first, then from its JWKS URL through `keyring`."""
+
+    def lookup(issuer: Issuer, kid: str | None, algorithm: str) -> pyjwt.PyJWK | None:
+        if issuer.keys is not None:
+            key = issuer.keys.get(kid, algorithm)
+            if key is not None:
+                return key
+        if issuer.jwks_url is not None:
+            return keyring.source(issuer.jwks_url).get(kid, algorithm)
+        return None
+
+    return lookup
+
+
+def pending_fetch(
+    headers: Mapping[str, tuple[str, ...]], config: IdentityConfig, keyring: Keyring
+) -> bool:
+    """Whether verifying this request's bearer token would fetch a JWKS URL right now."""
+    if config.jwt is None or not any(i.jwks_url for i in config.jwt.issuers.values()):
+        return False
+    bearer = read_credentials(headers, config).bearer
+    if not bearer:
+        return False
+    try:
+        head = peek(bearer, config.jwt)
+    except AuthnError:
+        return False
+    issuer = head.issuer
+    if issuer.jwks_url is None:
+        return False
+    if issuer.keys is not None and issuer.keys.get(head.kid, head.algorithm) is not None:
+        return False
+    return keyring.source(issuer.jwks_url).would_fetch(head.kid, head.algorithm)
+
+
+def identify(creds: Credentials, config: IdentityConfig, lookup: KeyLookup) -> Identity:
+    """Verify every presented credential (any failure: AuthnError), then pick the principal:
+    the JWT subject, else the API key's principal, else the mTLS peer, else anonymous."""
+    if creds.problem is not None:
+        raise creds.problem
+    token = _verified_token(creds, config, lookup)
+    claims = token.claims if token is not None else creds.jwt_payload
+    key = None
+    if creds.api_key is not None:
+        if config.api_keys is None:  # read_credentials only reads the header when configured
+            raise AuthnError("unknown_api_key", "API keys are not accepted")
+        key = config.api_keys.lookup(creds.api_key)
+    peer_principal = None
+    if creds.peer is not None and config.mtls is not None:
+        peer_principal = Principal(config.mtls.principal(creds.peer))
+    if claims is not None:
+        issuer = token.issuer if token is not None else _metadata_issuer(claims, config)
+        return Identity(
+            JWT,
+            issuer.principal.principal(claims),
+            peer=creds.peer,
+            scopes=scopes(claims, issuer.scopes_claim),
+            claims=claims,
+            token=token,
+        )
+    if key is not None:
+        return Identity(API_KEY, Principal(key.principal), peer=creds.peer, api_key=key.name)
+    if peer_principal is not None:
+        return Identity(MTLS, peer_principal, peer=creds.peer)
+    if config.anonymous is not None:
+        return Identity(NONE, Principal(config.anonymous), anonymous=True)
+    return Identity(NONE, None)
+
+
+def _verified_token(
+    creds: Credentials, config: IdentityConfig, lookup: KeyLookup
+) -> VerifiedToken | None:
+    if creds.bearer is None or creds.jwt_payload is not None:
+        return None  # a jwt_authn payload stands for the token Envoy already verified
+    if config.jwt is None or not config.jwt.issuers:
+        raise AuthnError("unknown_issuer", "bearer tokens are not accepted here")
+    return verify(creds.bearer, config.jwt, lookup)
+
+
+def _metadata_issuer(claims: Mapping[str, Any], config: IdentityConfig) -> Issuer:
+    iss = claims.get("iss")
+    issuer = config.jwt.issuers.get(iss) if config.jwt and isinstance(iss, str) else None
+    if issuer is None:
+        raise AuthnError("unknown_issuer", "jwt_authn payload issuer is not trusted")
+    return issuer

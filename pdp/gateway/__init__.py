@@ -1,0 +1,1 @@
+"""The Envoy gateway mapping: routes.yaml, path normalization, and the Check decision."""

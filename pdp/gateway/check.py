@@ -1,0 +1,278 @@
+"""The gateway decision: identity, then route, then policy; every failure is a deny."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pdp import engine
+from pdp.authn.identity import JWT, Identity, identify, read_credentials
+from pdp.authn.jwt import KeyLookup
+from pdp.bundle.compiler import CompiledBundle
+from pdp.errors import AuthnError, RequestError
+from pdp.gateway.config import GatewayConfig
+from pdp.gateway.paths import NormalizedPath, PathError, normalize
+from pdp.gateway.result import (
+    FORBIDDEN,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+    UNKNOWN_ROUTE,
+    CheckResult,
+    GatewayRequest,
+    GatewayResponse,
+)
+from pdp.gateway.routes import IdTemplate, RequestFacts, build_context, match_route
+from pdp.model import AuthzRequest, Decision, EntityRef
+
+# Keys of an Envoy route's `context_extensions` that steer the mapping for that route.
+ROUTE_KEY, ACTION_KEY, RESOURCE_KEY = "pdp.route", "pdp.action", "pdp.resource"
+DEFAULT_UNKNOWN_STATUS = 403
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The Cedar action and resource a request maps to, and how its context is built."""
+
+    route: str | None
+    action: EntityRef
+    resource: EntityRef
+    context: tuple[tuple[str, str], ...]
+    params: Mapping[str, str]
+    principal_types: frozenset[str] | None
+
+
+class _Unmapped(Exception):
+    """No route (or a broken context_extensions override): an unknown endpoint."""
+
+
+def check(
+    bundle: CompiledBundle | None, request: GatewayRequest, lookup: KeyLookup
+) -> GatewayResponse:
+    """Decide one HTTP request against `bundle`: 401, 403, unknown route, or allow."""
+    call = _Call(bundle, request)
+    if bundle is None:
+        return call.deny(503, UNAVAILABLE, "no_bundle", "no valid policy bundle is active")
+    gateway = bundle.gateway
+    if gateway is None:
+        return call.deny(
+            DEFAULT_UNKNOWN_STATUS, UNKNOWN_ROUTE, "no_routes", "the bundle has no routes.yaml"
+        )
+    try:
+        creds = read_credentials(request.headers, gateway.identity, request.peer, request.metadata)
+        identity = identify(creds, gateway.identity, lookup)
+    except AuthnError as exc:
+        return call.deny(401, UNAUTHENTICATED, exc.reason, exc.message, authn_failure=exc.reason)
+    call.identified(identity)
+    if identity.principal is None:
+        return call.deny(401, UNAUTHENTICATED, "no_credential", "no credential was presented")
+    try:
+        path = normalize(request.path)
+        call.fields["path"] = path.path
+        target = _target(gateway, request, path)
+    except (PathError, _Unmapped) as exc:
+        status = gateway.responses.unknown_route_status
+        return call.deny(status, UNKNOWN_ROUTE, "unknown_route", str(exc), unknown_route=True)
+    call.fields["route"] = target.route
+    return _decide(call, bundle, gateway, identity, path, target)
+
+
+def _decide(
+    call: _Call,
+    bundle: CompiledBundle,
+    gateway: GatewayConfig,
+    identity: Identity,
+    path: NormalizedPath,
+    target: Target,
+) -> GatewayResponse:
+    principal = identity.principal
+    assert principal is not None
+    status = 401 if identity.anonymous else 403
+    error = UNAUTHENTICATED if identity.anonymous else FORBIDDEN
+    if target.principal_types is not None and principal.uid.type not in target.principal_types:
+        return call.deny(
+            status,
+            error,
+            "principal_type",
+            f"the schema does not let a {principal.uid.type} perform {target.action}",
+        )
+    facts = RequestFacts(
+        method=call.request.method,
+        path=path,
+        host=call.request.host,
+        scheme=call.request.scheme,
+        source_ip=call.request.source_address,
+        peer=identity.peer,
+        scopes=identity.scopes if identity.kind == JWT else None,
+        identity=identity.kind,
+        claims=identity.claims,
+        params=target.params,
+    )
+    known = (principal.uid.type, principal.uid.id) in gateway.known_entities
+    authz = AuthzRequest(
+        principal=principal.uid,
+        action=target.action,
+        resource=target.resource,
+        context=build_context(target.context, facts),
+        entities_json=None if known else json.dumps([principal.entity_json()]),
+    )
+    call.fields["request"] = authz
+    try:
+        decision = engine.decide(bundle, authz)
+    except RequestError as exc:
+        return call.deny(status, error, "invalid_request", f"Cedar refused the request: {exc}")
+    if decision.allowed:
+        return call.allow(decision, gateway)
+    return call.deny(status, error, "policy", "denied by policy", decision=decision)
+
+
+def _target(gateway: GatewayConfig, request: GatewayRequest, path: NormalizedPath) -> Target:
+    """The route's action and resource, with any context_extensions override applied."""
+    extensions = request.context_extensions
+    route_name = extensions.get(ROUTE_KEY)
+    if route_name is not None:
+        route = gateway.route(route_name)
+        if route is None:
+            raise _Unmapped(f"context_extensions names unknown route {route_name!r}")
+        params = route.template.match(path.segments)
+        if params is None:
+            raise _Unmapped(f"path does not fit route {route_name!r}")
+        found = (route, params)
+    else:
+        matched = match_route(gateway.routes, request.method, path)
+        found = (matched.route, matched.params) if matched is not None else None
+    action_text, resource_text = extensions.get(ACTION_KEY), extensions.get(RESOURCE_KEY)
+    if found is None and (action_text is None or resource_text is None):
+        raise _Unmapped(f"no route for {request.method} {path.path}")
+    route, params = found if found is not None else (None, {})
+    try:
+        action = route.action if route is not None else None
+        if action_text is not None:
+            action = _action(action_text)
+        resource = route.resource(params) if route is not None else None
+        if resource_text is not None:
+            template = EntityRef.parse(resource_text)
+            resource = EntityRef(template.type, IdTemplate(template.id).render(params))
+    except (ValueError, KeyError) as exc:
+        raise _Unmapped(f"bad context_extensions override: {exc}") from None
+    assert action is not None and resource is not None
+    overridden = action_text is not None or resource_text is not None
+    return Target(
+        route=route.name if route is not None else None,
+        action=action,
+        resource=resource,
+        context=route.context if route is not None else gateway.context,
+        params=params,
+        principal_types=None if overridden or route is None else route.principal_types,
+    )
+
+
+def _action(text: str) -> EntityRef:
+    return EntityRef.parse(text) if "::" in text else EntityRef("Action", text)
+
+
+class _Call:
+    """One Check call's accumulating result fields, and the two ways it ends."""
+
+    def __init__(self, bundle: CompiledBundle | None, request: GatewayRequest) -> None:
+        self.bundle = bundle
+        self.request = request
+        self.revision = bundle.revision if bundle is not None else ""
+        self.fields: dict[str, Any] = {
+            "method": request.method,
+            "path": request.path.partition("?")[0],
+            "source_address": request.source_address,
+            "request_id": request.request_id,
+        }
+
+    def identified(self, identity: Identity) -> None:
+        self.fields["identity_kind"] = identity.kind
+        if identity.principal is not None:
+            self.fields["principal"] = identity.principal.uid
+        token = identity.token
+        if token is not None:
+            self.fields["token_iss"] = token.issuer.issuer
+            self.fields["token_kid"] = token.kid
+            self.fields["token_jti"] = token.jti
+
+    def allow(self, decision: Decision, gateway: GatewayConfig) -> GatewayResponse:
+        principal: EntityRef = self.fields["principal"]
+        names = gateway.responses
+        headers = (
+            (names.principal_header, f"{principal.type}::{json.dumps(principal.id)}"),
+            (names.decision_id_header, decision.decision_id),
+        )
+        result = CheckResult(
+            allowed=True,
+            http_status=200,
+            error="",
+            reason="",
+            message="allowed by policy",
+            decision=decision,
+            **self.fields,
+        )
+        return GatewayResponse(
+            True, 200, headers, names.strip_headers, "", _metadata(result), result
+        )
+
+    def deny(
+        self,
+        status: int,
+        error: str,
+        reason: str,
+        message: str,
+        decision: Decision | None = None,
+        **extra: Any,
+    ) -> GatewayResponse:
+        if decision is None:
+            decision = Decision(
+                allowed=False,
+                determining_policies=(),
+                erroring_policies=(),
+                errors=(message,),
+                decision_id=engine.new_decision_id(),
+                bundle_revision=self.revision,
+            )
+        result = CheckResult(
+            allowed=False,
+            http_status=status,
+            error=error,
+            reason=reason,
+            message=message,
+            decision=decision,
+            **{**self.fields, **extra},
+        )
+        headers = [("content-type", "application/json")]
+        if status == 401:
+            bearer = 'Bearer error="invalid_token"' if result.authn_failure else "Bearer"
+            headers.append(("www-authenticate", bearer))
+        body = json.dumps({"error": error, "decision_id": decision.decision_id})
+        return GatewayResponse(False, status, tuple(headers), (), body, _metadata(result), result)
+
+
+def internal_error(
+    bundle: CompiledBundle | None, request: GatewayRequest, exc: BaseException
+) -> GatewayResponse:
+    """The deny for a failure nobody expected: 403, never an allow, never the details."""
+    return _Call(bundle, request).deny(
+        403, FORBIDDEN, "internal_error", f"internal error: {type(exc).__name__}"
+    )
+
+
+def _metadata(result: CheckResult) -> dict[str, Any]:
+    """Envoy dynamic metadata: for access logs and later filters, not for the client."""
+    metadata: dict[str, Any] = {
+        "decision_id": result.decision_id,
+        "decision": "allow" if result.allowed else "deny",
+        "determining_policies": list(result.decision.determining_policies),
+        "bundle_revision": result.decision.bundle_revision,
+        "identity": result.identity_kind,
+    }
+    if result.principal is not None:
+        metadata["principal"] = f"{result.principal.type}::{json.dumps(result.principal.id)}"
+    if result.route is not None:
+        metadata["route"] = result.route
+    if not result.allowed:
+        metadata["reason"] = result.reason
+    return metadata

@@ -1,0 +1,89 @@
+"""Envoy ext_authz v3 messages <-> the gateway's plain types (xds-protos, never vendored)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2
+from envoy.service.auth.v3 import external_auth_pb2 as pb
+from google.protobuf import json_format
+from google.rpc import code_pb2
+
+from pdp.gateway.result import GatewayRequest, GatewayResponse
+
+MAX_HEADER_VALUES = 256
+_OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+
+
+def gateway_request(message: pb.CheckRequest, trusted: bool) -> GatewayRequest:
+    """The plain request Envoy describes. `source.principal` and `metadata_context` are kept
+    only when `trusted` (the caller reached pdp over mTLS or a Unix socket, or is vouched for)."""
+    attributes = message.attributes
+    http = attributes.request.http
+    path = http.path
+    if http.query and "?" not in path:  # Envoy sends the query inside `path`; be lenient
+        path = f"{path}?{http.query}"
+    source = attributes.source
+    address = ""
+    if source.address.HasField("socket_address"):
+        address = source.address.socket_address.address
+    metadata = None
+    if trusted and attributes.HasField("metadata_context"):
+        metadata = {
+            name: json_format.MessageToDict(struct)
+            for name, struct in attributes.metadata_context.filter_metadata.items()
+        }
+    return GatewayRequest(
+        method=http.method,
+        path=path,
+        headers=_headers(http),
+        host=http.host,
+        scheme=http.scheme,
+        source_address=address,
+        peer=(source.principal or None) if trusted else None,
+        metadata=metadata,
+        context_extensions=dict(attributes.context_extensions),
+        request_id=http.id,
+    )
+
+
+def _headers(http: Any) -> dict[str, tuple[str, ...]]:
+    """Headers by lowercase name, from `header_map` when Envoy sent it, else from `headers`."""
+    found: dict[str, list[str]] = {}
+    if http.HasField("header_map") and http.header_map.headers:
+        for entry in http.header_map.headers[:MAX_HEADER_VALUES]:
+            value = entry.value or entry.raw_value.decode("utf-8", "replace")
+            found.setdefault(entry.key.lower(), []).append(value)
+    else:
+        for key, value in http.headers.items():
+            found.setdefault(key.lower(), []).append(value)
+    return {key: tuple(values) for key, values in found.items()}
+
+
+def check_response(response: GatewayResponse) -> pb.CheckResponse:
+    """The CheckResponse for a gateway answer; `status` is always set."""
+    message = pb.CheckResponse()
+    message.dynamic_metadata.update(response.metadata)
+    if response.allowed:
+        message.status.code = code_pb2.OK
+        ok = message.ok_response
+        ok.headers.extend(_header_options(response.headers))
+        ok.headers_to_remove.extend(response.remove_headers)
+        return message
+    status = response.http_status
+    message.status.code = code_pb2.UNAUTHENTICATED if status == 401 else code_pb2.PERMISSION_DENIED
+    denied = message.denied_response
+    denied.status.code = status
+    denied.headers.extend(_header_options(response.headers))
+    denied.body = response.body
+    return message
+
+
+def _header_options(headers: tuple[tuple[str, str], ...]) -> list[base_pb2.HeaderValueOption]:
+    # Overwrite, so a client-sent header of the same name never reaches upstream next to ours.
+    return [
+        base_pb2.HeaderValueOption(
+            header=base_pb2.HeaderValue(key=key, value=value), append_action=_OVERWRITE
+        )
+        for key, value in headers
+    ]

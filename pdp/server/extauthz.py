@@ -1,0 +1,137 @@
+"""The envoy.service.auth.v3.Authorization servicer: convert, run the gateway check, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from envoy.service.auth.v3 import external_auth_pb2 as pb
+from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
+
+from pdp.authn.identity import key_lookup, pending_fetch
+from pdp.authn.jwks import Keyring
+from pdp.bundle.compiler import CompiledBundle
+from pdp.bundle.store import BundleStatus, BundleStore
+from pdp.gateway import envoy
+from pdp.gateway.check import check, internal_error
+from pdp.gateway.result import CheckResult, GatewayRequest, GatewayResponse
+
+log = logging.getLogger("pdp.server.extauthz")
+
+EXT_AUTHZ_SERVICE = pb.DESCRIPTOR.services_by_name["Authorization"].full_name
+# Called once per Check with its result, the bundle it was decided on, and the call's start
+# (`time.perf_counter()`); must not block or raise (errors are logged and ignored).
+CheckListener = Callable[[CheckResult, CompiledBundle | None, float], None]
+
+
+class ExtAuthzService(pb_grpc.AuthorizationServicer):
+    """Thin servicer: every Check is answered with a status, a deny whenever anything fails."""
+
+    def __init__(
+        self,
+        store: BundleStore,
+        config: Any = None,
+        keyring: Keyring | None = None,
+        on_result: CheckListener | None = None,
+    ) -> None:
+        self._store = store
+        self._keyring = keyring or Keyring()
+        self._lookup = key_lookup(self._keyring)
+        self._trust_plaintext = bool(getattr(config, "trust_plaintext_peer", False))
+        self._on_result = on_result or recorder_listener(getattr(config, "recorder", None))
+        self.unknown_endpoints = 0
+        self.authn_failures: collections.Counter[str] = collections.Counter()
+        self._warned = False
+        self._listen = str(getattr(config, "listen", ""))
+        self._client_ca = getattr(config, "client_ca", None)
+        store.subscribe(self._check_transport)
+
+    async def Check(
+        self, request: pb.CheckRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CheckResponse:
+        started = time.perf_counter()
+        bundle = self._store.current
+        plain = GatewayRequest(method="", path="")
+        try:
+            plain = envoy.gateway_request(request, self._trusted(context))
+            response = await self._decide(bundle, plain)
+        except Exception as exc:  # fail closed: a deny, never an error status or an allow
+            log.error(
+                "Check failed; denied",
+                extra={
+                    "event": "check_internal_error",
+                    "error": type(exc).__name__,
+                    "where": "".join(traceback.format_tb(exc.__traceback__)[-3:]),
+                },
+            )
+            response = internal_error(bundle, plain, exc)
+        self._observe(response.result, bundle, started)
+        return envoy.check_response(response)
+
+    async def _decide(
+        self, bundle: CompiledBundle | None, plain: GatewayRequest
+    ) -> GatewayResponse:
+        gateway = bundle.gateway if bundle is not None else None
+        if gateway is not None and pending_fetch(plain.headers, gateway.identity, self._keyring):
+            return await asyncio.to_thread(check, bundle, plain, self._lookup)  # JWKS fetch
+        return check(bundle, plain, self._lookup)
+
+    def _trusted(self, context: grpc.aio.ServicerContext) -> bool:
+        """Whether Envoy's assertions (source.principal, metadata) come over a trusted channel."""
+        if context.peer().startswith("unix:"):
+            return True
+        auth = context.auth_context() or {}
+        if auth.get("x509_pem_cert") or auth.get("x509_common_name"):
+            return True  # a client certificate the server verified (mTLS)
+        return self._trust_plaintext
+
+    def _observe(self, result: CheckResult, bundle: CompiledBundle | None, started: float) -> None:
+        if result.unknown_route:
+            self.unknown_endpoints += 1
+        if result.authn_failure:
+            self.authn_failures[result.authn_failure] += 1
+        if self._on_result is not None:
+            try:
+                self._on_result(result, bundle, started)
+            except Exception:
+                log.exception("Check listener failed", extra={"event": "check_listener_error"})
+
+    def _check_transport(self, status: BundleStatus) -> None:
+        """Warn (once) when a bundle trusts Envoy's assertions on a plaintext TCP port."""
+        bundle = status.bundle
+        gateway = bundle.gateway if bundle is not None else None
+        if self._warned or gateway is None or not gateway.identity.uses_transport_trust:
+            return
+        if self._listen.startswith("unix:") or self._client_ca:
+            return
+        self._warned = True
+        sources = [n for n in ("mtls", "jwt_authn") if getattr(gateway.identity, n) is not None]
+        consequence = (
+            "trusted from ANY caller that can reach the port (--trust-plaintext-peer)"
+            if self._trust_plaintext
+            else "ignored unless the call arrives over mTLS or a unix socket"
+        )
+        log.warning(
+            f"routes.yaml uses {' and '.join(sources)} identity on plaintext TCP "
+            f"{self._listen}: source.principal and metadata_context are {consequence}",
+            extra={"event": "untrusted_transport", "listen": self._listen, "sources": sources},
+        )
+
+
+def recorder_listener(recorder: Any) -> CheckListener | None:
+    """A listener feeding the decision log and metrics (`pdp.decisionlog.Recorder`), if any."""
+    if recorder is None:
+        return None
+    from pdp.decisionlog import CHECK, GatewayFields  # only when a recorder is configured
+
+    def listen(result: CheckResult, bundle: CompiledBundle | None, started: float) -> None:
+        gateway = GatewayFields(**result.gateway_fields())
+        recorder.decision(CHECK, started, bundle, result.decision, result.request, gateway)
+
+    return listen

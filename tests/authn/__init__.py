@@ -1,0 +1,1 @@
+"""Tests of identity: JWTs, key sets, mTLS peers, API keys, claims to principals."""

@@ -1,0 +1,164 @@
+"""Credentials to one verified principal: claims mapping, API keys, mTLS peers, the order."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from pdp.authn.apikeys import ApiKey, ApiKeyConfig, hash_key, parse_hash
+from pdp.authn.identity import (
+    Credentials,
+    IdentityConfig,
+    JwtAuthnMetadata,
+    identify,
+    key_lookup,
+    read_credentials,
+)
+from pdp.authn.jwks import Keyring
+from pdp.authn.mtls import MtlsConfig, trust_domain
+from pdp.authn.principal import AttributeClaim, PrincipalMapping
+from pdp.bundle import load_bundle
+from pdp.errors import AuthnError
+from pdp.model import EntityRef
+from tests.gateway.support import CHECKOUT, EXAMPLE_BUNDLE, REPORTING_KEY, token
+
+EXAMPLE = load_bundle(EXAMPLE_BUNDLE).gateway.identity  # type: ignore[union-attr]
+LOOKUP = key_lookup(Keyring())
+
+
+def who(creds: Credentials, config: IdentityConfig = EXAMPLE):
+    return identify(creds, config, LOOKUP)
+
+
+def test_claims_become_a_principal_with_roles_and_attributes() -> None:
+    mapping = PrincipalMapping(
+        "User",
+        id_claim="sub",
+        roles_claim="realm.roles",
+        role_type="Role",
+        attributes=(
+            AttributeClaim("email", "email"),
+            AttributeClaim("tenant", "tenant", "Tenant"),
+            AttributeClaim("level", "level"),
+            AttributeClaim("groups", "groups"),
+            AttributeClaim("nested", "nested"),
+        ),
+    )
+    claims = {
+        "sub": "900",
+        "realm": {"roles": ["admin", "support", "admin", 7]},
+        "email": "a@b",
+        "tenant": "acme",
+        "level": 3,
+        "groups": ["a", 1, {"x": 1}],
+        "nested": {"x": 1},
+    }
+    principal = mapping.principal(claims)
+    assert principal.uid == EntityRef("User", "900")
+    assert principal.parents == (EntityRef("Role", "admin"), EntityRef("Role", "support"))
+    assert principal.entity_json() == {
+        "uid": {"type": "User", "id": "900"},
+        "attrs": {
+            "email": "a@b",
+            "tenant": {"__entity": {"type": "Tenant", "id": "acme"}},
+            "level": 3,
+            "groups": ["a", 1],
+        },
+        "parents": [{"type": "Role", "id": "admin"}, {"type": "Role", "id": "support"}],
+    }
+
+
+@pytest.mark.parametrize("claims", [{}, {"sub": ""}, {"sub": ["x"]}, {"sub": "x" * 2000}])
+def test_an_unusable_id_claim_is_an_authentication_failure(claims: dict) -> None:
+    with pytest.raises(AuthnError) as info:
+        PrincipalMapping("User").principal(claims)
+    assert info.value.reason == "missing_claim"
+
+
+def test_space_separated_roles_and_numeric_subjects() -> None:
+    mapping = PrincipalMapping("User", roles_claim="scope", role_type="Role")
+    principal = mapping.principal({"sub": 42, "scope": "read write"})
+    assert principal.uid.id == "42"
+    assert [p.id for p in principal.parents] == ["read", "write"]
+
+
+def test_api_keys_are_stored_hashed_and_matched() -> None:
+    digest = parse_hash(hash_key("s3cret"))
+    assert digest == hashlib.sha256(b"s3cret").digest()
+    keys = ApiKeyConfig("x-api-key", (ApiKey("tool", digest, EntityRef("ApiClient", "tool")),))
+    assert keys.lookup("s3cret").name == "tool"
+    for wrong in ("s3cret ", "S3cret", "", "x" * 5000):
+        with pytest.raises(AuthnError):
+            keys.lookup(wrong)
+
+
+@pytest.mark.parametrize("text", ["sha256:ABC", "md5:" + "0" * 64, "0" * 64, "sha256:" + "0" * 63])
+def test_bad_hashes(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_hash(text)
+
+
+def test_mtls_trust_domains() -> None:
+    config = MtlsConfig("Service", ("cluster.local",))
+    assert config.principal(CHECKOUT) == EntityRef("Service", CHECKOUT)
+    assert trust_domain(CHECKOUT) == "cluster.local"
+    for peer in ("spiffe://evil.example/ns/x/sa/y", "CN=checkout", "spiffe://cluster.local\n"):
+        with pytest.raises(AuthnError):
+            config.principal(peer)
+    assert MtlsConfig("Service").principal("CN=checkout").id == "CN=checkout"
+
+
+def test_credentials_are_read_from_headers() -> None:
+    creds = read_credentials(
+        {"authorization": ("Bearer abc",), "x-api-key": ("k",)}, EXAMPLE, peer=CHECKOUT
+    )
+    assert (creds.bearer, creds.api_key, creds.peer, creds.problem) == ("abc", "k", CHECKOUT, None)
+    assert read_credentials({"authorization": ("Basic dTpw",)}, EXAMPLE).bearer is None
+    assert read_credentials({"authorization": ("bearer   abc ",)}, EXAMPLE).bearer == "abc"
+    doubled = read_credentials({"authorization": ("Bearer a", "Bearer b")}, EXAMPLE)
+    assert doubled.problem is not None and doubled.problem.reason == "malformed"
+    assert read_credentials({"authorization": ("Bearer ",)}, EXAMPLE).problem is not None
+
+
+def test_principal_order_jwt_then_api_key_then_peer_then_anonymous() -> None:
+    jwt_id = who(Credentials(bearer=token("42"), api_key=REPORTING_KEY, peer=CHECKOUT))
+    assert (jwt_id.kind, jwt_id.principal.uid.id, jwt_id.peer) == ("jwt", "42", CHECKOUT)
+    key_id = who(Credentials(api_key=REPORTING_KEY, peer=CHECKOUT))
+    assert (key_id.kind, key_id.principal.uid) == ("api_key", EntityRef("ApiClient", "reporting"))
+    peer_id = who(Credentials(peer=CHECKOUT))
+    assert (peer_id.kind, peer_id.principal.uid) == ("mtls", EntityRef("Service", CHECKOUT))
+    anonymous = who(Credentials())
+    assert anonymous.anonymous and anonymous.principal.uid.type == "Anonymous"
+    assert who(Credentials(), IdentityConfig()).principal is None
+
+
+def test_any_failing_credential_fails_the_whole_request() -> None:
+    with pytest.raises(AuthnError):
+        who(Credentials(bearer=token("42"), api_key="wrong"))
+    with pytest.raises(AuthnError):
+        who(Credentials(bearer=token("42"), peer="spiffe://evil.example/x"))
+    with pytest.raises(AuthnError):
+        who(Credentials(bearer="garbage", api_key=REPORTING_KEY))
+
+
+def test_bearer_tokens_without_configured_issuers_are_refused() -> None:
+    with pytest.raises(AuthnError) as info:
+        who(Credentials(bearer=token("42")), IdentityConfig())
+    assert info.value.reason == "unknown_issuer"
+
+
+def test_jwt_authn_payload_maps_through_its_issuer() -> None:
+    config = IdentityConfig(jwt=EXAMPLE.jwt, jwt_authn=JwtAuthnMetadata())
+    payload = {"iss": "https://auth.shop.example/", "sub": "43", "scope": "orders:read"}
+    creds = read_credentials(
+        {}, config, metadata={"envoy.filters.http.jwt_authn": {"jwt_payload": payload}}
+    )
+    identity = who(creds, config)
+    assert (identity.kind, identity.principal.uid.id, identity.scopes) == (
+        "jwt",
+        "43",
+        ("orders:read",),
+    )
+    with pytest.raises(AuthnError):
+        who(Credentials(jwt_payload={"iss": "https://evil/", "sub": "1"}), config)

@@ -1,0 +1,1 @@
+"""Tests of the gateway mapping: paths, routes.yaml, the Check decision."""

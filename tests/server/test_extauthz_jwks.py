@@ -1,0 +1,95 @@
+"""A JWKS URL through a real server: key rotation with an overlap window, rate-limited refresh."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
+
+from tests.gateway.support import (
+    EXAMPLE_BUNDLE,
+    JwksServer,
+    bearer,
+    bundle_with,
+    check_request,
+    ec_key,
+    ext_authz,
+    metadata_of,
+    public_jwk,
+    token,
+)
+from tests.support.server import ServerProcess
+
+MIN_REFRESH = 1.0  # seconds between two fetches of the key set, at most
+CACHE = 4.0  # seconds a fetched key set is fresh
+OLD, NEW = ec_key(), ec_key()
+
+
+@pytest.fixture(scope="module")
+def jwks() -> Iterator[JwksServer]:
+    with JwksServer() as server:
+        server.serve("/jwks", [public_jwk(OLD, "old", "ES256")])
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stub(
+    jwks: JwksServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[pb_grpc.AuthorizationStub]:
+    folder = tmp_path_factory.mktemp("jwks-url")
+    text = (EXAMPLE_BUNDLE / "routes.yaml").read_text()
+    url_keys = (
+        f"url: {jwks.url('/jwks')}\n"
+        f"          cache_seconds: {CACHE}\n"
+        f"          min_refresh_seconds: {MIN_REFRESH}\n"
+        f"          timeout_seconds: 1"
+    )
+    text = text.replace("file: keys/orders.jwks.json", url_keys, 1)
+    root = bundle_with(folder / "bundle", text)
+    with ServerProcess(root, listen=f"unix:{folder}/pdp.sock") as server:
+        assert server.address is not None
+        with ext_authz(server.address) as client:
+            yield client
+
+
+def status(stub: pb_grpc.AuthorizationStub, key: object, kid: str) -> tuple[int, str]:
+    response = stub.Check(
+        check_request("GET", "/api/users/42/orders", bearer(token("42", key=key, kid=kid))),
+        timeout=10,
+    )
+    metadata = metadata_of(response)
+    return response.status.code, metadata.get("reason", "")
+
+
+def test_rotation_with_an_overlap_window_and_a_rate_limit(
+    stub: pb_grpc.AuthorizationStub, jwks: JwksServer
+) -> None:
+    # No fetch at load: the key set is fetched on first use.
+    assert jwks.count("/jwks") == 0
+    assert status(stub, OLD, "old") == (0, "")
+    assert jwks.count("/jwks") == 1
+
+    # Unknown kids (a new key not yet published, or garbage) may trigger one refresh per
+    # MIN_REFRESH, no more, however many tokens arrive.
+    time.sleep(MIN_REFRESH + 0.2)
+    for _ in range(10):
+        assert status(stub, NEW, f"kid-{uuid.uuid4().hex[:8]}") == (16, "unknown_kid")
+    assert jwks.count("/jwks") == 2
+
+    # The issuer publishes the new key beside the old one; the first token signed with it
+    # refreshes the set (once the rate limit allows), and both keys verify.
+    jwks.serve("/jwks", [public_jwk(OLD, "old", "ES256"), public_jwk(NEW, "new", "ES256")])
+    time.sleep(MIN_REFRESH + 0.2)
+    assert status(stub, NEW, "new") == (0, "")
+    assert status(stub, OLD, "old") == (0, "")
+    assert jwks.count("/jwks") == 3
+
+    # The old key is retired; once the cached set expires, its tokens stop verifying.
+    jwks.serve("/jwks", [public_jwk(NEW, "new", "ES256")])
+    time.sleep(CACHE + 0.2)
+    assert status(stub, OLD, "old") == (16, "unknown_kid")
+    assert status(stub, NEW, "new") == (0, "")
+    assert jwks.count("/jwks") == 4
