@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pdp.metrics import (
@@ -680,17 +679,28 @@ def _uid_text(value: Any) -> str | None:
     return None
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+_quote = json.encoder.encode_basestring  # what str(EntityRef) does, without json.dumps' setup
+_last_second: tuple[int, str] = (-1, "")  # the last whole second, formatted; swapped whole
+
+
 def _text(ref: EntityRef | None) -> str | None:
-    return str(ref) if ref is not None else None
+    """`Type::"id"`, exactly as str(EntityRef)."""
+    return f"{ref.type}::{_quote(ref.id)}" if ref is not None else None
 
 
 def _rfc3339(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    global _last_second
+    whole = int(seconds)
+    cached = _last_second
+    if cached[0] != whole:
+        cached = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+        _last_second = cached
+    return f"{cached[1]}.{int((seconds - whole) * 1e6):06d}Z"
 
 
 def _encode(entry: dict[str, Any]) -> bytes:
-    text = json.dumps(entry, separators=(",", ":"), default=str)
-    return text.encode("ascii") + b"\n"
+    return _ENCODER.encode(entry).encode("ascii") + b"\n"
 
 
 class LazyRequests(Sequence[AuthzRequest | None]):
