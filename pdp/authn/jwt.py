@@ -70,10 +70,10 @@ def peek(token: str, config: JwtConfig) -> TokenHeader:
     if len(token) > config.max_token_bytes:
         raise AuthnError("too_large", f"token is longer than {config.max_token_bytes} bytes")
     try:
-        header = jwt.get_unverified_header(token)
-        unverified = jwt.decode(token, options={"verify_signature": False})
+        parts = jwt.decode_complete(token, options={"verify_signature": False})
     except jwt.InvalidTokenError:
         raise AuthnError("malformed", "token is not a well-formed JWS compact JWT") from None
+    header, unverified = parts["header"], parts["payload"]
     algorithm = header.get("alg")
     if not isinstance(algorithm, str) or not algorithm or algorithm.lower() == "none":
         raise AuthnError("alg_none", "unsigned token (alg none) refused")

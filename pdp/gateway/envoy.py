@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2
@@ -76,6 +77,15 @@ def check_response(response: GatewayResponse) -> pb.CheckResponse:
     denied.status.code = status
     denied.headers.extend(_header_options(response.headers))
     denied.body = response.body
+    return message
+
+
+def fallback_deny(decision_id: str) -> pb.CheckResponse:
+    """A bare 403 deny, for when building the real answer failed."""
+    message = pb.CheckResponse()
+    message.status.code = code_pb2.PERMISSION_DENIED
+    message.denied_response.status.code = 403
+    message.denied_response.body = json.dumps({"error": "forbidden", "decision_id": decision_id})
     return message
 
 

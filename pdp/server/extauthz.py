@@ -72,7 +72,11 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
             )
             response = internal_error(bundle, plain, exc)
         self._observe(response.result, bundle, started)
-        return envoy.check_response(response)
+        try:
+            return envoy.check_response(response)
+        except Exception as exc:  # even the encoding failing must still be a deny with a status
+            log.error("Check response failed; denied", extra={"error": type(exc).__name__})
+            return envoy.fallback_deny(response.result.decision_id)
 
     async def _decide(
         self, bundle: CompiledBundle | None, plain: GatewayRequest

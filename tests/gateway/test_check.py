@@ -1,0 +1,153 @@
+"""The gateway decision without a transport: context building, response shapes, conversions."""
+
+from __future__ import annotations
+
+import json
+
+from envoy.service.auth.v3 import external_auth_pb2 as pb
+from google.protobuf import json_format
+
+from pdp.authn.identity import key_lookup
+from pdp.authn.jwks import Keyring
+from pdp.bundle import load_bundle
+from pdp.gateway import envoy
+from pdp.gateway.check import check, internal_error
+from pdp.gateway.paths import normalize
+from pdp.gateway.result import GatewayRequest
+from pdp.gateway.routes import RequestFacts, build_context
+from tests.gateway.support import CHECKOUT, EXAMPLE_BUNDLE, bearer, check_request, token
+
+BUNDLE = load_bundle(EXAMPLE_BUNDLE)
+LOOKUP = key_lookup(Keyring())
+
+
+def request(method: str, path: str, headers: dict[str, str] | None = None, **kw) -> GatewayRequest:
+    values = {k: (v,) for k, v in (headers or {}).items()}
+    return GatewayRequest(method, path, values, source_address="10.0.0.9", **kw)
+
+
+def test_context_sources() -> None:
+    facts = RequestFacts(
+        method="GET",
+        path=normalize("/a/b?x=1&x=2&__entity=evil&y="),
+        host="shop.example",
+        source_ip="2001:db8::1",
+        peer=CHECKOUT,
+        scopes=("orders:read",),
+        identity="jwt",
+        claims={"tier": "gold", "n": 7, "obj": {"__extn": 1, "k": "v"}, "f": 1.5},
+        params={"id": "o-1"},
+    )
+    spec = [
+        ("method", "method"),
+        ("path", "path"),
+        ("host", "host"),
+        ("scheme", "scheme"),
+        ("source_ip", "source_ip"),
+        ("scopes", "scopes"),
+        ("peer", "peer"),
+        ("who", "identity"),
+        ("query", "query"),
+        ("x", "query.x"),
+        ("missing", "query.nope"),
+        ("id", "param.id"),
+        ("tier", "claim.tier"),
+        ("n", "claim.n"),
+        ("obj", "claim.obj"),
+        ("f", "claim.f"),
+    ]
+    assert build_context(spec, facts) == {
+        "method": "GET",
+        "path": "/a/b",
+        "host": "shop.example",
+        "source_ip": {"__extn": {"fn": "ip", "arg": "2001:db8::1"}},
+        "scopes": ["orders:read"],
+        "peer": CHECKOUT,
+        "who": "jwt",
+        "query": {"x": "1", "y": ""},
+        "x": "1",
+        "id": "o-1",
+        "tier": "gold",
+        "n": 7,
+        "obj": {"k": "v"},
+    }
+
+
+def test_the_cedar_request_for_a_user_known_only_from_the_token() -> None:
+    value = token("900", roles=["admin"], tenant="acme", scope="orders:read orders:admin")
+    answer = check(BUNDLE, request("GET", "/api/admin/users/43/orders?x=1", bearer(value)), LOOKUP)
+    authz = answer.result.request
+    assert answer.allowed and authz is not None
+    assert str(authz.principal) == 'User::"900"'
+    assert str(authz.action) == 'Action::"adminListUserOrders"'
+    assert str(authz.resource) == 'User::"43"'
+    assert authz.context == {
+        "method": "GET",
+        "path": "/api/admin/users/43/orders",
+        "source_ip": {"__extn": {"fn": "ip", "arg": "10.0.0.9"}},
+        "scopes": ["orders:read", "orders:admin"],
+    }
+    (entity,) = json.loads(authz.entities_json or "[]")
+    assert entity["parents"] == [{"type": "Role", "id": "admin"}]
+    assert entity["attrs"]["tenant"] == {"__entity": {"type": "Tenant", "id": "acme"}}
+
+
+def test_a_principal_of_the_bundle_is_not_sent_as_a_request_entity() -> None:
+    answer = check(BUNDLE, request("GET", "/api/users/42/orders", bearer(token("42"))), LOOKUP)
+    assert answer.result.request is not None and answer.result.request.entities_json is None
+
+
+def test_principal_header_is_ascii_and_escaped() -> None:
+    value = token('we"ird\u00e9\nid')
+    answer = check(BUNDLE, request("GET", "/api/users/x/orders", bearer(value)), LOOKUP)
+    assert answer.allowed is False  # not their orders; the header is built on allow only
+    assert answer.result.principal is not None
+    name = "caf\u00e9"
+    allowed = check(
+        BUNDLE, request("GET", f"/api/users/{name}/orders", bearer(token(name))), LOOKUP
+    )
+    assert dict(allowed.headers)["x-pdp-principal"] == 'User::"caf\\u00e9"'
+
+
+def test_internal_errors_are_403_denies_without_details() -> None:
+    answer = internal_error(BUNDLE, request("GET", "/x"), RuntimeError("secret detail"))
+    assert (answer.allowed, answer.http_status, answer.result.reason) == (
+        False,
+        403,
+        "internal_error",
+    )
+    assert "secret" not in answer.body and "secret" not in json.dumps(answer.metadata)
+    message = envoy.check_response(answer)
+    assert message.status.code == 7 and message.denied_response.status.code == 403
+
+
+def test_fallback_deny_always_has_a_status() -> None:
+    message = envoy.fallback_deny("d-1")
+    assert message.status.code == 7
+    assert json.loads(message.denied_response.body) == {"error": "forbidden", "decision_id": "d-1"}
+
+
+def test_envoy_conversion_reads_both_header_forms_and_guards_trust() -> None:
+    headers_form = check_request("GET", "/p?q=1", {"Authorization": "Bearer t"}, peer=CHECKOUT)
+    map_form = check_request("GET", "/p?q=1", header_map=[("Authorization", "Bearer t")])
+    for message in (headers_form, map_form):
+        plain = envoy.gateway_request(message, trusted=False)
+        assert plain.headers["authorization"] == ("Bearer t",)
+        assert (plain.method, plain.path, plain.source_address) == ("GET", "/p?q=1", "10.1.2.3")
+        assert plain.peer is None and plain.metadata is None
+    assert envoy.gateway_request(headers_form, trusted=True).peer == CHECKOUT
+
+
+def test_envoy_query_field_is_appended_when_path_lacks_it() -> None:
+    message = check_request("GET", "/p")
+    message.attributes.request.http.query = "a=1"
+    assert envoy.gateway_request(message, trusted=False).path == "/p?a=1"
+
+
+def test_check_response_shapes_round_trip_as_json() -> None:
+    answer = check(BUNDLE, request("GET", "/api/users/42/orders", bearer(token("42"))), LOOKUP)
+    message = envoy.check_response(answer)
+    assert json_format.MessageToDict(message)["status"] == {}  # code 0, OK
+    parsed = pb.CheckResponse()
+    parsed.ParseFromString(message.SerializeToString())
+    assert parsed == message
