@@ -29,8 +29,10 @@ def gateway_checker(bundle: CompiledBundle) -> tuple[HttpChecker | None, str]:
     except ImportError as exc:
         return None, f"{UNAVAILABLE} (this build of pdp has no gateway: {exc.name})"
     gateway = getattr(bundle, "gateway", None)
-    if gateway is None:
+    if gateway is None and bundle.source.routes is None:
         return None, f"{UNAVAILABLE} (the bundle has no routes.yaml)"
+    if gateway is None:
+        return None, f"{UNAVAILABLE} (this build does not compile routes.yaml into the bundle)"
     metadata = gateway.identity.jwt_authn or JwtAuthnMetadata()
     identity = dataclasses.replace(gateway.identity, jwt_authn=metadata)
     trusting = dataclasses.replace(bundle, gateway=dataclasses.replace(gateway, identity=identity))
