@@ -52,7 +52,7 @@ class PrincipalMapping:
 
     def principal(self, claims: Mapping[str, Any]) -> Principal:
         """The principal for verified `claims`; AuthnError when the id claim is unusable."""
-        subject = claim_value(claims, self.id_claim)
+        subject = _whole(claim_value(claims, self.id_claim))
         if isinstance(subject, int) and not isinstance(subject, bool):
             subject = str(subject)
         if not isinstance(subject, str) or not subject or len(subject) > MAX_ID_LENGTH:
@@ -98,8 +98,16 @@ def scopes(claims: Mapping[str, Any], path: str) -> tuple[str, ...]:
     return tuple(roles(claims, path))
 
 
+def _whole(value: Any) -> Any:
+    """A whole float as an int: claims from Envoy metadata (a protobuf Struct) are doubles."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _cedar_value(value: Any, entity_type: str | None) -> Any:
     """A claim as a Cedar JSON value; None when it has no Cedar form (dropped)."""
+    value = _whole(value)
     if value is None:
         return None
     if entity_type is not None:

@@ -83,6 +83,12 @@ def test_space_separated_roles_and_numeric_subjects() -> None:
     assert [p.id for p in principal.parents] == ["read", "write"]
 
 
+def test_whole_doubles_from_envoy_metadata_read_as_integers() -> None:
+    mapping = PrincipalMapping("User", attributes=(AttributeClaim("level", "level"),))
+    principal = mapping.principal({"sub": 42.0, "level": 3.0, "ratio": 0.5})
+    assert principal.uid.id == "42" and principal.attrs == {"level": 3}
+
+
 def test_api_keys_are_stored_hashed_and_matched() -> None:
     digest = parse_hash(hash_key("s3cret"))
     assert digest == hashlib.sha256(b"s3cret").digest()

@@ -33,6 +33,7 @@ from tests.gateway.support import (
     metadata_of,
     token,
 )
+from tests.gateway.test_paths import CONFUSION
 from tests.support.server import ServerProcess
 
 OK, PERMISSION_DENIED, UNAUTHENTICATED = 0, 7, 16
@@ -310,3 +311,15 @@ def test_a_bundle_without_routes_denies_every_check(tmp_path: Path) -> None:
         with ext_authz(running.address) as client:
             response = call(client, "GET", "/api/users/42/orders", bearer(token("42")))
     assert_denied(response, 403, "unknown_route", "no_routes")
+
+
+@pytest.mark.parametrize(("method", "target", "route"), CONFUSION)
+def test_path_confusion_through_the_server(
+    stub: pb_grpc.AuthorizationStub, method: str, target: str, route: str | None
+) -> None:
+    identity = bearer(token("admin-ada")) if route != "reserve-stock" else {}
+    response = call(stub, method, target, identity, peer=CHECKOUT)
+    metadata = metadata_of(response)
+    assert metadata.get("route") == route
+    if route is None:
+        assert_denied(response, 404, "unknown_route", "unknown_route")
