@@ -9,6 +9,7 @@ from typing import Any
 
 import cedarpy
 
+from pdp import evaluation
 from pdp.bundle.compiler import CompiledBundle
 from pdp.errors import RequestError
 from pdp.model import AuthzRequest, Decision
@@ -30,11 +31,10 @@ def new_decision_id() -> str:
 
 def decide(bundle: CompiledBundle, request: AuthzRequest) -> Decision:
     """Decide one request; raise RequestError when the request is malformed."""
-    entities = entities_for(bundle, request.entities_json)
-    result = cedarpy.is_authorized(
-        cedar_request(request), bundle.policy_set, entities, bundle.schema
-    )
-    return _decision(bundle, result, request)
+    cedar = cedar_request(request)
+    entities, sliceable = entities_for(bundle, [cedar], request.entities_json)
+    outcome = evaluation.authorize(bundle, evaluation.Scoped(cedar, entities, sliceable))
+    return _decision(bundle, outcome, request)
 
 
 def decide_batch(
@@ -49,27 +49,35 @@ def decide_batch(
     Raises RequestError only when the shared entities are malformed (the batch as a whole).
     """
     positions = range(len(requests)) if positions is None else positions
-    shared = entities_for(bundle, shared_entities_json, field="entities")
     results: list[Decision | None] = [None] * len(requests)
     plain: list[tuple[int, dict[str, Any]]] = []
+    own: list[tuple[int, dict[str, Any]]] = []
     for index, request in enumerate(requests):
         try:
             cedar = cedar_request(request)
-            if request.entities_json:
-                own = entities_for(bundle, request.entities_json, base=shared)
-                single = cedarpy.is_authorized(cedar, bundle.policy_set, own, bundle.schema)
-                results[index] = _decision(bundle, single, request)
-            else:
-                plain.append((index, cedar))
+        except RequestError as exc:
+            results[index] = malformed_decision(bundle, _in_item(exc, positions[index]))
+            continue
+        (own if request.entities_json else plain).append((index, cedar))
+    shared, sliceable = entities_for(
+        bundle, [cedar for _, cedar in plain + own], shared_entities_json, field="entities"
+    )
+    for index, cedar in own:
+        request = requests[index]
+        try:
+            entities, own_sliceable = entities_for(
+                bundle, [cedar], request.entities_json, base_json=shared_entities_json
+            )
+            scoped = evaluation.Scoped(cedar, entities, own_sliceable)
+            results[index] = _decision(bundle, evaluation.authorize(bundle, scoped), request)
         except RequestError as exc:
             results[index] = malformed_decision(bundle, _in_item(exc, positions[index]))
     if plain:
-        batch = cedarpy.is_authorized_batch(
-            [cedar for _, cedar in plain], bundle.policy_set, shared, bundle.schema
-        )
-        for (index, _), result in zip(plain, batch, strict=True):
+        cedars = [cedar for _, cedar in plain]
+        outcomes = evaluation.authorize_batch(bundle, cedars, shared, sliceable)
+        for (index, _), outcome in zip(plain, outcomes, strict=True):
             try:
-                results[index] = _decision(bundle, result, requests[index])
+                results[index] = _decision(bundle, outcome, requests[index])
             except RequestError as exc:
                 results[index] = malformed_decision(bundle, _in_item(exc, positions[index]))
     return [r for r in results if r is not None]
@@ -112,18 +120,21 @@ def cedar_request(request: AuthzRequest) -> dict[str, Any]:
 
 def entities_for(
     bundle: CompiledBundle,
+    cedars: Sequence[dict[str, Any]],
     entities_json: str | None,
-    base: cedarpy.Entities | None = None,
+    base_json: str | None = None,
     field: str = "entities",
-) -> cedarpy.Entities:
-    """The bundle's entities plus request entities; the base handle as is when there are none."""
-    base = bundle.entities if base is None else base
-    if not entities_json:
-        return base
+) -> tuple[cedarpy.Entities, bool]:
+    """Entities for `cedars` plus request entities, and whether policy slicing stays exact.
+
+    Without request entities this is the bundle's handle as is; with them, only the bundle
+    entities the requests can reach are copied, so the cost does not grow with the bundle.
+    """
     try:
-        return base.with_added_json_str(entities_json, bundle.schema)
+        return evaluation.scoped_entities(bundle, cedars, entities_json, base_json)
     except ValueError as exc:
-        message = _entities_error_detail(entities_json, bundle.schema) or str(exc)
+        text = entities_json or base_json or ""
+        message = _entities_error_detail(text, bundle.schema) or str(exc)
         if "duplicate" in message or "already exists" in message:
             message += " (request entities may add to the bundle's entities, never change them)"
         raise RequestError(field, message) from None
@@ -143,15 +154,14 @@ def _in_item(error: RequestError, index: int) -> RequestError:
 
 
 def _decision(
-    bundle: CompiledBundle, result: cedarpy.AuthzResult, request: AuthzRequest
+    bundle: CompiledBundle, outcome: evaluation.Outcome, request: AuthzRequest
 ) -> Decision:
-    diagnostics = result.diagnostics
-    if result.decision is cedarpy.Decision.NoDecision:
-        raise _request_error(diagnostics.errors, request)
+    if outcome.allowed is None:
+        raise _request_error(list(outcome.errors), request)
     by_id = bundle.by_internal_id
     errors: list[str] = []
     erroring: list[str] = []
-    for error in diagnostics.errors:
+    for error in outcome.errors:
         match = _EVALUATION_ERROR.match(error)
         if match is None:
             errors.append(error)
@@ -161,8 +171,8 @@ def _decision(
             erroring.append(policy.id)
         errors.append(f"error while evaluating policy `{policy.id}`: {error[match.end() :]}")
     return Decision(
-        allowed=result.decision is cedarpy.Decision.Allow,
-        determining_policies=tuple(by_id[i].id for i in diagnostics.reasons),
+        allowed=outcome.allowed,
+        determining_policies=tuple(by_id[i].id for i in outcome.reasons),
         erroring_policies=tuple(erroring),
         errors=tuple(errors),
         decision_id=new_decision_id(),

@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from pdp.decisionlog import LogRules
 from pdp.errors import BundleError, Problem
 
 MANIFEST = "manifest.yaml"
@@ -19,6 +20,14 @@ SCHEMA_SUFFIXES = (".cedarschema", ".cedarschema.json")
 VALIDATION_MODES = ("strict", "off")
 MANIFEST_KEYS = {"name", "revision", "validation", "decision_log"}
 MAX_FILE_BYTES = 32 * 1024 * 1024
+
+
+class BundleLoadError(BundleError):
+    """A bundle that does not load: its errors, plus the warnings found on the way."""
+
+    def __init__(self, problems: list[Problem], warnings: tuple[Problem, ...] = ()) -> None:
+        super().__init__(problems)
+        self.warnings = warnings
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +160,7 @@ def read_bundle(root: str | os.PathLike[str]) -> BundleSource:
         problems.extend(p for p in manifest_problems if p.severity == "error")
         warnings.extend(p for p in manifest_problems if p.severity == "warning")
     if problems:
-        raise BundleError(problems)
+        raise BundleLoadError(problems, tuple(warnings))
 
     return BundleSource(
         root=str(base),
@@ -198,35 +207,55 @@ def _unknown_file_message(rel: str) -> str:
 
 def _parse_manifest(source: SourceFile) -> tuple[Manifest, list[Problem]]:
     problems: list[Problem] = []
+    loader = yaml.SafeLoader(source.text)
     try:
-        raw = yaml.safe_load(source.text)
+        node = loader.get_single_node()
+        raw = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        return Manifest(), [Problem(source.path, f"invalid YAML: {exc}", line=line)]
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
+        return Manifest(), [_yaml_problem(source.path, exc)]
+    finally:
+        loader.dispose()
+    if node is None:  # empty, or only comments
+        node, raw = yaml.MappingNode("tag:yaml.org,2002:map", []), {}
+    if not isinstance(raw, dict) or not isinstance(node, yaml.MappingNode):
         return Manifest(), [Problem(source.path, "must be a YAML mapping", line=1)]
-    for key in sorted(set(raw) - MANIFEST_KEYS):
-        line = _yaml_key_line(source.text, key)
+    # Values are read as written: YAML would turn `revision: 1.10` into 1.1, `0123` into 83
+    # and `2026-11-30` into a date, and a bare `validation: off` into false.
+    nodes: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for key, value in node.value:
+        if not key.tag.endswith(":str"):
+            continue
+        if key.value in nodes:
+            first = nodes[key.value][0].start_mark.line + 1
+            where = f"duplicate key {key.value!r} (first at line {first})"
+            problems.append(Problem(source.path, where, key.start_mark.line + 1))
+        nodes[key.value] = (key, value)
+    for key in sorted(set(raw) - MANIFEST_KEYS, key=str):
+        line = nodes[key][0].start_mark.line + 1 if key in nodes else None
         problems.append(Problem(source.path, f"unknown key {key!r}", line, severity="warning"))
-    if isinstance(raw.get("validation"), bool):  # YAML 1.1 reads a bare `off` as false
-        raw = {**raw, "validation": "strict" if raw["validation"] else "off"}
     values: dict[str, str] = {}
     for key in ("name", "revision", "validation"):
-        value = raw.get(key)
-        if value is not None and not isinstance(value, str | int | float):
-            line = _yaml_key_line(source.text, key)
+        if key not in nodes:
+            continue
+        key_node, value_node = nodes[key]
+        line = key_node.start_mark.line + 1
+        if value_node.tag.endswith(":null"):
+            continue
+        if not isinstance(value_node, yaml.ScalarNode):
             problems.append(Problem(source.path, f"{key} must be a string", line))
-        elif value is not None:
-            values[key] = str(value)
+        else:
+            values[key] = value_node.value
     validation = values.get("validation", "strict")
     if validation not in VALIDATION_MODES:
-        line = _yaml_key_line(source.text, "validation")
+        line = nodes["validation"][0].start_mark.line + 1
         problems.append(
             Problem(source.path, f"validation must be 'strict' or 'off', not {validation!r}", line)
         )
+    try:
+        LogRules.parse(raw.get("decision_log"))
+    except ValueError as exc:
+        line = nodes["decision_log"][0].start_mark.line + 1 if "decision_log" in nodes else None
+        problems.append(Problem(source.path, str(exc), line))
     manifest = Manifest(
         name=values.get("name", ""),
         revision=values.get("revision", ""),
@@ -236,11 +265,15 @@ def _parse_manifest(source: SourceFile) -> tuple[Manifest, list[Problem]]:
     return manifest, problems
 
 
-def _yaml_key_line(text: str, key: str) -> int | None:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.startswith(f"{key}:"):
-            return number
-    return None
+def _yaml_problem(path: str, exc: yaml.YAMLError) -> Problem:
+    """`invalid YAML: <what>` at the line and column YAML reports, without its quoted excerpt."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    message = f"invalid YAML: {what}" + (f" ({context})" if context else "")
+    if mark is None:
+        return Problem(path, message)
+    return Problem(path, message, mark.line + 1, mark.column + 1)
 
 
 def content_digest(files: dict[str, str]) -> str:

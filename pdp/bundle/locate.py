@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 
@@ -15,14 +16,17 @@ class Statement:
     column: int
 
 
-def split_statements(source: str) -> list[Statement]:
+def split_statements(source: str, nested: bool = False) -> list[Statement]:
     """Split Cedar policy text at top-level `;`, skipping strings and `//` comments.
 
     The result is for locating errors only; cedarpy stays the parser of record. Trailing text
     without a `;` (a truncated policy) is returned as a last statement so it can be blamed.
+    With `nested` (Cedar schema text), `;` inside braces does not split, and a closing brace
+    back at the top level not followed by `;` ends a declaration (`namespace A { ... }`).
     """
     statements: list[Statement] = []
     start: int | None = None
+    depth = 0
     i, n = 0, len(source)
     while i < n:
         ch = source[i]
@@ -41,7 +45,14 @@ def split_statements(source: str) -> list[Statement]:
                 i += 2 if source[i] == "\\" else 1
             i += 1
             continue
-        if ch == ";":
+        if nested and ch == "{":
+            depth += 1
+        elif nested and ch == "}" and depth > 0:
+            depth -= 1
+            if depth == 0 and not source[i + 1 :].lstrip().startswith(";"):
+                statements.append(_statement(source, start, i + 1))
+                start = None
+        elif ch == ";" and depth == 0:
             statements.append(_statement(source, start, i + 1))
             start = None
         i += 1
@@ -92,6 +103,15 @@ def _skip_ws(source: str, i: int) -> int:
 
 
 def line_of_token(source: str, token: str) -> int | None:
-    """The first line that contains `token` as written, if any (best effort for schema errors)."""
-    offset = source.find(token)
-    return None if offset < 0 else position(source, offset)[0]
+    """The first line that uses `token` outside a `//` comment, if any (for schema errors).
+
+    An identifier matches whole words only, so `Usr` is not found inside `User`.
+    """
+    pattern = re.escape(token)
+    if re.fullmatch(r"\w+", token):
+        pattern = rf"(?<![\w]){pattern}(?![\w])"
+    for match in re.finditer(pattern, source):
+        line_start = source.rfind("\n", 0, match.start()) + 1
+        if "//" not in source[line_start : match.start()]:
+            return position(source, match.start())[0]
+    return None

@@ -25,6 +25,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+_FLAGS = {
+    "principal": "--principal",
+    "action": "--action",
+    "resource": "--resource",
+    "context": "--context",
+    "context_json": "--context",
+    "entities": "--entities",
+    "entities_json": "--entities",
+}
+
+
 def _uid(text: str) -> EntityRef:
     try:
         return EntityRef.parse(text)
@@ -40,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     if args.entities:
         try:
             entities_json = Path(args.entities).read_text(encoding="utf-8")
-        except OSError as exc:
-            print(f"error: --entities: {exc}", file=sys.stderr)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            print(f"error: --entities: cannot read {args.entities}: {reason}", file=sys.stderr)
             return EXIT_USAGE
     request = AuthzRequest(
         principal=args.principal,
@@ -53,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         decision = engine.decide(bundle, request)
     except RequestError as exc:
-        print(f"error: invalid request: {exc}", file=sys.stderr)
+        # Name the flag the user typed, not the API field behind it (context_json, ...).
+        flag = _FLAGS.get(exc.field.split(".", 1)[0].split("[", 1)[0])
+        where = f"{flag}: {exc.message}" if flag else str(exc)
+        print(f"error: invalid request: {where}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
         print(

@@ -6,7 +6,7 @@ import sys
 from typing import TextIO
 
 from pdp.bundle import CompiledBundle, load_bundle
-from pdp.errors import BundleError
+from pdp.errors import BundleError, Problem
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -16,15 +16,23 @@ EXIT_TEST_FAILED = 4
 EXIT_DENY = 5
 
 
-def load_or_report(path: str, out: TextIO = sys.stderr) -> CompiledBundle | None:
+def load_or_report(path: str, out: TextIO | None = None) -> CompiledBundle | None:
     """Load the bundle; on failure print each problem as `file[:line[:col]]: message`."""
+    out = out or sys.stderr  # looked up per call, so a redirected stderr is honoured
     try:
         bundle = load_bundle(path)
     except BundleError as exc:
-        for problem in exc.problems:
+        for problem in sorted(exc.problems, key=_location):
             print(f"{problem}", file=out)
+        # A warning can explain an error (entity.json next to an unknown-entity error).
+        for warning in getattr(exc, "warnings", ()):
+            print(f"{warning} [warning]", file=out)
         print(f"error: bundle {path} does not load ({len(exc.problems)} problem(s))", file=out)
         return None
     for warning in bundle.warnings:
         print(f"{warning} [warning]", file=out)
     return bundle
+
+
+def _location(problem: Problem) -> tuple[str, int, int]:
+    return problem.file, problem.line or 0, problem.column or 0

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import cedarpy
 
-from pdp.bundle.loader import is_ignored
+from pdp.bundle.compiler import locate_parse_errors
+from pdp.bundle.loader import SourceFile, is_ignored
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,9 +41,16 @@ def run(args: argparse.Namespace) -> int:
     for path in cedar_files(args.paths):
         try:
             original = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            print(f"{path}: cannot read: {reason}", file=sys.stderr)
+            failed = True
+            continue
+        try:
             formatted = cedarpy.format_policies(original, args.line_width, args.indent_width)
-        except (OSError, ValueError) as exc:
-            print(f"{path}: {exc}", file=sys.stderr)
+        except ValueError as exc:  # located as `pdp check` does: file:line:col of the statement
+            for problem in locate_parse_errors(SourceFile(str(path), original), str(exc)):
+                print(problem, file=sys.stderr)
             failed = True
             continue
         if not formatted.endswith("\n"):

@@ -1,14 +1,19 @@
-"""`pdp serve BUNDLE`: load the bundle, then serve gRPC until SIGTERM/SIGINT."""
+"""`pdp serve BUNDLE`: load the bundle, serve gRPC and reload on change until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from functools import partial
 
 from pdp import logs
+from pdp.bundle.reload import Reloader, bundle_present
 from pdp.bundle.store import BundleStore
+from pdp.bundle.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME, load_or_report
+from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
+from pdp.metrics import parse_address
 from pdp.server.app import ServeConfig, serve
 from pdp.server.limits import Limits
 
@@ -28,26 +33,128 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--max-batch", type=int, default=DEFAULTS.max_batch_items, help="items per batch call"
     )
     parser.add_argument("--grace", type=float, default=10.0, help="seconds to drain on stop")
+    parser.add_argument(
+        "--watch",
+        choices=WATCH_MODES,
+        default="auto",
+        help="reload on change: auto (inotify), poll (NFS, EFS) or off (SIGHUP only)",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=_seconds,
+        default=POLL_INTERVAL_SECONDS,
+        metavar="SECONDS",
+        help="scan interval for --watch=poll (default %(default)s)",
+    )
+    parser.add_argument(
+        "--wait-for-bundle",
+        action="store_true",
+        help="start NOT_SERVING when the bundle directory is missing or empty, until it appears",
+    )
+    parser.add_argument(
+        "--decision-log",
+        default="-",
+        metavar="PATH|-|off",
+        help="decision log: one JSON line per decision (default - = stdout)",
+    )
+    parser.add_argument(
+        "--decision-log-sample",
+        type=_sampling,
+        default=Sampling(),
+        metavar="all|deny-only|RATE",
+        help="log every deny and all allows, none, or this fraction of allows (default all)",
+    )
+    parser.add_argument(
+        "--decision-log-buffer",
+        type=_positive_int,
+        default=DEFAULT_CAPACITY,
+        metavar="N",
+        help="entries queued for a slow sink before new ones are dropped (default %(default)s)",
+    )
+    parser.add_argument(
+        "--metrics",
+        type=_address,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (default off)",
+    )
+    parser.add_argument(
+        "--trust-plaintext-peer",
+        action="store_true",
+        help="ext_authz: trust Envoy's source.principal and metadata_context on a plaintext TCP "
+        "port (only when nothing but Envoy can reach it; else use mTLS or a unix socket)",
+    )
     parser.add_argument("--log-level", default="info")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     logs.configure(args.log_level)
-    bundle = load_or_report(args.bundle)
-    if bundle is None:
-        return EXIT_BUNDLE
     store = BundleStore()
-    store.activate(bundle)
+    reloader = Reloader(args.bundle, store)
+    watcher = make_watcher(args.watch, args.bundle, reloader.request, args.poll_interval)
+    if args.wait_for_bundle and not bundle_present(args.bundle):
+        print(f"waiting for a bundle at {args.bundle} (NOT_SERVING until then)", file=sys.stderr)
+        if watcher is None:
+            reloader.request("waiting for a bundle")
+    else:
+        bundle = load_or_report(args.bundle)
+        if bundle is None:
+            return EXIT_BUNDLE
+        store.activate(bundle)
+    try:
+        recorder = Recorder.start(
+            args.decision_log,
+            args.decision_log_sample,
+            args.decision_log_buffer,
+            args.metrics,
+            store,
+        )
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
     config = ServeConfig(
         bundle_path=args.bundle,
         listen=args.listen,
         limits=Limits(max_message_bytes=args.max_message_bytes, max_batch_items=args.max_batch),
         grace_seconds=args.grace,
+        recorder=recorder,
+        trust_plaintext_peer=args.trust_plaintext_peer,
     )
     try:
-        asyncio.run(serve(store, config))
+        components = [reloader] if watcher is None else [reloader, watcher]
+        hangup = partial(reloader.request, "SIGHUP")
+        asyncio.run(serve(store, config, components, on_hangup=hangup))
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
+    finally:
+        recorder.stop()
     return EXIT_OK
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
+def _sampling(text: str) -> Sampling:
+    try:
+        return Sampling.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
+    return int(text)
+
+
+def _address(text: str) -> str:
+    try:
+        parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

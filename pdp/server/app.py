@@ -6,15 +6,20 @@ import asyncio
 import logging
 import signal
 import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
+from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_authz_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from pdp.bundle.store import BundleStatus, BundleStore
+from pdp.bundle.watcher import Lifecycle
+from pdp.decisionlog import Recorder
 from pdp.server.authorizer import AuthorizerService
+from pdp.server.extauthz import ExtAuthzService
 from pdp.server.limits import Limits
 from pdp.v1 import authorizer_pb2, authorizer_pb2_grpc
 
@@ -34,6 +39,8 @@ class ServeConfig:
     limits: Limits = field(default_factory=Limits)
     grace_seconds: float = 10.0
     reuse_port: bool = False
+    recorder: Recorder | None = None  # decision log and metrics; None: neither
+    trust_plaintext_peer: bool = False  # trust Envoy's source.principal on plaintext TCP
 
 
 @dataclass
@@ -58,9 +65,14 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
     ]
     server = grpc.aio.server(options=options)
     authorizer_pb2_grpc.add_AuthorizerServicer_to_server(
-        AuthorizerService(store, config.limits, bundle_path=config.bundle_path), server
+        AuthorizerService(
+            store, config.limits, bundle_path=config.bundle_path, recorder=config.recorder
+        ),
+        server,
     )
     names = [AUTHORIZER_SERVICE]
+    ext_authz_pb2_grpc.add_AuthorizationServicer_to_server(ExtAuthzService(store, config), server)
+    names.append(EXT_AUTHZ_SERVICE)
 
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -112,15 +124,38 @@ def _unix_socket_in_use(path: str) -> bool:
     return True
 
 
-async def serve(store: BundleStore, config: ServeConfig) -> None:
-    """Serve until SIGTERM or SIGINT, then let in-flight calls finish within the grace period."""
+async def serve(
+    store: BundleStore,
+    config: ServeConfig,
+    components: Sequence[Lifecycle] = (),
+    on_hangup: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then let in-flight calls finish within the grace period.
+
+    `components` (the bundle watcher, ...) start before the listener and stop, last first,
+    before the drain. SIGHUP calls `on_hangup` (a bundle reload) when given.
+    """
     # Handlers first: a signal that comes as soon as "listening" is logged still drains.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    running = await start_server(store, config)
-    await stopping.wait()
-    log.info("shutting down", extra={"event": "stopping", "grace_seconds": config.grace_seconds})
-    await running.stop(config.grace_seconds)
-    log.info("stopped", extra={"event": "stopped"})
+    started: list[Lifecycle] = []
+    try:
+        for component in components:
+            component.start()
+            started.append(component)
+        running = await start_server(store, config)
+        if on_hangup is not None:
+            loop.add_signal_handler(signal.SIGHUP, on_hangup)
+        await stopping.wait()
+        log.info(
+            "shutting down", extra={"event": "stopping", "grace_seconds": config.grace_seconds}
+        )
+        while started:
+            await asyncio.to_thread(started.pop().stop)
+        await running.stop(config.grace_seconds)
+        log.info("stopped", extra={"event": "stopped"})
+    finally:
+        while started:
+            started.pop().stop()
