@@ -35,5 +35,18 @@ proto: install
 check: install
 	$(VENV)/bin/pdp check policies
 
+# Benchmarks (README "Benchmarks"): one table, bench/results/latest.json; bounded (~6 min).
+# h2load is Debian's nghttp2-client; bench-peers also installs Cerbos from npm into bench/.peers.
+H2LOAD_INSTALL = command -v h2load >/dev/null || apt-get install -y -qq nghttp2-client \
+	|| { apt-get update -qq && apt-get install -y -qq nghttp2-client; }
+
+bench: install
+	@$(H2LOAD_INSTALL)
+	BENCH_PEERS=$(BENCH_PEERS) $(PY) -m bench.run
+
+bench-peers: install
+	@$(H2LOAD_INSTALL)
+	BENCH_PEERS=1 $(PY) -m bench.run
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""`make bench`: pdp's measuring harness (floors, pdp serve, peers, sweeps), in one run."""
