@@ -2,4 +2,5 @@
 
 from pdp.cli.main import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when a worker process re-imports the parent's main module
+    raise SystemExit(main())

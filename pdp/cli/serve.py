@@ -11,11 +11,12 @@ from pdp import logs
 from pdp.bundle.reload import Reloader, bundle_present
 from pdp.bundle.store import BundleStore
 from pdp.bundle.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
-from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME, load_or_report
+from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, load_or_report
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
 from pdp.metrics import parse_address
 from pdp.server.app import ServeConfig, serve
 from pdp.server.limits import Limits
+from pdp.server.workers import Supervisor, prepare_metrics_dir, reserve_port
 
 DEFAULTS = Limits()
 
@@ -83,12 +84,62 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="ext_authz: trust Envoy's source.principal and metadata_context on a plaintext TCP "
         "port (only when nothing but Envoy can reach it; else use mTLS or a unix socket)",
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the TCP port (SO_REUSEPORT); one per core (default 1)",
+    )
     parser.add_argument("--log-level", default="info")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     logs.configure(args.log_level)
+    if args.workers > 1:
+        return _run_workers(args)
+    return _serve(args)
+
+
+def worker_main(args: argparse.Namespace) -> None:
+    """Entry point of one `--workers` process (spawned: a fresh interpreter)."""
+    logs.configure(args.log_level)
+    raise SystemExit(_serve(args, reuse_port=True))
+
+
+def _run_workers(args: argparse.Namespace) -> int:
+    if args.listen.startswith("unix:"):
+        print("error: --workers needs a TCP --listen address, not a unix socket", file=sys.stderr)
+        return EXIT_USAGE
+    waiting = args.wait_for_bundle and not bundle_present(args.bundle)
+    if not waiting and load_or_report(args.bundle) is None:  # fail fast, before any worker
+        return EXIT_BUNDLE
+    try:
+        listen, holder = reserve_port(args.listen)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    metrics_server = None
+    try:
+        if args.metrics is not None:
+            prepare_metrics_dir()
+            from pdp.metrics import PrometheusMetrics, serve_metrics
+
+            metrics_server = serve_metrics(args.metrics, PrometheusMetrics())
+        worker_args = argparse.Namespace(**{**vars(args), "listen": listen, "metrics": None})
+        return Supervisor(worker_args, worker_main).run()
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    finally:
+        if metrics_server is not None:
+            metrics_server.stop()
+        if holder is not None:
+            holder.close()
+
+
+def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
     store = BundleStore()
     reloader = Reloader(args.bundle, store)
     watcher = make_watcher(args.watch, args.bundle, reloader.request, args.poll_interval)
@@ -119,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         grace_seconds=args.grace,
         recorder=recorder,
         trust_plaintext_peer=args.trust_plaintext_peer,
+        reuse_port=reuse_port,
     )
     try:
         components = [reloader] if watcher is None else [reloader, watcher]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 
@@ -87,6 +88,7 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
             load_failures=status.load_failures,
             last_error=status.last_error,
             version=pdp.__version__,
+            pid=os.getpid(),
             started_at=_timestamp(self._started_at),
         )
         if bundle is not None:

@@ -95,7 +95,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("serving", "bundle_name", "bundle_revision", "activated_at", "bundle_path", "policy_count", "template_link_count", "entity_count", "activations", "load_failures", "last_error", "last_error_at", "warnings", "version", "started_at")
+    __slots__ = ("serving", "bundle_name", "bundle_revision", "activated_at", "bundle_path", "policy_count", "template_link_count", "entity_count", "activations", "load_failures", "last_error", "last_error_at", "warnings", "version", "started_at", "pid")
     SERVING_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_NAME_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +111,7 @@ class GetStatusResponse(_message.Message):
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
     serving: bool
     bundle_name: str
     bundle_revision: str
@@ -126,4 +127,5 @@ class GetStatusResponse(_message.Message):
     warnings: _containers.RepeatedScalarFieldContainer[str]
     version: str
     started_at: _timestamp_pb2.Timestamp
-    def __init__(self, serving: _Optional[bool] = ..., bundle_name: _Optional[str] = ..., bundle_revision: _Optional[str] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bundle_path: _Optional[str] = ..., policy_count: _Optional[int] = ..., template_link_count: _Optional[int] = ..., entity_count: _Optional[int] = ..., activations: _Optional[int] = ..., load_failures: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    pid: int
+    def __init__(self, serving: _Optional[bool] = ..., bundle_name: _Optional[str] = ..., bundle_revision: _Optional[str] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bundle_path: _Optional[str] = ..., policy_count: _Optional[int] = ..., template_link_count: _Optional[int] = ..., entity_count: _Optional[int] = ..., activations: _Optional[int] = ..., load_failures: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pid: _Optional[int] = ...) -> None: ...
