@@ -320,6 +320,7 @@ class _Record:
 
 
 _STOP = object()
+FLUSH_INTERVAL_SECONDS = 0.05  # how long an entry may wait in the queue when traffic is light
 
 
 class DecisionLog:
@@ -340,6 +341,7 @@ class DecisionLog:
         self._metrics = metrics or Metrics()
         self._queue: collections.deque[Any] = collections.deque()
         self._pending = 0
+        self._wake_threshold = max(1, capacity // 8)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pdp-decision-log", daemon=True)
@@ -380,7 +382,10 @@ class DecisionLog:
         if full:
             self._metrics.log_dropped("queue_full", count)
             return
-        self._wake.set()
+        # Waking the writer per entry would hand it the GIL on every call; it drains on a
+        # short timer instead, or now when the queue fills up.
+        if self._pending >= self._wake_threshold:
+            self._wake.set()
 
     def _run(self) -> None:
         try:
@@ -391,7 +396,7 @@ class DecisionLog:
                 extra={"event": "decision_log_error", "sink": self.sink.name, "error": str(exc)},
             )
         while True:
-            self._wake.wait()
+            self._wake.wait(FLUSH_INTERVAL_SECONDS)
             self._wake.clear()
             while self._queue:
                 record = self._queue.popleft()
