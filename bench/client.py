@@ -63,7 +63,10 @@ async def _measure(
     metadata: Sequence[tuple[str, str]] | None,
 ) -> LatencyResult:
     async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
-        await asyncio.wait_for(channel.channel_ready(), 10)
+        try:
+            await asyncio.wait_for(channel.channel_ready(), 30)
+        except TimeoutError:
+            raise RuntimeError(f"no connection to {address} within 30 s") from None
         call = channel.unary_unary(method)  # bytes in, bytes out: no client-side protobuf work
         order = itertools.count()
         latencies: list[int] = []

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GRPC_HEADERS = ("content-type: application/grpc", "te: trailers")
-_FINISHED = re.compile(r"finished in ([\d.]+)s, ([\d.]+) req/s")
+_FINISHED = re.compile(r"finished in ([\d.]+)(us|ms|s), ([\d.]+) req/s")
 _REQUESTS = re.compile(
     r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
     r"(\d+) errored, (\d+) timeout"
@@ -109,7 +109,7 @@ def _combine(
         succeeded += int(requests.group(4))
         failed += int(requests.group(5))
         errored += int(requests.group(6)) + int(requests.group(7))
-        seconds = max(seconds, float(finished.group(1)))
+        seconds = max(seconds, float(finished.group(1)) * _UNIT[finished.group(2)] / 1e6)
         mean = _MEAN.search(out)
         if mean:
             means.append(float(mean.group(1)) * _UNIT[mean.group(2)])

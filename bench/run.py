@@ -36,6 +36,7 @@ INFLIGHTS = (1, 8, 32)
 BATCH_SIZE = 10
 POLICY_COUNTS = (50, 1000, 10000)
 ENTITY_COUNTS = (100, 10000, 100000)
+GROUPS = ("floor", "pdp", "peer", "workers", "policies", "entities", "reload")
 SECTIONS = ("floor", "pdp", "peer", "workers", "policies", "entities", "reload")
 
 
@@ -66,8 +67,8 @@ class Settings:
             duration=duration,
             sweep_duration=duration if quick else max(1.0, duration * 2 / 3),
             warmup=0.2 if quick else 0.5,
-            budget=150.0 if quick else 330.0,
-            load_timeout=30.0 if quick else 60.0,
+            budget=240.0 if quick else 330.0,
+            load_timeout=20.0 if quick else 60.0,
             decision_log=os.environ.get("BENCH_DECISION_LOG", "1") not in ("0", "off"),
             h2load_procs=8,
             only=only,
@@ -87,6 +88,8 @@ class Bench:
         self.notes: list[str] = []
         self.started = time.monotonic()
         self.h2load = h2load.available()
+        self.floor: procs.Server | None = None  # the empty server, kept up for local floors
+        self.floor_load: tuple[list[bytes], list[bytes]] = ([], [])
 
     def log(self, message: str) -> None:
         print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
@@ -126,36 +129,25 @@ def measure_points(
     client.measure(server.address, method, payloads, 8, bench.settings.warmup, 0.0)  # warm-up
     for inflight in inflights:
         row = Row(group, name, str(inflight))
-        if inflight in python_at:
-            lat = client.measure(
-                server.address,
+        try:
+            _measure_point(
+                bench,
+                server,
+                row,
                 method,
                 payloads,
+                bodies,
                 inflight,
+                per_call,
                 duration,
-                bench.settings.warmup,
-                server.cpu,
+                inflight in python_at,
+                inflight in h2load_at,
             )
-            row.p50_us, row.p99_us = lat.p50_us, lat.p99_us
-            row.rps = lat.rps * per_call
-            row.cpu_us = lat.cpu_us_per_call / per_call if lat.cpu_us_per_call else None
-            row.raw["python"] = asdict(lat)
-            if lat.errors:
-                row.note = f"{lat.errors} RPC errors, e.g. {lat.first_error[:120]}"
-        if inflight in h2load_at and bench.h2load and bodies:
-            path = method
-            result = h2load.run(server.port, path, bodies, inflight, duration, server.cpu)
-            row.rps = result.rps * per_call
-            row.cpu_us = result.cpu_us_per_request / per_call if result.cpu_us_per_request else None
-            row.raw["h2load"] = asdict(result)
-            if not result.ok:
-                row.note = (
-                    f"h2load: {result.failed} failed, {result.errored} errored, "
-                    f"{result.broken}/{result.processes} unreadable {result.problem[:120]}"
-                )
+        except Exception as exc:  # one point failing must not lose the others
+            row.note = f"error: {type(exc).__name__}: {str(exc)[:200]}"
         bench.log(
             f"{group} {name} @{inflight}: p50 {_fmt(row.p50_us)} µs, {_fmt(row.rps)} dec/s, "
-            f"CPU {_fmt(row.cpu_us)} µs/dec"
+            f"CPU {_fmt(row.cpu_us)} µs/dec {row.note}"
         )
         rows.append(row)
     if per_call > 1:
@@ -163,6 +155,41 @@ def measure_points(
             f"p50/p99 per call of {per_call}; dec/s and CPU per decision"
         )
     return rows
+
+
+def _measure_point(
+    bench: Bench,
+    server: procs.Server,
+    row: Row,
+    method: str,
+    payloads: Sequence[bytes],
+    bodies: Sequence[bytes],
+    inflight: int,
+    per_call: int,
+    duration: float,
+    python: bool,
+    saturate: bool,
+) -> None:
+    if python:
+        lat = client.measure(
+            server.address, method, payloads, inflight, duration, bench.settings.warmup, server.cpu
+        )
+        row.p50_us, row.p99_us = lat.p50_us, lat.p99_us
+        row.rps = lat.rps * per_call
+        row.cpu_us = lat.cpu_us_per_call / per_call if lat.cpu_us_per_call else None
+        row.raw["python"] = asdict(lat)
+        if lat.errors:
+            row.note = f"{lat.errors} RPC errors, e.g. {lat.first_error[:120]}"
+    if saturate and bench.h2load and bodies:
+        result = h2load.run(server.port, method, bodies, inflight, duration, server.cpu)
+        row.rps = result.rps * per_call
+        row.cpu_us = result.cpu_us_per_request / per_call if result.cpu_us_per_request else None
+        row.raw["h2load"] = asdict(result)
+        if not result.ok:
+            row.note = (
+                f"h2load: {result.failed} failed, {result.errored} errored, "
+                f"{result.broken}/{result.processes} unreadable {result.problem[:120]}"
+            )
 
 
 def _fmt(value: float | None) -> str:
@@ -248,12 +275,26 @@ def section_floor_inproc(bench: Bench, bundle: Path, calls: list[Call]) -> None:
 
 def section_floor_empty(bench: Bench, payloads: list[bytes], bodies: list[bytes]) -> None:
     server = servers.start_empty(bench.logs)
-    probe = _rpc_probe(server.address)
-    with procs.running(server, probe, 30):
-        verify_bodies(server.port, server.address, IS_AUTHORIZED, bodies)
-        bench.rows += measure_points(
-            bench, server, "floor", "empty grpc.aio handler", IS_AUTHORIZED, payloads, bodies
-        )
+    server.wait_ready(_rpc_probe(server.address), 30)
+    bench.floor, bench.floor_load = server, (payloads, bodies)  # stopped at the end of the run
+    verify_bodies(server.port, server.address, IS_AUTHORIZED, bodies)
+    bench.rows += measure_points(
+        bench, server, "floor", "empty grpc.aio handler", IS_AUTHORIZED, payloads, bodies
+    )
+
+
+def local_floor(bench: Bench) -> dict[str, float] | None:
+    """The empty handler again, right now (1 s at 1 and at 32 in flight): load drifts."""
+    server = bench.floor
+    if server is None or server.proc.poll() is not None:
+        return None
+    payloads, bodies = bench.floor_load
+    lat = client.measure(server.address, IS_AUTHORIZED, payloads, 1, 1.0, 0.2, server.cpu)
+    floor = {"p50_us": lat.p50_us, "rps": lat.rps, "cpu_us": lat.cpu_us_per_call or 0.0}
+    if bench.h2load:
+        sat = h2load.run(server.port, IS_AUTHORIZED, bodies, 32, 1.0, server.cpu)
+        floor.update(rps=sat.rps, cpu_us=sat.cpu_us_per_request or 0.0)
+    return floor
 
 
 def _rpc_probe(address: str) -> Callable[[], bool]:
@@ -407,27 +448,54 @@ def section_peer(bench: Bench, calls: list[Call], bodies_calls: list[Call]) -> N
 def section_workers(
     bench: Bench, bundle: Path, calls: list[Call], bodies_calls: list[Call]
 ) -> None:
+    """`--workers 1` then `--workers 2`, back to back (load drifts over a run)."""
     if not servers.supports("--workers"):
         bench.skip("workers", "IsAuthorized --workers 2", "pdp serve has no --workers yet")
         return
-    server = servers.start_pdp(
-        bundle, bench.logs, "pdp-workers2", ["--workers", "2"], bench.settings.decision_log
-    )
-    with procs.running(server, procs.grpc_health_probe(server.address), 60):
-        payloads = [c.proto().SerializeToString() for c in calls]
-        bodies = frames([c.proto().SerializeToString() for c in bodies_calls])
-        bench.rows += measure_points(
-            bench,
-            server,
-            "workers",
-            "IsAuthorized --workers 2",
-            IS_AUTHORIZED,
-            payloads,
-            bodies,
-            inflights=(1, 32),
-            h2load_at=(32,),
-        )
-    servers.cleanup_decision_logs(bench.logs)
+    payloads = [c.proto().SerializeToString() for c in calls]
+    bodies = frames([c.proto().SerializeToString() for c in bodies_calls])
+    measured: dict[int, list[Row]] = {}
+    for workers in (1, 2):
+        name = f"pdp-workers{workers}"
+        extra = ["--workers", str(workers)]
+        server = servers.start_pdp(bundle, bench.logs, name, extra, bench.settings.decision_log)
+        try:
+            with procs.running(server, procs.grpc_health_probe(server.address), 60):
+                measured[workers] = measure_points(
+                    bench,
+                    server,
+                    "workers",
+                    f"IsAuthorized --workers {workers}",
+                    IS_AUTHORIZED,
+                    payloads,
+                    bodies,
+                    inflights=(1, 32),
+                    h2load_at=(32,),
+                    duration=bench.settings.sweep_duration,
+                )
+        finally:
+            servers.cleanup_decision_logs(bench.logs)
+        bench.rows += measured[workers]
+    one, two = measured[1][-1], measured[2][-1]
+    if one.rps and two.rps:
+        two.note = (
+            two.note + "; " if two.note else ""
+        ) + f"dec/s x workers 1: {two.rps / one.rps:.2f}x"
+
+
+def first_pass(address: str, payloads: Sequence[bytes]) -> float:
+    """Mean µs per request of one sequential pass over the whole mix, on a fresh server.
+
+    It also warms whatever the server caches per request shape (policy slices), so the
+    measured points that follow show the steady state; this figure shows the cold one.
+    """
+    started = time.perf_counter()
+    answers = client.call_each(address, IS_AUTHORIZED, payloads)
+    elapsed = time.perf_counter() - started
+    failed = [a for a in answers if isinstance(a, str)]
+    if failed:
+        raise RuntimeError(f"{len(failed)} requests of the mix failed, e.g. {failed[0][:160]}")
+    return elapsed * 1e6 / len(payloads)
 
 
 def sweep_point(
@@ -449,6 +517,7 @@ def sweep_point(
             ]
             bodies = frames([c.proto().SerializeToString() for c in picks])
             verify_bodies(server.port, server.address, IS_AUTHORIZED, bodies)
+            first = first_pass(server.address, payloads)
             p1, p32 = measure_points(
                 bench,
                 server,
@@ -464,12 +533,19 @@ def sweep_point(
             )
             row.p50_us, row.p99_us = p1.p50_us, p1.p99_us
             row.rps, row.cpu_us = p32.rps, p32.cpu_us
-            row.raw = {"at1": p1.raw, "at32": p32.raw, "ready_seconds": server.ready_seconds}
-            row.note = f"ready in {server.ready_seconds:.1f} s" + (
-                f"; {extra_note}" if extra_note else ""
+            row.raw = {
+                "at1": p1.raw,
+                "at32": p32.raw,
+                "ready_seconds": server.ready_seconds,
+                "first_pass_us": first,
+            }
+            row.note = (
+                f"ready in {server.ready_seconds:.1f} s; first pass over the mix "
+                f"{first:,.0f} µs/req" + (f"; {extra_note}" if extra_note else "")
             )
             if p1.note or p32.note:
                 row.note += f"; {p1.note or p32.note}"
+            row.raw["floor"] = local_floor(bench)
     except procs.StartError as exc:
         row.note = f"n/a: {str(exc)[:200]}"
         bench.log(row.note)
@@ -497,15 +573,33 @@ def section_policies(bench: Bench) -> None:
 
 def section_entities(bench: Bench) -> None:
     calls = entity_sweep_mix()
+    previous: tuple[int, float] | None = None  # (entities, seconds to ready) of the last point
+    start_cost: float | None = None  # seconds to ready with the smallest bundle: process start
     for n in ENTITY_COUNTS:
+        name = f"{n:,} bundle entities"
         if bench.remaining() < 20:
-            bench.skip("entities", f"{n:,} bundle entities", "time budget spent")
+            bench.skip("entities", name, "time budget spent")
+            continue
+        guess = (
+            start_cost + (previous[1] - start_cost) * n / previous[0]
+            if previous and start_cost is not None
+            else 0.0
+        )
+        if previous and guess > bench.settings.load_timeout:
+            why = (
+                f"{previous[0]:,} entities took {previous[1]:.1f} s to load, so {n:,} would take "
+                f"~{guess:.0f} s, over the {bench.settings.load_timeout:.0f} s allowed "
+                "(loading is at least linear)"
+            )
+            bench.skip("entities", name, why)
             continue
         bundle = bundles.write_orders_bundle(bench.bundles / f"entities-{n}", entity_count=n)
         note = "requests carry their principal and resource entities"
-        bench.rows.append(
-            sweep_point(bench, "entities", f"{n:,} bundle entities", bundle, calls, note)
-        )
+        row = sweep_point(bench, "entities", name, bundle, calls, note)
+        bench.rows.append(row)
+        ready = row.raw.get("ready_seconds")
+        previous = (n, ready) if ready else (n, bench.settings.load_timeout)
+        start_cost = ready if start_cost is None else start_cost
         shutil.rmtree(bundle, ignore_errors=True)
 
 
@@ -587,12 +681,15 @@ def add_ratios(rows: list[Row]) -> None:
         first, _, last = row.inflight.partition("|")
         last = last or first
         f_lat, f_rate = floor.get(first), floor.get(last)
-        if f_lat and row.p50_us and f_lat.p50_us:
-            row.x_p50 = row.p50_us / f_lat.p50_us
-        if f_rate and row.rps and f_rate.rps:
-            row.x_rps = row.rps / f_rate.rps
-        if f_rate and row.cpu_us and f_rate.cpu_us:
-            row.x_cpu = row.cpu_us / f_rate.cpu_us
+        local = row.raw.get("floor")  # sweeps: the floor measured next to the point
+        f_p50 = local["p50_us"] if local else f_lat.p50_us if f_lat else None
+        f_rps = local["rps"] if local else f_rate.rps if f_rate else None
+        f_cpu = local["cpu_us"] if local else f_rate.cpu_us if f_rate else None
+        row.x_p50, row.x_rps, row.x_cpu = (
+            _div(row.p50_us, f_p50),
+            _div(row.rps, f_rps),
+            _div(row.cpu_us, f_cpu),
+        )
         p = peer.get(last)
         if p and row.rps and p.rps and row.group != "peer":
             row.x_peer = row.rps / p.rps
@@ -620,6 +717,26 @@ def _saturation(rows: list[Row], group: str, prefix: str) -> float | None:
 
 def _div(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
+
+
+def _sweep_ratio(lo: Row | None, hi: Row | None, field: str) -> tuple[float | None, str]:
+    """hi/lo, each point first divided by the floor measured beside it (load drifts)."""
+    if hi is None or lo is None:
+        return None, "sweep not run"
+    raw = _div(getattr(hi, field), getattr(lo, field))
+    if raw is None:
+        return None, (hi.note if not getattr(hi, field) else lo.note)[:160]
+    ratio = "x_rps" if field == "rps" else "x_p50"
+    normalized = _div(getattr(hi, ratio), getattr(lo, ratio))
+    if normalized is None:
+        return raw, f"raw ratio {raw:.2f}x (no local floor)"
+    return normalized, f"each point against the floor measured beside it; raw ratio {raw:.2f}x"
+
+
+def _sweep_target(
+    name: str, goal: str, found: tuple[float | None, str], limit: float, higher: bool
+) -> Target:
+    return Target(name, goal, found[0], limit, higher, found[1])
 
 
 def targets(rows: list[Row]) -> list[Target]:
@@ -652,20 +769,19 @@ def targets(rows: list[Row]) -> list[Target]:
             1.3,
             False,
         ),
-        Target(
+        _sweep_target(
             "dec/s at 10,000 policies vs at 50 policies (32 in flight)",
             ">= 0.8x",
-            _div(p_hi and p_hi.rps, p_lo and p_lo.rps),
+            _sweep_ratio(p_lo, p_hi, "rps"),
             0.8,
             True,
         ),
-        Target(
+        _sweep_target(
             "p50 with 100,000 bundle entities vs with 100 (1 in flight)",
             "<= 1.2x",
-            _div(e_hi and e_hi.p50_us, e_lo and e_lo.p50_us),
+            _sweep_ratio(e_lo, e_hi, "p50_us"),
             1.2,
             False,
-            "" if e_hi and e_hi.p50_us else (e_hi.note if e_hi else ""),
         ),
         Target(
             "Check (ES256, cached token) p50 vs IsAuthorized p50 (1 in flight)",
@@ -720,8 +836,7 @@ def run(settings: Settings) -> int:
         steps: list[tuple[str, Callable[[], None]]] = [
             ("floor", lambda: section_floor_inproc(bench, bundle, calls)),
             ("floor", lambda: section_floor_empty(bench, payloads, bodies)),
-            ("pdp", lambda: section_pdp(bench, bundle, signer, calls, bodies_calls)),
-            (
+            (  # right before pdp's IsAuthorized rows, so the two see the same machine load
                 "peer",
                 lambda: (
                     section_peer(bench, calls, bodies_calls)
@@ -729,6 +844,7 @@ def run(settings: Settings) -> int:
                     else bench.skip("peer", "Cerbos", "run `make bench-peers` (or BENCH_PEERS=1)")
                 ),
             ),
+            ("pdp", lambda: section_pdp(bench, bundle, signer, calls, bodies_calls)),
             ("workers", lambda: section_workers(bench, bundle, calls, bodies_calls)),
             ("policies", lambda: section_policies(bench)),
             ("entities", lambda: section_entities(bench)),
@@ -747,6 +863,9 @@ def run(settings: Settings) -> int:
                 bench.rows.append(
                     Row(section, f"{section} failed", note=f"error: {str(exc)[:300]}")
                 )
+        if bench.floor is not None:
+            bench.floor.stop()
+        bench.rows.sort(key=lambda r: GROUPS.index(r.group) if r.group in GROUPS else len(GROUPS))
         add_ratios(bench.rows)
         found = targets(bench.rows)
         meta = {
