@@ -59,32 +59,50 @@ def scoped_entities(
         if not isinstance(parsed, list):
             return _merged(bundle, texts), False
         items.extend(parsed)
-    roots: set[Uid] = set()
-    own: set[Uid] = set()
-    for item in items:
-        uid = uid_of(item.get("uid")) if isinstance(item, dict) else None
-        if uid is None or uid in graph:
-            # Malformed, or the same uid as a bundle entity: Cedar itself decides whether
-            # that is an identical duplicate (fine) or a conflicting one (refused).
-            return _merged(bundle, texts), False
-        own.add(uid)
-        roots.update(references([item.get("attrs"), item.get("tags"), item.get("parents")]))
-    sliceable = True
-    for cedar in cedars:
-        for name in ("principal", "action", "resource"):
-            roots.add((cedar[name]["type"], cedar[name]["id"]))
-        context = cedar.get("context")
-        if context is not None:
-            roots.update(references(json.loads(context) if isinstance(context, str) else context))
+    own = {uid_of(item.get("uid")) if isinstance(item, dict) else None for item in items}
+    # Malformed, or the same uid as a bundle entity: Cedar itself decides whether that is an
+    # identical duplicate (fine) or a conflicting one (refused), on the whole set.
+    colliding = None in own or any(uid in graph for uid in own)
+    sliceable = not colliding
+    for cedar in cedars if sliceable else ():
         action = (cedar["action"]["type"], cedar["action"]["id"])
         ancestors = graph.ancestors.get(action, frozenset())
         if action in own or not own.isdisjoint(ancestors) or any(u[0] == action[0] for u in own):
             sliceable = False  # the request redefines the action hierarchy
+    if colliding or bundle.entity_count <= SUBSET_MIN_BUNDLE_ENTITIES:
+        return _merged(bundle, texts), sliceable
+    roots: set[Uid] = set()
+    for item in items:
+        roots.update(references([item.get("attrs"), item.get("tags"), item.get("parents")]))
+    for cedar in cedars:
+        for name in ("principal", "action", "resource"):
+            roots.add((cedar[name]["type"], cedar[name]["id"]))
+        roots.update(_context_references(cedar.get("context")))
     reachable = graph.closure(roots, seen=set(graph.literal_closure))
+    if bundle.schema is not None:  # Cedar adds the schema's action entities itself
+        reachable = {uid for uid in reachable if not _is_action_type(uid[0])}
     inner = [_list_body(text) for text in texts]
     return cedarpy.Entities.from_json_str(
         graph.subset_json(reachable, [body for body in inner if body]), bundle.schema
     ), sliceable
+
+
+# Below this many bundle entities, copying the whole base (Cedar's own merge) is cheaper
+# than cutting a subset, whose cost is the entities it holds, whatever the bundle's size.
+SUBSET_MIN_BUNDLE_ENTITIES = 128
+
+
+def _is_action_type(entity_type: str) -> bool:
+    return entity_type == "Action" or entity_type.endswith("::Action")
+
+
+def _context_references(context: Any) -> set[Uid]:
+    if isinstance(context, str):
+        try:
+            context = json.loads(context)
+        except ValueError:  # Cedar reports the bad context when it builds the request
+            return set()
+    return set(references(context)) if context is not None else set()
 
 
 def _merged(bundle: CompiledBundle, texts: list[str]) -> cedarpy.Entities:

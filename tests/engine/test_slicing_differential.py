@@ -4,20 +4,43 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import cedarpy
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pdp import engine
+from pdp import engine, evaluation
 from pdp.bundle import CompiledBundle, load_bundle
 from pdp.model import AuthzRequest, EntityRef
 from tests.conftest import CONFORMANCE
 from tests.support.conformance import load_cases, write_bundle
 
 CASES = load_cases(CONFORMANCE) if CONFORMANCE.is_dir() else []
+
+
+@contextmanager
+def merging(strategy: str) -> Iterator[None]:
+    """Request entities merged by cutting a subset of the bundle's, or by Cedar's own copy."""
+    saved = evaluation.SUBSET_MIN_BUNDLE_ENTITIES
+    evaluation.SUBSET_MIN_BUNDLE_ENTITIES = 0 if strategy == "subset" else 10**9
+    try:
+        yield
+    finally:
+        evaluation.SUBSET_MIN_BUNDLE_ENTITIES = saved
+
+
+STRATEGIES = ("subset", "copy")
+
+
+@pytest.fixture(params=STRATEGIES)
+def strategy(request: pytest.FixtureRequest) -> Iterator[str]:
+    with merging(request.param):
+        yield request.param
 
 
 def reference(
@@ -91,9 +114,12 @@ def test_conformance_cases_with_request_entities(tmp_path: Path) -> None:
             (target / "entities.json").write_text(json.dumps(kept))
             bundle = load_bundle(target)
             request = {k: item[k] for k in ("principal", "action", "resource", "context")}
-            got = sliced(bundle, request, json.dumps(moved))
-            assert got[0] == (item["expected_decision"] == "allow"), (case.name, number)
-            assert got == reference(bundle, request, json.dumps(moved)), (case.name, number)
+            for strategy in STRATEGIES:
+                with merging(strategy):
+                    got = sliced(bundle, request, json.dumps(moved))
+                expected = reference(bundle, request, json.dumps(moved))
+                assert got[0] == (item["expected_decision"] == "allow"), (case.name, strategy)
+                assert got == expected, (case.name, number, strategy)
             checked += 1
             break  # one request per case keeps this fast
     assert checked > 100
@@ -261,7 +287,10 @@ def test_random_policy_sets_sliced_equal_unsliced(scenario: dict[str, Any]) -> N
         assert bundle.index is not None
         extra = json.dumps(scenario["request_entities"]) if scenario["request_entities"] else None
         for request in scenario["requests"]:
-            assert sliced(bundle, request, extra) == reference(bundle, request, extra)
+            expected = reference(bundle, request, extra)
+            for strategy in STRATEGIES:
+                with merging(strategy):
+                    assert sliced(bundle, request, extra) == expected, strategy
 
 
 def _bundle(root: Path, policies: str, entities: list[dict[str, Any]]) -> CompiledBundle:
@@ -301,7 +330,9 @@ def test_policy_pinned_to_principal_and_resource_is_selected_by_resource_uid(
     )
 
 
-def test_request_entities_reach_bundle_entities_through_attribute_chains(tmp_path: Path) -> None:
+def test_request_entities_reach_bundle_entities_through_attribute_chains(
+    tmp_path: Path, strategy: str
+) -> None:
     bundle = _bundle(
         tmp_path,
         "permit (principal, action, resource) when { resource.owner.manager.level > 2 };",
@@ -326,7 +357,7 @@ def test_request_entities_reach_bundle_entities_through_attribute_chains(tmp_pat
     assert sliced(bundle, request, json.dumps(doc))[0] is True
 
 
-def test_request_entities_see_ancestors_of_bundle_parents(tmp_path: Path) -> None:
+def test_request_entities_see_ancestors_of_bundle_parents(tmp_path: Path, strategy: str) -> None:
     bundle = _bundle(
         tmp_path,
         'permit (principal in Group::"g0", action, resource);',
@@ -341,7 +372,7 @@ def test_request_entities_see_ancestors_of_bundle_parents(tmp_path: Path) -> Non
     assert sliced(bundle, request, json.dumps(user)) == reference(bundle, request, json.dumps(user))
 
 
-def test_policy_literals_keep_their_data(tmp_path: Path) -> None:
+def test_policy_literals_keep_their_data(tmp_path: Path, strategy: str) -> None:
     bundle = _bundle(
         tmp_path,
         'permit (principal, action, resource) when { User::"boss".level > principal.level };',
@@ -352,7 +383,9 @@ def test_policy_literals_keep_their_data(tmp_path: Path) -> None:
     assert sliced(bundle, request, json.dumps(user))[0] is True
 
 
-def test_request_entity_redefining_the_action_hierarchy_is_exact(tmp_path: Path) -> None:
+def test_request_entity_redefining_the_action_hierarchy_is_exact(
+    tmp_path: Path, strategy: str
+) -> None:
     bundle = _bundle(tmp_path, 'permit (principal, action in Action::"readers", resource);', [])
     request = _request('User::"u0"', 'Action::"read"', 'Doc::"d0"')
     action = [
