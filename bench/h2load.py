@@ -67,7 +67,16 @@ def run(
         for n, body in enumerate(bodies):
             file = Path(tmp) / f"body{n}.bin"
             file.write_bytes(body)
-            command = ["h2load", "-D", f"{duration:g}", "-c", "1", "-m", str(per_proc), "-t", "1"]
+            command = [
+                "h2load",
+                "-D",
+                f"{round(duration * 1000)}ms",
+                "-c",
+                "1",
+                "-m",
+                str(per_proc),
+            ]
+            command += ["-t", "1"]
             for header in GRPC_HEADERS:
                 command += ["-H", header]
             command += ["-d", str(file), f"http://127.0.0.1:{port}{path}"]

@@ -87,7 +87,7 @@ def render(rows: list[Row], targets: list[Target], header: list[str]) -> str:
             lines.append("")
         group = row.group
         cells = (
-            f"{row.group:8} {row.name}"[:44],
+            f"{row.group:8} {row.name.removeprefix(row.group + ' ')}"[:44],
             row.inflight,
             _num(row.p50_us),
             _num(row.p99_us),

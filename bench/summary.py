@@ -1,0 +1,176 @@
+"""Ratios against the floors, the issue's five targets, and the header of the table."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+
+from bench import servers
+from bench.context import Settings
+from bench.measure import fmt
+from bench.report import Row, Target
+
+GROUPS = ("floor", "pdp", "peer", "versus", "workers", "policies", "entities", "reload")
+FLOOR = "empty grpc.aio handler"
+PDP = "pdp IsAuthorized"
+CHECK = "pdp Check (ES256 JWT)"
+
+
+def order(rows: list[Row]) -> list[Row]:
+    """Rows in table order (stable within a group)."""
+    rank = {g: n for n, g in enumerate(GROUPS)}
+    return sorted(rows, key=lambda r: rank.get(r.group, len(GROUPS)))
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def add_ratios(rows: list[Row]) -> None:
+    """Each row against the empty-handler floor: the one measured beside it in the same
+    rounds when there is one, else the floor rows at the same in-flight; and vs Cerbos."""
+    floor = {r.inflight: r for r in rows if r.group == "floor" and r.name == FLOOR}
+    peer = {r.inflight: r for r in rows if r.group == "peer"}
+    versus_peer = next(
+        (r for r in rows if r.group == "versus" and r.name.startswith("Cerbos")), None
+    )
+    for row in rows:
+        if row.inflight == "-" or row.group == "reload":
+            continue
+        first, _, last = row.inflight.partition("|")
+        last = last or first
+        local = row.raw.get("floor")
+        if local:
+            f_p50, f_rps, f_cpu = local["p50_us"], local["rps"], local["cpu_us"]
+        else:
+            f_lat, f_rate = floor.get(first), floor.get(last)
+            f_p50 = f_lat.p50_us if f_lat else None
+            f_rps = f_rate.rps if f_rate else None
+            f_cpu = f_rate.cpu_us if f_rate else None
+        row.x_p50 = _div(row.p50_us, f_p50)
+        row.x_rps = _div(row.rps, f_rps)
+        row.x_cpu = _div(row.cpu_us, f_cpu)
+        if row.group == "pdp" and last in peer:
+            row.x_peer = _div(row.rps, peer[last].rps)
+        elif row.group == "versus" and versus_peer is not None and row is not versus_peer:
+            row.x_peer = _div(row.rps, versus_peer.rps)
+
+
+def _find(rows: list[Row], group: str, name: str) -> Row | None:
+    return next((r for r in rows if r.group == group and r.name.startswith(name)), None)
+
+
+def _get(row: Row | None, field: str) -> float | None:
+    return getattr(row, field) if row is not None else None
+
+
+def _compare(
+    name: str,
+    goal: str,
+    limit: float,
+    higher: bool,
+    top: Row | None,
+    bottom: Row | None,
+    field: str,
+    missing: str = "",
+) -> Target:
+    value = _div(_get(top, field), _get(bottom, field))
+    if value is not None:
+        unit = "dec/s" if field == "rps" else "µs"
+        detail = f"{fmt(_get(top, field))} vs {fmt(_get(bottom, field))} {unit}"
+        detail += " (medians of interleaved rounds)"
+    else:
+        detail = missing or next(
+            (r.note[:200] for r in (top, bottom) if r is not None and r.note), "not measured"
+        )
+    return Target(name, goal, value, limit, higher, detail)
+
+
+def targets(rows: list[Row]) -> list[Target]:
+    """The issue's five targets, each from rows measured side by side in the same rounds."""
+    floor, pdp = _find(rows, "versus", FLOOR), _find(rows, "versus", PDP)
+    check, peer = _find(rows, "versus", CHECK), _find(rows, "versus", "Cerbos")
+    p50, p10k = _find(rows, "policies", "50 "), _find(rows, "policies", "10,000")
+    e100, e100k = _find(rows, "entities", "100 "), _find(rows, "entities", "100,000")
+    no_peer = "" if peer else "run `make bench-peers` to measure Cerbos"
+    return [
+        _compare(
+            "IsAuthorized saturation (32 in flight, h2load) vs Cerbos",
+            ">= 1.0x",
+            1.0,
+            True,
+            pdp,
+            peer,
+            "rps",
+            no_peer,
+        ),
+        _compare(
+            "IsAuthorized p50 at 1 in flight vs the empty-handler floor",
+            "<= 1.3x",
+            1.3,
+            False,
+            pdp,
+            floor,
+            "p50_us",
+        ),
+        _compare(
+            "dec/s at 10,000 policies vs at 50 policies (32 in flight)",
+            ">= 0.8x",
+            0.8,
+            True,
+            p10k,
+            p50,
+            "rps",
+        ),
+        _compare(
+            "p50 with 100,000 bundle entities vs with 100 (1 in flight)",
+            "<= 1.2x",
+            1.2,
+            False,
+            e100k,
+            e100,
+            "p50_us",
+        ),
+        _compare(
+            "Check (ES256, cached token) p50 vs IsAuthorized p50 (1 in flight)",
+            "<= 1.15x",
+            1.15,
+            False,
+            check,
+            pdp,
+            "p50_us",
+        ),
+    ]
+
+
+def header(settings: Settings, bundle_note: str, notes: list[str]) -> list[str]:
+    """What this run was: machine, tree, settings, how to read it, what was verified."""
+    rev = _git("rev-parse", "--short", "HEAD")
+    dirty = " (+ uncommitted changes in pdp/)" if _git("status", "--porcelain", "--", "pdp") else ""
+    load = os.getloadavg()
+    mode = "QUICK " if settings.quick else ""
+    lines = [
+        f"pdp bench  {platform.node()}  {os.cpu_count()} cores  load avg {load[0]:.1f}/"
+        f"{load[1]:.1f} (1/5 min)  tree {rev}{dirty}",
+        f"settings: {mode}{settings.duration:g} s per 1/8/32 point; {settings.rounds} interleaved "
+        f"round(s) of {settings.round_duration:g} s per measurement for versus and sweeps; h2load "
+        f"{settings.h2load_procs} processes x one body; decision log "
+        f"{'on (file)' if settings.decision_log else 'off'}; main bundle: {bundle_note}",
+        "p50/p99: Python grpc.aio client, whole mix round-robin. dec/s and CPU (server utime+"
+        "stime per decision): h2load at 8 and 32 in flight, the Python client at 1.",
+        "xfloor: vs the empty grpc.aio handler (same in-flight; versus and sweeps: measured in "
+        "the same interleaved rounds). xCerbos: dec/s vs Cerbos. Noisy machine: read ratios.",
+    ]
+    lines += [f"check: {n}" for n in notes]
+    return lines
+
+
+def _git(*args: str) -> str:
+    result = subprocess.run(["git", *args], capture_output=True, text=True, cwd=servers.REPO)
+    return result.stdout.strip()
+
+
+def tree() -> str:
+    """The commit measured."""
+    return _git("rev-parse", "HEAD")
