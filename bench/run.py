@@ -190,10 +190,24 @@ def section_pdp(
                 bench.skip("pdp", summary.CHECK, "no Check service or JWT issuer in this tree")
             else:
                 checked = _pdp_check(bench, server, signer)
-            floor = bench.shared.get("floor")
-            versus = [floor, single, checked, bench.shared.get("peer")]
-            found = [c for c in versus if c is not None]
-            bench.rows += rounds(bench, "versus", found, floor_first=floor is not None)
+            with contextlib.ExitStack() as stack:
+                multi = None
+                if servers.supports("--workers"):  # Cerbos uses every core: so may pdp
+                    extra = ["--workers", "2"]
+                    multi = start_sweep(
+                        bench,
+                        stack,
+                        "versus",
+                        summary.PDP_W2,
+                        bundle,
+                        calls,
+                        extra,
+                        bodies_calls=bodies_calls,
+                    )
+                floor = bench.shared.get("floor")
+                versus = [floor, single, multi, checked, bench.shared.get("peer")]
+                found = [c for c in versus if c is not None]
+                bench.rows += rounds(bench, "versus", found, floor_first=floor is not None)
     finally:
         servers.cleanup_decision_logs(bench.logs)
 
@@ -279,6 +293,7 @@ def start_sweep(
     calls: list[Call],
     extra: list[str] | None = None,
     note: str = "",
+    bodies_calls: list[Call] | None = None,
 ) -> Contender | None:
     """Start one sweep server (alone, so its load time is its own) and warm it on the mix."""
     slug = re.sub(r"\W+", "-", f"pdp-{group}-{name}")
@@ -293,7 +308,8 @@ def start_sweep(
         return None
     payloads = [c.proto().SerializeToString() for c in calls]
     step = max(1, len(calls) // bench.settings.h2load_procs)
-    bodies = frames(payloads[::step][: bench.settings.h2load_procs])
+    picks = bodies_calls or calls[::step][: bench.settings.h2load_procs]
+    bodies = frames([c.proto().SerializeToString() for c in picks])
     who = Contender(name, server, IS_AUTHORIZED, payloads, bodies)
     verify_bodies(who)
     cold = first_pass(server.address, payloads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from dataclasses import replace
 
 from bench import servers
 from bench.context import Settings
@@ -14,6 +15,7 @@ from bench.report import Row, Target
 GROUPS = ("floor", "pdp", "peer", "versus", "workers", "policies", "entities", "reload")
 FLOOR = "empty grpc.aio handler"
 PDP = "pdp IsAuthorized"
+PDP_W2 = "pdp IsAuthorized --workers 2"
 CHECK = "pdp Check (ES256 JWT)"
 
 
@@ -58,7 +60,8 @@ def add_ratios(rows: list[Row]) -> None:
 
 
 def _find(rows: list[Row], group: str, name: str) -> Row | None:
-    return next((r for r in rows if r.group == group and r.name.startswith(name)), None)
+    exact = next((r for r in rows if r.group == group and r.name == name), None)
+    return exact or next((r for r in rows if r.group == group and r.name.startswith(name)), None)
 
 
 def _get(row: Row | None, field: str) -> float | None:
@@ -90,21 +93,27 @@ def _compare(
 def targets(rows: list[Row]) -> list[Target]:
     """The issue's five targets, each from rows measured side by side in the same rounds."""
     floor, pdp = _find(rows, "versus", FLOOR), _find(rows, "versus", PDP)
+    pdp2 = next((r for r in rows if r.group == "versus" and r.name == PDP_W2), None)
     check, peer = _find(rows, "versus", CHECK), _find(rows, "versus", "Cerbos")
     p50, p10k = _find(rows, "policies", "50 "), _find(rows, "policies", "10,000")
     e100, e100k = _find(rows, "entities", "100 "), _find(rows, "entities", "100,000")
     no_peer = "" if peer else "run `make bench-peers` to measure Cerbos"
+    best = max((r for r in (pdp, pdp2) if r and r.rps), key=lambda r: r.rps or 0, default=pdp)
+    saturation = _compare(
+        "IsAuthorized saturation (32 in flight, h2load) vs Cerbos",
+        ">= 1.0x",
+        1.0,
+        True,
+        best,
+        peer,
+        "rps",
+        no_peer,
+    )
+    if saturation.value is not None:
+        each = ", ".join(f"{r.name} {fmt(r.rps)}" for r in (pdp, pdp2) if r is not None)
+        saturation = replace(saturation, detail=f"{saturation.detail}; best of: {each}")
     return [
-        _compare(
-            "IsAuthorized saturation (32 in flight, h2load) vs Cerbos",
-            ">= 1.0x",
-            1.0,
-            True,
-            pdp,
-            peer,
-            "rps",
-            no_peer,
-        ),
+        saturation,
         _compare(
             "IsAuthorized p50 at 1 in flight vs the empty-handler floor",
             "<= 1.3x",
