@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ Uid = tuple[str, str]
 Scope = tuple[Any, ...]
 ANY: Scope = ("any",)
 SLICE_CACHE_SIZE = 4096
+_MISSING = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +126,10 @@ class PolicyIndex:
                 self._by_resource.setdefault(policy.resource[1], []).append(policy)
             else:
                 self._general.append(policy)
+        # Shared by the event loop and worker threads: every access holds the lock, or a
+        # concurrent eviction between a lookup and its read raises KeyError mid-request.
         self._cache: OrderedDict[tuple[Any, ...], cedarpy.PolicySet | None] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     def register_template(self, internal_id: str, est: dict[str, Any]) -> None:
         self._templates[internal_id] = est
@@ -167,9 +172,11 @@ class PolicyIndex:
         actions: frozenset[Uid],
     ) -> cedarpy.PolicySet | None:
         cache = self._cache
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
+        with self._cache_lock:
+            found: Any = cache.get(key, _MISSING)
+            if found is not _MISSING:
+                cache.move_to_end(key)
+                return found
         chosen = [
             p
             for p in candidates
@@ -178,9 +185,10 @@ class PolicyIndex:
             and _admits(p.resource, resource)
         ]
         policy_set = self._policy_set(chosen) if chosen or key[0] == "g" else None
-        cache[key] = policy_set
-        if len(cache) > SLICE_CACHE_SIZE:
-            cache.popitem(last=False)
+        with self._cache_lock:  # built outside the lock: two threads may build one slice
+            cache[key] = policy_set
+            if len(cache) > SLICE_CACHE_SIZE:
+                cache.popitem(last=False)
         return policy_set
 
     def _policy_set(self, chosen: list[IndexedPolicy]) -> cedarpy.PolicySet:
