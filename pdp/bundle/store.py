@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from dataclasses import dataclass, replace
 from pdp.bundle.compiler import CompiledBundle
 
 Listener = Callable[["BundleStatus"], None]
+log = logging.getLogger("pdp.bundle.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,5 +87,10 @@ class BundleStore:
             self._notify()
 
     def _notify(self) -> None:
+        # A failing listener must neither undo the swap for its caller nor keep the others
+        # (health, metrics) from hearing about it.
         for listener in self._listeners:
-            listener(self._status)
+            try:
+                listener(self._status)
+            except Exception:
+                log.exception("bundle status listener failed", extra={"event": "listener_error"})
