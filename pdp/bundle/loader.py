@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from pdp.decisionlog import LogRules
+from pdp.decisionlog.masking import LogRules
 from pdp.errors import BundleError, Problem
 
 MANIFEST = "manifest.yaml"

@@ -98,8 +98,8 @@ def test_context_is_not_logged_unless_configured(tmp_path: Path) -> None:
 def test_tokens_and_api_keys_never_reach_any_output(tmp_path: Path) -> None:
     """Context logging on, no rule naming them: credentials are masked by key or by shape.
 
-    The gateway's `Check` is not in the tree yet; this holds the same line for credentials
-    that reach the log through IsAuthorized context, in single calls and batches.
+    Credentials that reach the log through IsAuthorized context, in single calls and
+    batches; test_gateway.py holds the same line for `Check`.
     """
     bundle = make_bundle(tmp_path / "bundle", decision_log={"context": True})
     context = {"amount": 1, **SECRETS}

@@ -1,6 +1,6 @@
 """The Recorder the edges call, in process over a real pipe and a real registry.
 
-`Check` is not in the tree yet: these pin down what it gets when it hands its fields over.
+`Check` hands its gateway fields over; the line and the metrics must carry them.
 """
 
 from __future__ import annotations

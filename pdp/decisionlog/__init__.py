@@ -1,0 +1,39 @@
+"""Decision logs: one JSON line per decision, masked by bundle rules, written off the request path.
+
+`recorder` is what the edges call; `writer` queues and drains; `entry` builds the lines;
+`masking` applies the bundle's rules; `sink` owns the descriptor.
+"""
+
+from __future__ import annotations
+
+from pdp.decisionlog.entry import (
+    BATCH_IS_AUTHORIZED,
+    CHECK,
+    IS_AUTHORIZED,
+    MAX_LINE_BYTES,
+    GatewayFields,
+    Record,
+)
+from pdp.decisionlog.masking import MASKED, LogRules, Masker
+from pdp.decisionlog.recorder import LazyRequests, Recorder
+from pdp.decisionlog.sink import Sink, open_sink
+from pdp.decisionlog.writer import DEFAULT_CAPACITY, DecisionLog, Sampling
+
+__all__ = [
+    "BATCH_IS_AUTHORIZED",
+    "CHECK",
+    "DEFAULT_CAPACITY",
+    "IS_AUTHORIZED",
+    "MASKED",
+    "MAX_LINE_BYTES",
+    "DecisionLog",
+    "GatewayFields",
+    "LazyRequests",
+    "LogRules",
+    "Masker",
+    "Record",
+    "Recorder",
+    "Sampling",
+    "Sink",
+    "open_sink",
+]

@@ -1,0 +1,214 @@
+"""What one call hands to the decision log, and the JSON line each of its decisions becomes."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pdp.decisionlog.masking import LogRules, Masker
+from pdp.model import AuthzRequest, Decision, EntityRef
+
+if TYPE_CHECKING:
+    from pdp.bundle.compiler import CompiledBundle
+
+IS_AUTHORIZED = "IsAuthorized"
+BATCH_IS_AUTHORIZED = "BatchIsAuthorized"
+CHECK = "Check"
+MAX_LINE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayFields:
+    """What the Envoy `Check` path adds to a decision log entry and to the metrics.
+
+    Never put a token, key or secret here: only the token's `jti`, `kid` and `iss`.
+    `authn_failure` is a short snake_case reason (`expired`, `bad_signature`, ...): it is a
+    metric label, so anything else is counted as `other`.
+    """
+
+    method: str = ""
+    path: str = ""  # normalized, without the query string
+    route: str | None = None  # the matched route template
+    source_address: str = ""
+    identity_kind: str = "none"  # jwt, mtls, api_key or none
+    principal: EntityRef | None = None  # when no Cedar request was built (401, unknown route)
+    token_jti: str | None = None
+    token_kid: str | None = None
+    token_iss: str | None = None
+    http_status: int = 0
+    authn_failure: str | None = None
+    unknown_route: bool = False
+
+
+@dataclass(slots=True)  # not frozen: built on the request path, and frozen costs more
+class Record:
+    """What one call hands over: references only; the writer thread builds the lines."""
+
+    api: str
+    time: float
+    seconds: float
+    bundle: CompiledBundle | None
+    decisions: Sequence[Decision]
+    requests: Sequence[AuthzRequest | None]
+    indices: Sequence[int] | None = None  # batch items kept by sampling; None: all
+    shared_entities: str | None = None
+    gateway: GatewayFields | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.decisions) if self.indices is None else len(self.indices)
+
+    @property
+    def logged(self) -> Sequence[int]:
+        """The positions of the decisions to write."""
+        return range(len(self.decisions)) if self.indices is None else self.indices
+
+
+def line(record: Record, index: int, masker: Masker, rules: LogRules) -> bytes:
+    """The encoded line for decision `index` of `record`; over MAX_LINE_BYTES, its bulk goes."""
+    entry = build_entry(record, index, masker, rules)
+    encoded = _encode(entry)
+    if len(encoded) > MAX_LINE_BYTES:
+        for key in ("context", "entities", "errors"):
+            entry.pop(key, None)
+        entry["truncated"] = True
+        encoded = _encode(entry)
+    return encoded
+
+
+def build_entry(record: Record, index: int, masker: Masker, rules: LogRules) -> dict[str, Any]:
+    """The JSON object for one decision of a record."""
+    decision = record.decisions[index]
+    request = record.requests[index] if index < len(record.requests) else None
+    bundle = record.bundle
+    gateway = record.gateway
+    principal = request.principal if request is not None else None
+    if principal is None and gateway is not None:
+        principal = gateway.principal
+    entry: dict[str, Any] = {
+        "time": _rfc3339(record.time),
+        "decision_id": decision.decision_id,
+        "api": record.api,
+        "bundle_name": bundle.name if bundle is not None else None,
+        "bundle_revision": decision.bundle_revision or None,
+        "principal": _text(principal),
+        "action": _text(request.action if request is not None else None),
+        "resource": _text(request.resource if request is not None else None),
+        "decision": decision.word,
+        "determining_policies": list(decision.determining_policies),
+        "erroring_policies": list(decision.erroring_policies),
+        "errors": list(decision.errors),
+        "latency_us": round(record.seconds * 1e6),
+    }
+    if record.api == BATCH_IS_AUTHORIZED:
+        entry["batch_index"] = index
+    if gateway is not None:
+        entry.update(_gateway_fields(gateway))
+    if request is not None:
+        _add_request_data(entry, record, request, masker, rules)
+    return entry
+
+
+def _add_request_data(
+    entry: dict[str, Any],
+    record: Record,
+    request: AuthzRequest,
+    masker: Masker,
+    rules: LogRules,
+) -> None:
+    if rules.context:
+        context = _context_of(request)
+        if context is not None:
+            entry["context"] = masker.apply("context", context)
+    if rules.entities:
+        entities = _entities_of(record.shared_entities) + _entities_of(request.entities_json)
+        if entities:
+            entry["entities"] = [
+                {**e, "attrs": masker.apply("attrs", e["attrs"])} for e in entities
+            ]
+
+
+def _gateway_fields(gateway: GatewayFields) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "method": gateway.method,
+        "path": gateway.path,
+        "route": gateway.route,
+        "source_address": gateway.source_address,
+        "identity_kind": gateway.identity_kind,
+        "http_status": gateway.http_status,
+    }
+    for name in ("token_jti", "token_kid", "token_iss", "authn_failure"):
+        value = getattr(gateway, name)
+        if value is not None:
+            fields[name] = value
+    if gateway.unknown_route:
+        fields["unknown_route"] = True
+    return fields
+
+
+def _context_of(request: AuthzRequest) -> Any:
+    if request.context is not None:
+        return request.context
+    if request.context_json:
+        try:
+            return json.loads(request.context_json)
+        except ValueError:
+            return None
+    return None
+
+
+def _entities_of(text: str | None) -> list[dict[str, Any]]:
+    if not text:
+        return []
+    try:
+        items = json.loads(text)
+    except ValueError:
+        return []
+    out = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        attrs = item.get("attrs")
+        out.append(
+            {
+                "uid": _uid_text(item.get("uid")),
+                "parents": [_uid_text(p) for p in item.get("parents") or []],
+                "attrs": attrs if isinstance(attrs, Mapping) else {},
+            }
+        )
+    return out
+
+
+def _uid_text(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        value = value.get("__entity", value)
+    if isinstance(value, Mapping) and isinstance(value.get("type"), str):
+        return str(EntityRef(value["type"], str(value.get("id", ""))))
+    return None
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+_quote = json.encoder.encode_basestring  # what str(EntityRef) does, without json.dumps' setup
+_last_second: tuple[int, str] = (-1, "")  # the last whole second, formatted; swapped whole
+
+
+def _text(ref: EntityRef | None) -> str | None:
+    """`Type::"id"`, exactly as str(EntityRef)."""
+    return f"{ref.type}::{_quote(ref.id)}" if ref is not None else None
+
+
+def _rfc3339(seconds: float) -> str:
+    global _last_second
+    whole = int(seconds)
+    cached = _last_second
+    if cached[0] != whole:
+        cached = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+        _last_second = cached
+    return f"{cached[1]}.{int((seconds - whole) * 1e6):06d}Z"
+
+
+def _encode(entry: dict[str, Any]) -> bytes:
+    return _ENCODER.encode(entry).encode("ascii") + b"\n"

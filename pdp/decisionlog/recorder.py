@@ -1,0 +1,165 @@
+"""What every edge calls once per answered call: metrics, then the decision log."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pdp.decisionlog.entry import GatewayFields, Record
+from pdp.decisionlog.sink import open_sink
+from pdp.decisionlog.writer import DEFAULT_CAPACITY, DecisionLog, Sampling
+from pdp.metrics import Metrics, MetricsServer, PrometheusMetrics, multiprocess_mode, serve_metrics
+from pdp.model import AuthzRequest, Decision
+
+if TYPE_CHECKING:
+    from pdp.bundle.compiler import CompiledBundle
+    from pdp.bundle.store import BundleStore
+
+log = logging.getLogger("pdp.decisionlog")
+
+
+class Recorder:
+    """What every edge calls once per answered call: metrics, then the decision log."""
+
+    def __init__(
+        self,
+        decision_log: DecisionLog | None = None,
+        metrics: Metrics | None = None,
+        metrics_server: MetricsServer | None = None,
+    ) -> None:
+        self.decision_log = decision_log
+        self.metrics = metrics or Metrics()
+        self.metrics_server = metrics_server
+
+    @classmethod
+    def start(
+        cls,
+        target: str = "-",
+        sampling: Sampling | None = None,
+        capacity: int = DEFAULT_CAPACITY,
+        metrics_address: str | None = None,
+        store: BundleStore | None = None,
+    ) -> Recorder:
+        """Open the decision log sink and start the writer and the metrics endpoint.
+
+        Metrics are recorded when `metrics_address` is given, and in multiprocess mode
+        (PROMETHEUS_MULTIPROC_DIR set) by every process, whichever one serves them.
+        Raises OSError when the sink cannot be opened or the metrics port cannot be bound.
+        """
+        metrics: Metrics = Metrics()
+        server = None
+        if metrics_address is not None or multiprocess_mode():
+            prometheus = PrometheusMetrics()
+            if metrics_address is not None:
+                server = serve_metrics(metrics_address, prometheus)
+            metrics = prometheus
+        try:
+            sink = open_sink(target)
+        except OSError:
+            if server is not None:
+                server.stop()
+            raise
+        decision_log = None
+        if sink is not None:
+            decision_log = DecisionLog(sink, sampling, capacity, metrics)
+            decision_log.start()
+        log.info(
+            "decision log",
+            extra={
+                "event": "decision_log",
+                "sink": sink.name if sink is not None else "off",
+                "allow_sample_rate": (sampling or Sampling()).allow_rate,
+                "capacity": capacity,
+            },
+        )
+        if store is not None:
+            store.subscribe(metrics.bundle_status)
+        return cls(decision_log, metrics, server)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Flush the decision log (within `timeout`) and close the metrics endpoint."""
+        if self.decision_log is not None:
+            self.decision_log.stop(timeout)
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+
+    def decision(
+        self,
+        api: str,
+        started: float,
+        bundle: CompiledBundle | None,
+        decision: Decision,
+        request: AuthzRequest | None = None,
+        gateway: GatewayFields | None = None,
+    ) -> None:
+        """One decision; `started` is `time.perf_counter()` when the call came in."""
+        seconds = time.perf_counter() - started
+        metrics = self.metrics
+        metrics.call(api, seconds)
+        metrics.decisions(api, int(decision.allowed), int(not decision.allowed))
+        if gateway is not None:
+            if gateway.authn_failure:
+                metrics.authn_failure(gateway.authn_failure)
+            if gateway.unknown_route:
+                metrics.unknown_endpoint()
+        sink = self.decision_log
+        if sink is not None and sink.sampling.keep(decision.allowed):
+            sink.submit(
+                Record(api, time.time(), seconds, bundle, (decision,), (request,), gateway=gateway)
+            )
+
+    def batch(
+        self,
+        api: str,
+        started: float,
+        bundle: CompiledBundle | None,
+        decisions: Sequence[Decision],
+        requests: Sequence[AuthzRequest | None],
+        shared_entities: str | None = None,
+    ) -> None:
+        """The decisions of one batch call, `requests` aligned with them (None: malformed)."""
+        seconds = time.perf_counter() - started
+        allowed = sum(1 for d in decisions if d.allowed)
+        self.metrics.call(api, seconds)
+        self.metrics.decisions(api, allowed, len(decisions) - allowed)
+        sink = self.decision_log
+        if sink is None:
+            return
+        indices = None
+        if sink.sampling.allow_rate < 1.0:
+            indices = [i for i, d in enumerate(decisions) if sink.sampling.keep(d.allowed)]
+        sink.submit(
+            Record(
+                api,
+                time.time(),
+                seconds,
+                bundle,
+                decisions,
+                requests,
+                indices,
+                shared_entities=shared_entities,
+            )
+        )
+
+    def failed(self, api: str, started: float, code: str) -> None:
+        """A call that ended with a gRPC error status `code` and no decision."""
+        self.metrics.call(api, time.perf_counter() - started)
+        self.metrics.request_error(api, code)
+
+
+class LazyRequests(Sequence[AuthzRequest | None]):
+    """Items converted only when the writer thread reads them, so a batch pays nothing twice."""
+
+    def __init__(self, items: Sequence[Any], convert: Callable[[Any], AuthzRequest | None]) -> None:
+        self._items = items
+        self._convert = convert
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self._convert(item) for item in self._items[index]]
+        return self._convert(self._items[index])

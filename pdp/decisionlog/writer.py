@@ -1,0 +1,177 @@
+"""The bounded queue between the request path and the sink, and the thread that drains it."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pdp.decisionlog.entry import Record, line
+from pdp.decisionlog.masking import LogRules, Masker, rules_of
+from pdp.decisionlog.sink import Sink
+from pdp.metrics import Metrics
+
+if TYPE_CHECKING:
+    from pdp.bundle.compiler import CompiledBundle
+
+log = logging.getLogger("pdp.decisionlog")
+
+DEFAULT_CAPACITY = 10_000
+ERROR_REPORT_SECONDS = 60.0
+FLUSH_INTERVAL_SECONDS = 0.05  # how long an entry may wait in the queue when traffic is light
+_STOP = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Which decisions are logged: every deny, and this fraction of allows."""
+
+    allow_rate: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str) -> Sampling:
+        """`all`, `deny-only`, or a rate in [0, 1] for allows; raise ValueError otherwise."""
+        if text == "all":
+            return cls(1.0)
+        if text == "deny-only":
+            return cls(0.0)
+        try:
+            rate = float(text)
+        except ValueError:
+            rate = -1.0
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"expected all, deny-only or a rate between 0 and 1, got {text!r}")
+        return cls(rate)
+
+    def keep(self, allowed: bool) -> bool:
+        rate = self.allow_rate
+        return not allowed or rate >= 1.0 or (rate > 0.0 and random.random() < rate)
+
+
+class DecisionLog:
+    """A bounded queue of records and the writer thread that drains it into a Sink.
+
+    The request path hands over references (the decision, the request, the bundle) in one
+    small record; the writer thread builds, masks and encodes the lines. When the sink is
+    slow or blocked the queue fills and new entries are dropped and counted; a decision
+    never waits for the log.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        sampling: Sampling | None = None,
+        capacity: int = DEFAULT_CAPACITY,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.sink = sink
+        self.sampling = sampling or Sampling()
+        self.capacity = capacity
+        self._metrics = metrics or Metrics()
+        self._queue: collections.deque[Any] = collections.deque()
+        self._pending = 0
+        self._wake_threshold = max(1, capacity // 8)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pdp-decision-log", daemon=True)
+        self._masker: tuple[CompiledBundle | None, Masker, LogRules] | None = None
+        self._last_error_report = 0.0
+        self._errors_since_report = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Write what is queued within `timeout`; a blocked sink loses the rest (reported)."""
+        if not self._thread.is_alive():
+            return
+        self._queue.append(_STOP)
+        self._wake.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning(
+                "decision log sink is blocked; queued entries were not written",
+                extra={"event": "decision_log_unflushed", "entries": self._pending},
+            )
+        else:
+            self.sink.close()
+
+    def submit(self, record: Record) -> None:
+        """Queue a record, or count its entries as dropped when the queue is full."""
+        count = record.count
+        if count == 0:
+            return
+        with self._lock:
+            full = self._pending + count > self.capacity
+            if not full:
+                self._pending += count
+                self._queue.append(record)
+        if full:
+            self._metrics.log_dropped("queue_full", count)
+            return
+        # Waking the writer per entry would hand it the GIL on every call; it drains on a
+        # short timer instead, or now when the queue fills up.
+        if self._pending >= self._wake_threshold:
+            self._wake.set()
+
+    def _run(self) -> None:
+        try:
+            self.sink.open()
+        except OSError as exc:
+            log.error(
+                "cannot open decision log",
+                extra={"event": "decision_log_error", "sink": self.sink.name, "error": str(exc)},
+            )
+        while True:
+            self._wake.wait(FLUSH_INTERVAL_SECONDS)
+            self._wake.clear()
+            while self._queue:
+                record = self._queue.popleft()
+                if record is _STOP:
+                    return
+                self._write(record)
+                with self._lock:
+                    self._pending -= record.count
+
+    def _write(self, record: Record) -> None:
+        masker, rules = self._masker_for(record.bundle)
+        written = 0
+        for index in record.logged:
+            try:
+                self.sink.write(line(record, index, masker, rules))
+                written += 1
+            except Exception as exc:  # OSError, or a bug building one entry: keep writing
+                self._metrics.log_dropped("write_error")
+                self._report(exc)
+        if written:
+            self._metrics.log_written(written)
+
+    def _masker_for(self, bundle: CompiledBundle | None) -> tuple[Masker, LogRules]:
+        cached = self._masker
+        if cached is None or cached[0] is not bundle:
+            rules = rules_of(bundle)
+            cached = (bundle, Masker(rules), rules)
+            self._masker = cached
+        return cached[1], cached[2]
+
+    def _report(self, exc: BaseException) -> None:
+        """Log write errors to the server log, at most once a minute."""
+        self._errors_since_report += 1
+        now = time.monotonic()
+        if now - self._last_error_report < ERROR_REPORT_SECONDS:
+            return
+        log.error(
+            "cannot write decision log",
+            extra={
+                "event": "decision_log_error",
+                "sink": self.sink.name,
+                "error": f"{type(exc).__name__}: {exc}",
+                "failed_entries": self._errors_since_report,
+            },
+        )
+        self._last_error_report = now
+        self._errors_since_report = 0
