@@ -100,7 +100,7 @@ def build_entry(record: Record, index: int, masker: Masker, rules: LogRules) -> 
         "decision": decision.word,
         "determining_policies": list(decision.determining_policies),
         "erroring_policies": list(decision.erroring_policies),
-        "errors": list(decision.errors),
+        "errors": [masker.scrub(error) for error in decision.errors],
         "latency_us": round(record.seconds * 1e6),
     }
     if record.api == BATCH_IS_AUTHORIZED:

@@ -17,6 +17,10 @@ _SECRET_KEY = re.compile(
     re.I,
 )
 _SECRET_VALUE = re.compile(r"^\s*(?:bearer\s+\S|basic\s+\S|eyJ[\w-]+\.[\w-]+\.)", re.I)
+# The same shapes inside free text: Cedar's error messages quote the values they reject.
+_SECRET_IN_TEXT = re.compile(
+    r"\b(?:bearer|basic)\s+[^\s\"'`,;{}\[\]]+|eyJ[\w-]+\.[\w-]+\.[\w-]*", re.I
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,10 @@ class Masker:
     def apply(self, root: str, value: Any) -> Any:
         """A masked copy of `value`, the logged object under `root` (context or attrs)."""
         return self._walk(value, self._mask[root], self._drop[root])
+
+    def scrub(self, text: str) -> str:
+        """`text` with credential-shaped parts (`Bearer ...`, a JWT) masked, unless turned off."""
+        return _SECRET_IN_TEXT.sub(MASKED, text) if self._secrets else text
 
     def _walk(self, value: Any, mask: list[tuple[str, ...]], drop: list[tuple[str, ...]]) -> Any:
         if isinstance(value, Mapping):

@@ -179,3 +179,21 @@ def test_sampling_flags(text: str, rate: float) -> None:
     sampling = Sampling.parse(text)
     assert sampling.allow_rate == rate
     assert sampling.keep(allowed=False)
+
+
+def test_credentials_quoted_in_errors_are_masked(recorder: Recorder, pipe: Pipe) -> None:
+    # Cedar quotes the context it rejects: a malformed batch item's error carried the token.
+    token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl"
+    errors = (
+        f'invalid request: requests[0].context: context `{{auth: "Bearer {token}"}}` is not '
+        'valid for `Action::"read"`',
+        "invalid request: requests[1].context: `Basic dXNlcjpwYXNz` is not a Long",
+    )
+    recorder.decision("BatchIsAuthorized", time.perf_counter(), None, decision(errors=errors))
+    (entry,) = pipe.lines(1)
+    assert entry["errors"] == [
+        'invalid request: requests[0].context: context `{auth: "[masked]"}` is not valid for '
+        '`Action::"read"`',
+        "invalid request: requests[1].context: `[masked]` is not a Long",
+    ]
+    assert token.split(".")[1] not in pipe.buffer.decode()
