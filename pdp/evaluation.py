@@ -66,7 +66,7 @@ def scoped_entities(
     sliceable = not colliding
     for cedar in cedars if sliceable else ():
         action = (cedar["action"]["type"], cedar["action"]["id"])
-        ancestors = graph.ancestors.get(action, frozenset())
+        ancestors = graph.ancestors(action)
         if action in own or not own.isdisjoint(ancestors) or any(u[0] == action[0] for u in own):
             sliceable = False  # the request redefines the action hierarchy
     if colliding or bundle.entity_count <= SUBSET_MIN_BUNDLE_ENTITIES:

@@ -462,18 +462,23 @@ def _entities_parse(items: list[Any], schema: cedarpy.Schema | None) -> bool:
 
 
 def _duplicate_entities(source: SourceFile, items: list[Any]) -> list[Problem]:
-    lines = json_array_item_lines(source.text)
     first: dict[str, int] = {}
-    problems: list[Problem] = []
+    repeated: list[tuple[str, int, int]] = []
     for index, item in enumerate(items):
         uid = _uid_text(item)
         if uid == "(no uid)":
             continue
         earlier = first.setdefault(uid, index)
         if earlier != index:
-            where = f" (first at line {lines[earlier]})" if earlier < len(lines) else ""
-            message = f"entity {uid}: duplicate entity uid{where}"
-            problems.append(Problem(source.path, message, _item_line(lines, index)))
+            repeated.append((uid, earlier, index))
+    if not repeated:  # the common case: no need to locate anything
+        return []
+    lines = json_array_item_lines(source.text)
+    problems: list[Problem] = []
+    for uid, earlier, index in repeated:
+        where = f" (first at line {lines[earlier]})" if earlier < len(lines) else ""
+        message = f"entity {uid}: duplicate entity uid{where}"
+        problems.append(Problem(source.path, message, _item_line(lines, index)))
     return problems
 
 

@@ -15,7 +15,7 @@ Uid = tuple[str, str]
 # A scope as the index sees it: ("any",), ("type", T) or ("eq", (T, id)).
 Scope = tuple[Any, ...]
 ANY: Scope = ("any",)
-SLICE_CACHE_SIZE = 4096
+SLICE_CACHE_SIZE = 32768
 _MISSING = object()
 
 
@@ -61,43 +61,64 @@ class EntityGraph:
 
     Cedar renders each entity with its transitive ancestors as parents, so a subset holding
     an entity knows all its ancestors without holding them. What evaluation can read beyond
-    that is reached through attribute and tag values, or named by policy literals.
+    that is reached through attribute and tag values, or named by policy literals. An
+    entity's references, ancestors and JSON text are worked out when first needed, so
+    loading a large bundle costs one parse of Cedar's rendering and no more.
     """
 
     def __init__(self, entities: cedarpy.Entities, policy_literals: Iterable[Uid]) -> None:
-        self.text: dict[Uid, str] = {}
-        self.refs: dict[Uid, tuple[Uid, ...]] = {}
-        self.ancestors: dict[Uid, frozenset[Uid]] = {}
+        self._items: dict[Uid, dict[str, Any]] = {}
         for item in json.loads(str(entities)):
-            uid = uid_of(item["uid"])
-            assert uid is not None
-            self.text[uid] = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
-            self.refs[uid] = tuple(
-                set(references(item.get("attrs", {}))) | set(references(item.get("tags", {})))
-            )
-            self.ancestors[uid] = frozenset(
-                u for u in map(uid_of, item.get("parents", [])) if u is not None
-            )
+            uid = item["uid"]
+            self._items[(uid["type"], uid["id"])] = item
+        self._text: dict[Uid, str] = {}
+        self._refs: dict[Uid, tuple[Uid, ...]] = {}
+        self._ancestors: dict[Uid, frozenset[Uid]] = {}
         self.literal_closure = frozenset(self.closure(policy_literals))
 
     def __contains__(self, uid: Uid) -> bool:
-        return uid in self.text
+        return uid in self._items
+
+    def ancestors(self, uid: Uid) -> frozenset[Uid]:
+        """Every ancestor of a bundle entity (empty for an unknown uid)."""
+        found = self._ancestors.get(uid)
+        if found is None:
+            parents = self._items.get(uid, {}).get("parents", [])
+            found = frozenset(u for u in map(uid_of, parents) if u is not None)
+            self._ancestors[uid] = found
+        return found
+
+    def _references(self, uid: Uid) -> tuple[Uid, ...]:
+        found = self._refs.get(uid)
+        if found is None:
+            item = self._items[uid]
+            found = tuple(set(references([item.get("attrs"), item.get("tags")])))
+            self._refs[uid] = found
+        return found
 
     def closure(self, roots: Iterable[Uid], seen: set[Uid] | None = None) -> set[Uid]:
         """Bundle entities reachable from `roots` through attribute and tag values."""
+        items = self._items
         seen = set() if seen is None else seen
-        stack = [uid for uid in roots if uid in self.text and uid not in seen]
+        stack = [uid for uid in roots if uid in items and uid not in seen]
         seen.update(stack)
         while stack:
-            for ref in self.refs[stack.pop()]:
-                if ref in self.text and ref not in seen:
+            for ref in self._references(stack.pop()):
+                if ref in items and ref not in seen:
                     seen.add(ref)
                     stack.append(ref)
         return seen
 
     def subset_json(self, uids: Iterable[Uid], extra_items: list[str]) -> str:
         """A Cedar JSON entity list of `uids` (bundle entities) and already-encoded items."""
-        return "[" + ",".join([*(self.text[u] for u in uids), *extra_items]) + "]"
+        return "[" + ",".join([*(self._json(u) for u in uids), *extra_items]) + "]"
+
+    def _json(self, uid: Uid) -> str:
+        text = self._text.get(uid)
+        if text is None:
+            text = json.dumps(self._items[uid], separators=(",", ":"), ensure_ascii=False)
+            self._text[uid] = text
+        return text
 
 
 class PolicyIndex:
@@ -116,12 +137,9 @@ class PolicyIndex:
         self._by_principal: dict[Uid, list[IndexedPolicy]] = {}
         self._by_resource: dict[Uid, list[IndexedPolicy]] = {}
         self._templates: dict[str, dict[str, Any]] = {}
-        self._pinned_both: set[Uid] = set()
         for policy in policies:
             if policy.principal[0] == "eq":
                 self._by_principal.setdefault(policy.principal[1], []).append(policy)
-                if policy.resource[0] == "eq":
-                    self._pinned_both.add(policy.principal[1])
             elif policy.resource[0] == "eq":
                 self._by_resource.setdefault(policy.resource[1], []).append(policy)
             else:
@@ -135,7 +153,7 @@ class PolicyIndex:
         self._templates[internal_id] = est
 
     def action_ancestors(self, action: Uid) -> frozenset[Uid]:
-        return self._graph.ancestors.get(action, frozenset())
+        return self._graph.ancestors(action)
 
     def slices(
         self, principal: Uid, action: Uid, resource: Uid, action_ancestors: frozenset[Uid]
@@ -153,9 +171,7 @@ class PolicyIndex:
         ]
         pinned = self._by_principal.get(principal)
         if pinned:
-            # Pinned to both sides: the resource's uid, not just its type, selects.
-            exact = resource if principal in self._pinned_both else resource[0]
-            key = ("p", principal, actions, exact)
+            key = ("p", principal, actions, resource[0])
             found.append(self._slice(key, pinned, principal, resource, actions))
         pinned = self._by_resource.get(resource)
         if pinned:
@@ -177,12 +193,15 @@ class PolicyIndex:
             if found is not _MISSING:
                 cache.move_to_end(key)
                 return found
+        # Scopes are matched on types only, the granularity of the cache key: a policy pinned
+        # to another uid of the same type stays in the slice, where Cedar's scope check
+        # skips it, so one slice serves every uid of those types.
         chosen = [
             p
             for p in candidates
             if (p.actions is None or not p.actions.isdisjoint(actions))
-            and _admits(p.principal, principal)
-            and _admits(p.resource, resource)
+            and _admits_type(p.principal, principal[0])
+            and _admits_type(p.resource, resource[0])
         ]
         policy_set = self._policy_set(chosen) if chosen or key[0] == "g" else None
         with self._cache_lock:  # built outside the lock: two threads may build one slice
@@ -205,13 +224,14 @@ class PolicyIndex:
         return cedarpy.PolicySet.from_json_str(json.dumps(document))
 
 
-def _admits(scope: Scope, uid: Uid) -> bool:
+def _admits_type(scope: Scope, entity_type: str) -> bool:
+    """Whether a scope can match some entity of `entity_type`."""
     kind = scope[0]
     if kind == "any":
         return True
     if kind == "type":
-        return bool(scope[1] == uid[0])
-    return bool(scope[1] == uid)
+        return bool(scope[1] == entity_type)
+    return bool(scope[1][0] == entity_type)
 
 
 def scope_of(constraint: dict[str, Any], slot_values: dict[str, Any]) -> Scope:

@@ -24,7 +24,7 @@ def split_statements(source: str, nested: bool = False) -> list[Statement]:
     With `nested` (Cedar schema text), `;` inside braces does not split, and a closing brace
     back at the top level not followed by `;` ends a declaration (`namespace A { ... }`).
     """
-    statements: list[Statement] = []
+    spans: list[tuple[int, int]] = []
     start: int | None = None
     depth = 0
     i, n = 0, len(source)
@@ -49,21 +49,36 @@ def split_statements(source: str, nested: bool = False) -> list[Statement]:
             depth += 1
         elif nested and ch == "}" and depth > 0:
             depth -= 1
-            if depth == 0 and not source[i + 1 :].lstrip().startswith(";"):
-                statements.append(_statement(source, start, i + 1))
+            if depth == 0 and not _next_is_semicolon(source, i + 1):
+                spans.append((start, i + 1))
                 start = None
         elif ch == ";" and depth == 0:
-            statements.append(_statement(source, start, i + 1))
+            spans.append((start, i + 1))
             start = None
         i += 1
     if start is not None:
-        statements.append(_statement(source, start, n))
+        spans.append((start, n))
+    return _statements(source, spans)
+
+
+def _next_is_semicolon(source: str, i: int) -> bool:
+    while i < len(source) and source[i].isspace():
+        i += 1
+    return source.startswith(";", i)
+
+
+def _statements(source: str, spans: list[tuple[int, int]]) -> list[Statement]:
+    """Statements for ascending spans, counting newlines once (linear in the text)."""
+    statements: list[Statement] = []
+    line, counted, line_start = 1, 0, 0
+    for start, end in spans:
+        newlines = source.count("\n", counted, start)
+        if newlines:
+            line += newlines
+            line_start = source.rfind("\n", counted, start) + 1
+        counted = start
+        statements.append(Statement(source[start:end], line, start - line_start + 1))
     return statements
-
-
-def _statement(source: str, start: int, end: int) -> Statement:
-    line, column = position(source, start)
-    return Statement(source[start:end], line, column)
 
 
 def position(source: str, offset: int) -> tuple[int, int]:
@@ -83,9 +98,12 @@ def json_array_item_lines(source: str) -> list[int]:
     if i >= len(source) or source[i] != "[":
         return []
     lines: list[int] = []
+    line, counted = 1, 0  # newlines are counted once, as the scan moves forward
     i = _skip_ws(source, i + 1)
     while i < len(source) and source[i] != "]":
-        lines.append(position(source, i)[0])
+        line += source.count("\n", counted, i)
+        counted = i
+        lines.append(line)
         try:
             _, i = decoder.raw_decode(source, i)
         except json.JSONDecodeError:
