@@ -18,6 +18,7 @@ import cedarpy
 
 from pdp.bundle.compiler import CompiledBundle
 from pdp.bundle.index import Uid, references, uid_of
+from pdp.model import is_action_type
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,7 @@ def scoped_entities(
         roots.update(_context_references(cedar.get("context")))
     reachable = graph.closure(roots, seen=set(graph.literal_closure))
     if bundle.schema is not None:  # Cedar adds the schema's action entities itself
-        reachable = {uid for uid in reachable if not _is_action_type(uid[0])}
+        reachable = {uid for uid in reachable if not is_action_type(uid[0])}
     inner = [_list_body(text) for text in texts]
     return cedarpy.Entities.from_json_str(
         graph.subset_json(reachable, [body for body in inner if body]), bundle.schema
@@ -90,10 +91,6 @@ def scoped_entities(
 # Below this many bundle entities, copying the whole base (Cedar's own merge) is cheaper
 # than cutting a subset, whose cost is the entities it holds, whatever the bundle's size.
 SUBSET_MIN_BUNDLE_ENTITIES = 128
-
-
-def _is_action_type(entity_type: str) -> bool:
-    return entity_type == "Action" or entity_type.endswith("::Action")
 
 
 def _context_references(context: Any) -> set[Uid]:

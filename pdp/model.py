@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+_quote = json.encoder.encode_basestring  # as json.dumps(text, ensure_ascii=False), cheaper
 _UID_TEXT = re.compile(
     r'^\s*(?P<type>[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*)::"(?P<id>.*)"\s*$', re.S
 )
@@ -24,7 +25,18 @@ class EntityRef:
         return {"type": self.type, "id": self.id}
 
     def __str__(self) -> str:
-        return f"{self.type}::{json.dumps(self.id, ensure_ascii=False)}"
+        return f"{self.type}::{_quote(self.id)}"
+
+    @classmethod
+    def from_json(cls, value: Any) -> EntityRef | None:
+        """The uid a Cedar JSON value denotes (`{"type", "id"}` or `{"__entity": ...}`), if any."""
+        if isinstance(value, Mapping):
+            value = value.get("__entity", value)
+        if isinstance(value, Mapping):
+            entity_type, entity_id = value.get("type"), value.get("id")
+            if isinstance(entity_type, str) and isinstance(entity_id, str):
+                return cls(entity_type, entity_id)
+        return None
 
     @classmethod
     def parse(cls, text: str) -> EntityRef:
@@ -37,6 +49,11 @@ class EntityRef:
         except json.JSONDecodeError as exc:
             raise ValueError(f"invalid escape in entity id {text!r}: {exc.msg}") from None
         return cls(match.group("type"), entity_id)
+
+
+def is_action_type(entity_type: str) -> bool:
+    """Whether `entity_type` is Cedar's action type, `Action` in any namespace."""
+    return entity_type == "Action" or entity_type.endswith("::Action")
 
 
 @dataclass(frozen=True, slots=True)

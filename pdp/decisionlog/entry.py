@@ -183,21 +183,16 @@ def _entities_of(text: str | None) -> list[dict[str, Any]]:
 
 
 def _uid_text(value: Any) -> str | None:
-    if isinstance(value, Mapping):
-        value = value.get("__entity", value)
-    if isinstance(value, Mapping) and isinstance(value.get("type"), str):
-        return str(EntityRef(value["type"], str(value.get("id", ""))))
-    return None
+    ref = EntityRef.from_json(value)
+    return str(ref) if ref is not None else None
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
-_quote = json.encoder.encode_basestring  # what str(EntityRef) does, without json.dumps' setup
 _last_second: tuple[int, str] = (-1, "")  # the last whole second, formatted; swapped whole
 
 
 def _text(ref: EntityRef | None) -> str | None:
-    """`Type::"id"`, exactly as str(EntityRef)."""
-    return f"{ref.type}::{_quote(ref.id)}" if ref is not None else None
+    return str(ref) if ref is not None else None
 
 
 def _rfc3339(seconds: float) -> str:

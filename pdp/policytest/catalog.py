@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from pdp.bundle.compiler import CompiledBundle
-from pdp.model import EntityRef
+from pdp.model import EntityRef, is_action_type
 from pdp.policytest.schema_actions import actions_from_schema, requestable
 
 
@@ -44,10 +43,6 @@ def action_catalog(bundle: CompiledBundle) -> ActionCatalog:
     return ActionCatalog((), "none", note)
 
 
-def is_action_type(type_name: str) -> bool:
-    return type_name == "Action" or type_name.endswith("::Action")
-
-
 def _action_entities(bundle: CompiledBundle) -> tuple[EntityRef, ...]:
     source = bundle.source.entities
     if source is None:
@@ -59,24 +54,16 @@ def _action_entities(bundle: CompiledBundle) -> tuple[EntityRef, ...]:
     found: list[EntityRef] = []
     groups: set[EntityRef] = set()
     for item in items if isinstance(items, list) else []:
-        uid = _uid(item.get("uid") if isinstance(item, dict) else None)
+        uid = EntityRef.from_json(item.get("uid") if isinstance(item, dict) else None)
         if uid is None or not is_action_type(uid.type):
             continue
         found.append(uid)
         for parent in item.get("parents") or []:
-            parent_uid = _uid(parent)
+            parent_uid = EntityRef.from_json(parent)
             if parent_uid is not None:
                 groups.add(parent_uid)
     leaves = [a for a in found if a not in groups]
     return tuple(dict.fromkeys(leaves or found))
-
-
-def _uid(value: Any) -> EntityRef | None:
-    if isinstance(value, dict) and "__entity" in value:
-        value = value["__entity"]
-    if isinstance(value, dict) and isinstance(value.get("type"), str) and "id" in value:
-        return EntityRef(value["type"], str(value["id"]))
-    return None
 
 
 def _policy_actions(bundle: CompiledBundle) -> tuple[EntityRef, ...]:
@@ -86,7 +73,7 @@ def _policy_actions(bundle: CompiledBundle) -> tuple[EntityRef, ...]:
         scope = policy.est.get("action", {}) if isinstance(policy.est, dict) else {}
         entities = scope.get("entities") or ([scope["entity"]] if "entity" in scope else [])
         for value in entities:
-            uid = _uid(value)
+            uid = EntityRef.from_json(value)
             if uid is not None:
                 found.append(uid)
     return tuple(dict.fromkeys(found))
