@@ -93,7 +93,7 @@ def test_conformance_cases_sliced_equal_unsliced(tmp_path: Path) -> None:
                 item["description"],
             )
             checked += 1
-    assert checked == sum(len(c.requests) for c in CASES)
+    assert checked == sum(len(c.requests) for c in CASES) > 0
     assert indexed == len(CASES)
 
 
