@@ -83,8 +83,10 @@ class EntityGraph:
         """Every ancestor of a bundle entity (empty for an unknown uid)."""
         found = self._ancestors.get(uid)
         if found is None:
-            parents = self._items.get(uid, {}).get("parents", [])
-            found = frozenset(u for u in map(uid_of, parents) if u is not None)
+            item = self._items.get(uid)
+            if item is None:  # requests name any uid: remembering those would grow forever
+                return frozenset()
+            found = frozenset(u for u in map(uid_of, item.get("parents", [])) if u is not None)
             self._ancestors[uid] = found
         return found
 
@@ -137,6 +139,11 @@ class PolicyIndex:
         self._by_principal: dict[Uid, list[IndexedPolicy]] = {}
         self._by_resource: dict[Uid, list[IndexedPolicy]] = {}
         self._templates: dict[str, dict[str, Any]] = {}
+        # The actions and types some scope names: no other one can change a slice.
+        self._scoped_actions = frozenset(a for p in policies for a in p.actions or ())
+        self._scoped_types = frozenset(
+            t for p in policies for t in (_scope_type(p.principal), _scope_type(p.resource)) if t
+        )
         for policy in policies:
             if policy.principal[0] == "eq":
                 self._by_principal.setdefault(policy.principal[1], []).append(policy)
@@ -158,33 +165,40 @@ class PolicyIndex:
     def slices(
         self, principal: Uid, action: Uid, resource: Uid, action_ancestors: frozenset[Uid]
     ) -> list[cedarpy.PolicySet]:
-        """The policy sets to evaluate for one request; always at least one (maybe empty)."""
-        actions = action_ancestors | {action}
+        """The policy sets to evaluate for one request; always at least one (maybe empty).
+
+        Actions and types no scope names are left out of the cache key (they select the same
+        policies as no action or type at all), so requests naming arbitrary ones share
+        slices instead of filling the cache with copies.
+        """
+        actions = (action_ancestors | {action}) & self._scoped_actions
+        principal_type = principal[0] if principal[0] in self._scoped_types else None
+        resource_type = resource[0] if resource[0] in self._scoped_types else None
         found = [
             self._slice(
-                ("g", actions, principal[0], resource[0]),
+                ("g", actions, principal_type, resource_type),
                 self._general,
-                principal,
-                resource,
+                principal_type,
+                resource_type,
                 actions,
             )
         ]
         pinned = self._by_principal.get(principal)
         if pinned:
-            key = ("p", principal, actions, resource[0])
-            found.append(self._slice(key, pinned, principal, resource, actions))
+            key = ("p", principal, actions, resource_type)
+            found.append(self._slice(key, pinned, principal_type, resource_type, actions))
         pinned = self._by_resource.get(resource)
         if pinned:
-            key = ("r", resource, actions, principal[0])
-            found.append(self._slice(key, pinned, principal, resource, actions))
+            key = ("r", resource, actions, principal_type)
+            found.append(self._slice(key, pinned, principal_type, resource_type, actions))
         return [s for i, s in enumerate(found) if s is not None or i == 0]  # type: ignore[misc]
 
     def _slice(
         self,
         key: tuple[Any, ...],
         candidates: list[IndexedPolicy],
-        principal: Uid,
-        resource: Uid,
+        principal_type: str | None,
+        resource_type: str | None,
         actions: frozenset[Uid],
     ) -> cedarpy.PolicySet | None:
         cache = self._cache
@@ -200,8 +214,8 @@ class PolicyIndex:
             p
             for p in candidates
             if (p.actions is None or not p.actions.isdisjoint(actions))
-            and _admits_type(p.principal, principal[0])
-            and _admits_type(p.resource, resource[0])
+            and _admits_type(p.principal, principal_type)
+            and _admits_type(p.resource, resource_type)
         ]
         policy_set = self._policy_set(chosen) if chosen or key[0] == "g" else None
         with self._cache_lock:  # built outside the lock: two threads may build one slice
@@ -224,14 +238,19 @@ class PolicyIndex:
         return cedarpy.PolicySet.from_json_str(json.dumps(document))
 
 
-def _admits_type(scope: Scope, entity_type: str) -> bool:
-    """Whether a scope can match some entity of `entity_type`."""
+def _admits_type(scope: Scope, entity_type: str | None) -> bool:
+    """Whether a scope can match some entity of `entity_type` (None: a type no scope names)."""
+    return scope[0] == "any" or _scope_type(scope) == entity_type
+
+
+def _scope_type(scope: Scope) -> str | None:
+    """The entity type a scope requires, if it requires one."""
     kind = scope[0]
-    if kind == "any":
-        return True
     if kind == "type":
-        return bool(scope[1] == entity_type)
-    return bool(scope[1][0] == entity_type)
+        return str(scope[1])
+    if kind == "eq":
+        return str(scope[1][0])
+    return None
 
 
 def scope_of(constraint: dict[str, Any], slot_values: dict[str, Any]) -> Scope:

@@ -60,3 +60,37 @@ def test_an_eviction_by_another_thread_never_breaks_a_cache_hit(
     for other in others:
         other.join()
     assert others and again[0] is first[0]
+
+
+POLICIES = """\
+permit (principal, action == Action::"read", resource is Doc);
+permit (principal == User::"alice", action, resource);
+forbid (principal, action, resource == Doc::"secret");
+"""
+
+
+def test_arbitrary_actions_and_types_share_one_slice(tmp_path: Path) -> None:
+    """Callers choose the uids they send: only what a scope names may grow the cache."""
+    bundle = load_bundle(write_bundle(tmp_path / "b", {"p.cedar": POLICIES}))
+    policy_index = bundle.index
+    assert policy_index is not None
+    seen = {
+        id(s)
+        for n in range(200)
+        for s in policy_index.slices(
+            (f"Caller{n}", "c"), ("Action", f"action-{n}"), (f"Thing{n}", "t"), frozenset()
+        )
+    }
+    assert len(seen) == 1
+    # What a scope names still selects its own slice.
+    read_doc = policy_index.slices(("User", "bob"), READ, ("Doc", "d"), frozenset())
+    assert {id(s) for s in read_doc}.isdisjoint(seen)
+
+
+def test_ancestors_of_unknown_uids_are_not_remembered(tmp_path: Path) -> None:
+    bundle = load_bundle(write_bundle(tmp_path / "b", {"p.cedar": POLICIES}))
+    graph = bundle.graph
+    assert graph is not None
+    for n in range(100):
+        assert graph.ancestors(("Action", f"made-up-{n}")) == frozenset()
+    assert len(graph._ancestors) == 0  # a request may name any uid: none is kept
