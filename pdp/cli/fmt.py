@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cedarpy
 
-from pdp.bundle.compiler import locate_parse_errors
+from pdp.bundle.diagnose import locate_parse_errors
 from pdp.bundle.loader import SourceFile, is_ignored
 
 
