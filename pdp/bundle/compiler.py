@@ -26,24 +26,30 @@ from pdp.gateway.config import GatewayConfig, compile_gateway
 class CompiledBundle:
     """Everything a decision needs, pre-parsed once; immutable, swapped in whole."""
 
-    name: str
+    name: str  # name and revision are the source's, copied: every decision reads them
     revision: str
-    root: str
-    validation: str
     policy_set: cedarpy.PolicySet
     schema: cedarpy.Schema | None
     entities: cedarpy.Entities
     policies: tuple[PolicyInfo, ...]
     by_internal_id: dict[str, PolicyInfo]
-    entity_count: int
+    entity_count: int  # len(entities) walks them all; the request path asks for it
     source: BundleSource
-    warnings: tuple[Problem, ...]
     index: PolicyIndex | None = field(default=None, repr=False, compare=False)
     graph: EntityGraph | None = field(default=None, repr=False, compare=False)
     gateway: GatewayConfig | None = field(default=None, repr=False, compare=False)  # routes.yaml
 
-    def policy(self, bundle_id: str) -> PolicyInfo | None:
-        return next((p for p in self.policies if p.id == bundle_id), None)
+    @property
+    def root(self) -> str:
+        return self.source.root
+
+    @property
+    def validation(self) -> str:
+        return self.source.manifest.validation
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return self.source.warnings
 
     @property
     def policy_count(self) -> int:
@@ -90,8 +96,6 @@ def compile_bundle(source: BundleSource) -> CompiledBundle:
     return CompiledBundle(
         name=source.name,
         revision=source.revision,
-        root=source.root,
-        validation=source.manifest.validation,
         policy_set=policy_set,
         schema=schema,
         entities=entities,
@@ -99,7 +103,6 @@ def compile_bundle(source: BundleSource) -> CompiledBundle:
         by_internal_id={p.internal_id: p for p in all_policies},
         entity_count=len(entities),
         source=source,
-        warnings=source.warnings,
         index=index,
         graph=graph,
         gateway=gateway,
