@@ -9,6 +9,7 @@ from typing import Any
 import jwt as pyjwt
 
 from pdp.authn.apikeys import ApiKeyConfig
+from pdp.authn.cache import TokenCache, TokenIdentity
 from pdp.authn.jwks import Keyring
 from pdp.authn.jwt import Issuer, JwtConfig, KeyLookup, VerifiedToken, peek, verify
 from pdp.authn.mtls import MtlsConfig
@@ -80,6 +81,7 @@ class Identity:
     claims: Mapping[str, Any] | None = None
     token: VerifiedToken | None = None
     api_key: str | None = None  # the key's name, never the key
+    entities_json: str | None = None  # the principal as Cedar JSON (kept with a cached token)
 
 
 def read_credentials(
@@ -137,13 +139,18 @@ def key_lookup(keyring: Keyring) -> KeyLookup:
 
 
 def pending_fetch(
-    headers: Mapping[str, tuple[str, ...]], config: IdentityConfig, keyring: Keyring
+    headers: Mapping[str, tuple[str, ...]],
+    config: IdentityConfig,
+    keyring: Keyring,
+    tokens: TokenCache | None = None,
 ) -> bool:
     """Whether verifying this request's bearer token would fetch a JWKS URL right now."""
     if config.jwt is None or not any(i.jwks_url for i in config.jwt.issuers.values()):
         return False
     bearer = read_credentials(headers, config).bearer
     if not bearer:
+        return False
+    if tokens is not None and tokens.config is config.jwt and tokens.cached(bearer):
         return False
     try:
         head = peek(bearer, config.jwt)
@@ -157,13 +164,20 @@ def pending_fetch(
     return keyring.source(issuer.jwks_url).would_fetch(head.kid, head.algorithm)
 
 
-def identify(creds: Credentials, config: IdentityConfig, lookup: KeyLookup) -> Identity:
+def identify(
+    creds: Credentials,
+    config: IdentityConfig,
+    lookup: KeyLookup,
+    tokens: TokenCache | None = None,
+) -> Identity:
     """Verify every presented credential (any failure: AuthnError), then pick the principal:
-    the JWT subject, else the API key's principal, else the mTLS peer, else anonymous."""
+    the JWT subject, else the API key's principal, else the mTLS peer, else anonymous.
+
+    `tokens`, the token cache of this config, serves a bearer token verified before."""
     if creds.problem is not None:
         raise creds.problem
-    token = _verified_token(creds, config, lookup)
-    claims = token.claims if token is not None else creds.jwt_payload
+    verified = _verified_token(creds, config, lookup, tokens)
+    claims = verified.token.claims if verified is not None else creds.jwt_payload
     key = None
     if creds.api_key is not None:
         if config.api_keys is None:  # read_credentials only reads the header when configured
@@ -172,15 +186,24 @@ def identify(creds: Credentials, config: IdentityConfig, lookup: KeyLookup) -> I
     peer_principal = None
     if creds.peer is not None and config.mtls is not None:
         peer_principal = Principal(config.mtls.principal(creds.peer))
+    if verified is not None:
+        return Identity(
+            JWT,
+            verified.principal,
+            peer=creds.peer,
+            scopes=verified.scopes,
+            claims=claims,
+            token=verified.token,
+            entities_json=verified.entities_json,
+        )
     if claims is not None:
-        issuer = token.issuer if token is not None else _metadata_issuer(claims, config)
+        issuer = _metadata_issuer(claims, config)
         return Identity(
             JWT,
             issuer.principal.principal(claims),
             peer=creds.peer,
             scopes=scopes(claims, issuer.scopes_claim),
             claims=claims,
-            token=token,
         )
     if key is not None:
         return Identity(API_KEY, Principal(key.principal), peer=creds.peer, api_key=key.name)
@@ -192,13 +215,15 @@ def identify(creds: Credentials, config: IdentityConfig, lookup: KeyLookup) -> I
 
 
 def _verified_token(
-    creds: Credentials, config: IdentityConfig, lookup: KeyLookup
-) -> VerifiedToken | None:
+    creds: Credentials, config: IdentityConfig, lookup: KeyLookup, tokens: TokenCache | None
+) -> TokenIdentity | None:
     if creds.bearer is None or creds.jwt_payload is not None:
         return None  # a jwt_authn payload stands for the token Envoy already verified
     if config.jwt is None or not config.jwt.issuers:
         raise AuthnError("unknown_issuer", "bearer tokens are not accepted here")
-    return verify(creds.bearer, config.jwt, lookup)
+    if tokens is not None and tokens.config is config.jwt:
+        return tokens.verify(creds.bearer, lookup)
+    return TokenIdentity.of(verify(creds.bearer, config.jwt, lookup))
 
 
 def _metadata_issuer(claims: Mapping[str, Any], config: IdentityConfig) -> Issuer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -167,6 +168,8 @@ class UrlKeySource:
         self._fetched_at: float | None = None  # last successful fetch
         self._attempted_at: float | None = None  # last attempt, successful or not
         self.fetches = 0
+        self.version = 0  # bumped after a fetch brings a different key set (token cache)
+        self._fingerprint = ""
 
     def get(self, kid: str | None, algorithm: str) -> jwt.PyJWK | None:
         """The key for (kid, algorithm), fetching first when due and allowed; may block."""
@@ -208,10 +211,20 @@ class UrlKeySource:
             return
         self._keys = keys
         self._fetched_at = self._clock()
+        fingerprint = _fingerprint(document)
+        if fingerprint != self._fingerprint:  # only after the swap: readers check it first
+            self._fingerprint = fingerprint
+            self.version += 1
         log.info(
             "key set fetched",
             extra={"event": "jwks_fetched", "url": self.spec.url, "keys": sorted(keys.kids)},
         )
+
+
+def _fingerprint(document: Any) -> str:
+    """A digest of a fetched key set document, to tell a changed set from a refetched one."""
+    text = json.dumps(document, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Keyring:

@@ -13,6 +13,8 @@ from pdp.authn.principal import PrincipalMapping
 from pdp.errors import AuthnError
 
 DEFAULT_MAX_TOKEN_BYTES = 8192
+DEFAULT_CACHE_TTL_SECONDS = 60.0  # verified tokens are cached this long at most (0: off)
+DEFAULT_CACHE_MAX_ENTRIES = 10_000
 # Header parameters that point at keys chosen by the token's author; pdp never follows them.
 KEY_REFERENCE_HEADERS = ("jku", "x5u", "jwk", "x5c")
 
@@ -38,6 +40,8 @@ class JwtConfig:
 
     issuers: Mapping[str, Issuer]
     max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES
+    cache_ttl_seconds: float = DEFAULT_CACHE_TTL_SECONDS  # see pdp.authn.cache
+    cache_max_entries: int = DEFAULT_CACHE_MAX_ENTRIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +100,11 @@ def peek(token: str, config: JwtConfig) -> TokenHeader:
 
 def verify(token: str, config: JwtConfig, lookup: KeyLookup) -> VerifiedToken:
     """Verify `token` with the issuer's keys; AuthnError(reason) on any failure."""
-    head = peek(token, config)
+    return verify_peeked(token, peek(token, config), lookup)
+
+
+def verify_peeked(token: str, head: TokenHeader, lookup: KeyLookup) -> VerifiedToken:
+    """Verify `token`, whose header `peek` read as `head`; AuthnError(reason) on any failure."""
     issuer = head.issuer
     key = lookup(issuer, head.kid, head.algorithm)
     if key is None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 from pdp import engine
+from pdp.authn.cache import TokenCache
 from pdp.authn.identity import JWT, Identity, identify, read_credentials
 from pdp.authn.jwt import KeyLookup
 from pdp.bundle.compiler import CompiledBundle
@@ -48,9 +50,14 @@ class _Unmapped(Exception):
 
 
 def check(
-    bundle: CompiledBundle | None, request: GatewayRequest, lookup: KeyLookup
+    bundle: CompiledBundle | None,
+    request: GatewayRequest,
+    lookup: KeyLookup,
+    tokens: TokenCache | None = None,
 ) -> GatewayResponse:
-    """Decide one HTTP request against `bundle`: 401, 403, unknown route, or allow."""
+    """Decide one HTTP request against `bundle`: 401, 403, unknown route, or allow.
+
+    `tokens` is the bundle's token cache (`ActiveTokenCache.get`), None to verify every time."""
     call = _Call(bundle, request)
     if bundle is None:
         return call.deny(503, UNAVAILABLE, "no_bundle", "no valid policy bundle is active")
@@ -61,7 +68,7 @@ def check(
         )
     try:
         creds = read_credentials(request.headers, gateway.identity, request.peer, request.metadata)
-        identity = identify(creds, gateway.identity, lookup)
+        identity = identify(creds, gateway.identity, lookup, tokens)
     except AuthnError as exc:
         return call.deny(401, UNAUTHENTICATED, exc.reason, exc.message, authn_failure=exc.reason)
     call.identified(identity)
@@ -115,7 +122,7 @@ def _decide(
         action=target.action,
         resource=target.resource,
         context=build_context(target.context, facts),
-        entities_json=None if known else json.dumps([principal.entity_json()]),
+        entities_json=None if known else _entities_json(identity),
     )
     call.fields["request"] = authz
     try:
@@ -130,6 +137,15 @@ def _decide(
 def _target(gateway: GatewayConfig, request: GatewayRequest, path: NormalizedPath) -> Target:
     """The route's action and resource, with any context_extensions override applied."""
     extensions = request.context_extensions
+    if not extensions:  # the usual case: the route table alone decides
+        matched = match_route(gateway.routes, request.method, path)
+        if matched is None:
+            raise _Unmapped(f"no route for {request.method} {path.path}")
+        route, params = matched.route, matched.params
+        resource = route.resource(params)  # its parameters are bound: checked at load
+        return Target(
+            route.name, route.action, resource, route.context, params, route.principal_types
+        )
     route_name = extensions.get(ROUTE_KEY)
     if route_name is not None:
         route = gateway.route(route_name)
@@ -168,6 +184,19 @@ def _target(gateway: GatewayConfig, request: GatewayRequest, path: NormalizedPat
     )
 
 
+def _entities_json(identity: Identity) -> str:
+    """The principal as a Cedar JSON entity list (precomputed for a cached token)."""
+    if identity.entities_json is not None:
+        return identity.entities_json
+    assert identity.principal is not None
+    return json.dumps([identity.principal.entity_json()])
+
+
+def _uid_text(uid: EntityRef) -> str:
+    """`Type::"id"`, the id quoted as json.dumps quotes it."""
+    return f"{uid.type}::{_quote(uid.id)}"
+
+
 def _action(text: str) -> EntityRef:
     return EntityRef.parse(text) if "::" in text else EntityRef("Action", text)
 
@@ -200,7 +229,7 @@ class _Call:
         principal: EntityRef = self.fields["principal"]
         names = gateway.responses
         headers = (
-            (names.principal_header, f"{principal.type}::{json.dumps(principal.id)}"),
+            (names.principal_header, _uid_text(principal)),
             (names.decision_id_header, decision.decision_id),
         )
         result = CheckResult(
@@ -247,7 +276,8 @@ class _Call:
         if status == 401:
             bearer = 'Bearer error="invalid_token"' if result.authn_failure else "Bearer"
             headers.append(("www-authenticate", bearer))
-        body = json.dumps({"error": error, "decision_id": decision.decision_id})
+        # What json.dumps({"error": ..., "decision_id": ...}) writes, without its overhead.
+        body = f'{{"error": {_quote(error)}, "decision_id": {_quote(decision.decision_id)}}}'
         return GatewayResponse(False, status, tuple(headers), (), body, _metadata(result), result)
 
 
@@ -270,7 +300,7 @@ def _metadata(result: CheckResult) -> dict[str, Any]:
         "identity": result.identity_kind,
     }
     if result.principal is not None:
-        metadata["principal"] = f"{result.principal.type}::{json.dumps(result.principal.id)}"
+        metadata["principal"] = _uid_text(result.principal)
     if result.route is not None:
         metadata["route"] = result.route
     if not result.allowed:

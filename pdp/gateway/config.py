@@ -11,7 +11,13 @@ import cedarpy
 from pdp.authn.apikeys import ApiKey, ApiKeyConfig, parse_hash
 from pdp.authn.identity import IdentityConfig, JwtAuthnMetadata
 from pdp.authn.jwks import ALGORITHMS, HMAC_ALGORITHMS, JwksUrl, KeySet, check_url, parse_jwks
-from pdp.authn.jwt import DEFAULT_MAX_TOKEN_BYTES, Issuer, JwtConfig
+from pdp.authn.jwt import (
+    DEFAULT_CACHE_MAX_ENTRIES,
+    DEFAULT_CACHE_TTL_SECONDS,
+    DEFAULT_MAX_TOKEN_BYTES,
+    Issuer,
+    JwtConfig,
+)
 from pdp.authn.mtls import MtlsConfig
 from pdp.authn.principal import AttributeClaim, PrincipalMapping
 from pdp.bundle.loader import ROUTES, BundleSource
@@ -120,8 +126,12 @@ def _identity(section: Reader, files: dict[str, str]) -> IdentityConfig:
 
 
 def _jwt(section: Reader, files: dict[str, str]) -> JwtConfig:
-    section.only("issuers", "max_token_bytes")
+    section.only("issuers", "max_token_bytes", "token_cache")
     max_bytes = int(section.number("max_token_bytes", DEFAULT_MAX_TOKEN_BYTES, 512, 1024 * 1024))
+    cache = section.child("token_cache")
+    cache.only("ttl_seconds", "max_entries")
+    cache_ttl = cache.number("ttl_seconds", DEFAULT_CACHE_TTL_SECONDS, 0, 3600)
+    cache_entries = int(cache.number("max_entries", DEFAULT_CACHE_MAX_ENTRIES, 0, 1_000_000))
     issuers: dict[str, Issuer] = {}
     for node, line in section.items("issuers", required=True):
         reader = Reader(node, "identity.jwt.issuers[]", section.problems, ROUTES, line)
@@ -131,7 +141,7 @@ def _jwt(section: Reader, files: dict[str, str]) -> JwtConfig:
         if issuer.issuer in issuers:
             reader.error(f"issuer {issuer.issuer!r} is listed twice", "issuer")
         issuers[issuer.issuer] = issuer
-    return JwtConfig(issuers, max_bytes)
+    return JwtConfig(issuers, max_bytes, cache_ttl, cache_entries)
 
 
 def _issuer(node: Reader, files: dict[str, str]) -> Issuer | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2
@@ -25,6 +26,7 @@ def gateway_request(message: pb.CheckRequest, trusted: bool) -> GatewayRequest:
     if http.query and "?" not in path:  # Envoy sends the query inside `path`; be lenient
         path = f"{path}?{http.query}"
     source = attributes.source
+    extensions = attributes.context_extensions
     address = ""
     if source.address.HasField("socket_address"):
         address = source.address.socket_address.address
@@ -43,12 +45,12 @@ def gateway_request(message: pb.CheckRequest, trusted: bool) -> GatewayRequest:
         source_address=address,
         peer=(source.principal or None) if trusted else None,
         metadata=metadata,
-        context_extensions=dict(attributes.context_extensions),
+        context_extensions=dict(extensions) if extensions else {},
         request_id=http.id,
     )
 
 
-def _headers(http: Any) -> dict[str, tuple[str, ...]]:
+def _headers(http: Any) -> Mapping[str, tuple[str, ...]]:
     """Headers by lowercase name, from `header_map` when Envoy sent it, else from `headers`."""
     found: dict[str, list[str]] = {}
     if http.HasField("header_map") and http.header_map.headers:
@@ -56,28 +58,84 @@ def _headers(http: Any) -> dict[str, tuple[str, ...]]:
             value = entry.value or entry.raw_value.decode("utf-8", "replace")
             found.setdefault(entry.key.lower(), []).append(value)
     else:
-        for key, value in http.headers.items():
+        headers = http.headers
+        names = "".join(headers)
+        if names == names.lower():
+            return _LowercaseHeaders(headers)  # as Envoy sends them: no copy, read on demand
+        for key, value in headers.items():
             found.setdefault(key.lower(), []).append(value)
     return {key: tuple(values) for key, values in found.items()}
+
+
+class _LowercaseHeaders(Mapping[str, tuple[str, ...]]):
+    """A `headers` map whose names are all lowercase, read lazily (one value per name)."""
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._headers = headers
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        value = self._headers.get(name)  # (a protobuf map would answer "" for a missing name)
+        if value is None:
+            raise KeyError(name)
+        return (value,)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self._headers.get(name)
+        return default if value is None else (value,)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._headers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
 
 
 def check_response(response: GatewayResponse) -> pb.CheckResponse:
     """The CheckResponse for a gateway answer; `status` is always set."""
     message = pb.CheckResponse()
-    message.dynamic_metadata.update(response.metadata)
+    _set_struct(message.dynamic_metadata, response.metadata)
     if response.allowed:
         message.status.code = code_pb2.OK
         ok = message.ok_response
-        ok.headers.extend(_header_options(response.headers))
+        _add_headers(ok.headers, response.headers)
         ok.headers_to_remove.extend(response.remove_headers)
         return message
     status = response.http_status
     message.status.code = code_pb2.UNAUTHENTICATED if status == 401 else code_pb2.PERMISSION_DENIED
     denied = message.denied_response
     denied.status.code = status
-    denied.headers.extend(_header_options(response.headers))
+    _add_headers(denied.headers, response.headers)
     denied.body = response.body
     return message
+
+
+def _set_struct(struct: Any, values: Mapping[str, Any]) -> None:
+    """`struct.update(values)`, writing strings and lists of strings directly (twice as fast)."""
+    fields = struct.fields
+    for key, value in values.items():
+        if isinstance(value, str):
+            fields[key].string_value = value
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            items = fields[key].list_value
+            items.SetInParent()
+            for item in value:
+                items.values.add().string_value = item
+        else:
+            struct.update({key: value})
+
+
+def _add_headers(options: Any, headers: tuple[tuple[str, str], ...]) -> None:
+    # Overwrite, so a client-sent header of the same name never reaches upstream next to ours.
+    for key, value in headers:
+        option = options.add()
+        option.header.key = key
+        option.header.value = value
+        option.append_action = _OVERWRITE
 
 
 def fallback_deny(decision_id: str) -> pb.CheckResponse:
@@ -87,13 +145,3 @@ def fallback_deny(decision_id: str) -> pb.CheckResponse:
     message.denied_response.status.code = 403
     message.denied_response.body = json.dumps({"error": "forbidden", "decision_id": decision_id})
     return message
-
-
-def _header_options(headers: tuple[tuple[str, str], ...]) -> list[base_pb2.HeaderValueOption]:
-    # Overwrite, so a client-sent header of the same name never reaches upstream next to ours.
-    return [
-        base_pb2.HeaderValueOption(
-            header=base_pb2.HeaderValue(key=key, value=value), append_action=_OVERWRITE
-        )
-        for key, value in headers
-    ]

@@ -8,6 +8,9 @@ from urllib.parse import parse_qsl, unquote
 
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# Non-empty segments of unreserved and sub-delim characters (no %, ;, \\, ?, #, controls):
+# such a path is its own normal form unless a segment is "." or "..".
+_PLAIN = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,=:@]+)+")
 MAX_PATH_BYTES = 8192
 
 
@@ -41,6 +44,15 @@ def normalize(target: str) -> NormalizedPath:
     raw_path, _, query_text = target.partition("?")
     raw_path = raw_path.partition("#")[0]
     query_text = query_text.partition("#")[0]
+    if _PLAIN.fullmatch(raw_path) and "/." not in raw_path:
+        segments = raw_path[1:].split("/")  # the common case, already in normal form
+    else:
+        segments = decoded_segments(raw_path)
+    return NormalizedPath("/" + "/".join(segments), tuple(segments), _query(query_text))
+
+
+def decoded_segments(raw_path: str) -> list[str]:
+    """The segments of a raw path (no query), decoded and resolved; PathError when refused."""
     if not raw_path.startswith("/"):
         raise PathError("path must start with '/'")
     if "\\" in raw_path:
@@ -67,11 +79,17 @@ def normalize(target: str) -> NormalizedPath:
             segments.pop()
             continue
         segments.append(segment)
+    return segments
+
+
+def _query(text: str) -> tuple[tuple[str, str], ...]:
+    """The query's name/value pairs in order, decoded; PathError when not UTF-8."""
+    if not text:
+        return ()
     try:
-        query = tuple(parse_qsl(query_text, keep_blank_values=True, errors="strict"))
+        return tuple(parse_qsl(text, keep_blank_values=True, errors="strict"))
     except (UnicodeDecodeError, ValueError):
         raise PathError("query string is not valid UTF-8") from None
-    return NormalizedPath("/" + "/".join(segments), tuple(segments), query)
 
 
 def _percent_decode(text: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +111,11 @@ class IdTemplate:
 
     def render(self, params: Mapping[str, str]) -> str:
         """The id with every placeholder bound; KeyError names an unbound parameter."""
-        return _PLACEHOLDER.sub(lambda m: params[m.group(1)], self.text)
+        text = self.text
+        # The usual `{param}` without a regex substitution (parameter names are identifiers).
+        if text[:1] == "{" and text[-1:] == "}" and text[1:-1] in params:
+            return params[text[1:-1]]
+        return _PLACEHOLDER.sub(lambda m: params[m.group(1)], text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,17 +191,20 @@ def build_context(spec: Sequence[tuple[str, str]], facts: RequestFacts) -> dict[
     return context
 
 
+_SIMPLE_SOURCES: dict[str, Callable[[RequestFacts], Any]] = {
+    "method": lambda facts: facts.method,
+    "path": lambda facts: facts.path.path,
+    "host": lambda facts: facts.host or None,
+    "scheme": lambda facts: facts.scheme or None,
+    "peer": lambda facts: facts.peer,
+    "identity": lambda facts: facts.identity,
+}
+
+
 def _source_value(source: str, facts: RequestFacts) -> Any:
-    simple: dict[str, Any] = {
-        "method": facts.method,
-        "path": facts.path.path,
-        "host": facts.host or None,
-        "scheme": facts.scheme or None,
-        "peer": facts.peer,
-        "identity": facts.identity,
-    }
-    if source in simple:
-        return simple[source]
+    simple = _SIMPLE_SOURCES.get(source)
+    if simple is not None:
+        return simple(facts)
     if source == "source_ip":
         return {"__extn": {"fn": "ip", "arg": facts.source_ip}} if facts.source_ip else None
     if source == "scopes":

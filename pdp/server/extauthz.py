@@ -14,13 +14,14 @@ import grpc
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 
+from pdp.authn.cache import ActiveTokenCache
 from pdp.authn.identity import key_lookup, pending_fetch
 from pdp.authn.jwks import Keyring
 from pdp.bundle.compiler import CompiledBundle
 from pdp.bundle.store import BundleStatus, BundleStore
 from pdp.gateway import envoy
 from pdp.gateway.check import check, internal_error
-from pdp.gateway.result import CheckResult, GatewayRequest, GatewayResponse
+from pdp.gateway.result import CheckResult, GatewayRequest
 
 log = logging.getLogger("pdp.server.extauthz")
 
@@ -28,6 +29,7 @@ EXT_AUTHZ_SERVICE = pb.DESCRIPTOR.services_by_name["Authorization"].full_name
 # Called once per Check with its result, the bundle it was decided on, and the call's start
 # (`time.perf_counter()`); must not block or raise (errors are logged and ignored).
 CheckListener = Callable[[CheckResult, CompiledBundle | None, float], None]
+_NO_REQUEST = GatewayRequest(method="", path="")  # what a deny describes when decoding failed
 
 
 class ExtAuthzService(pb_grpc.AuthorizationServicer):
@@ -39,10 +41,12 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         config: Any = None,
         keyring: Keyring | None = None,
         on_result: CheckListener | None = None,
+        clock: Callable[[], float] = time.time,  # judges cached tokens' expiry; tests inject
     ) -> None:
         self._store = store
         self._keyring = keyring or Keyring()
         self._lookup = key_lookup(self._keyring)
+        self.tokens = ActiveTokenCache(self._keyring, clock)
         self._trust_plaintext = bool(getattr(config, "trust_plaintext_peer", False))
         self._on_result = on_result or recorder_listener(getattr(config, "recorder", None))
         self.unknown_endpoints = 0
@@ -51,16 +55,24 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         self._listen = str(getattr(config, "listen", ""))
         self._client_ca = getattr(config, "client_ca", None)
         store.subscribe(self._check_transport)
+        store.subscribe(self._activate_tokens)
 
     async def Check(
         self, request: pb.CheckRequest, context: grpc.aio.ServicerContext
     ) -> pb.CheckResponse:
         started = time.perf_counter()
         bundle = self._store.current
-        plain = GatewayRequest(method="", path="")
+        plain = _NO_REQUEST
         try:
             plain = envoy.gateway_request(request, self._trusted(context))
-            response = await self._decide(bundle, plain)
+            gateway = bundle.gateway if bundle is not None else None
+            tokens = self.tokens.get(gateway.identity.jwt) if gateway is not None else None
+            if gateway is not None and pending_fetch(
+                plain.headers, gateway.identity, self._keyring, tokens
+            ):  # verifying would fetch a JWKS URL: off the event loop
+                response = await asyncio.to_thread(check, bundle, plain, self._lookup, tokens)
+            else:
+                response = check(bundle, plain, self._lookup, tokens)
         except Exception as exc:  # fail closed: a deny, never an error status or an allow
             log.error(
                 "Check failed; denied",
@@ -78,21 +90,14 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
             log.error("Check response failed; denied", extra={"error": type(exc).__name__})
             return envoy.fallback_deny(response.result.decision_id)
 
-    async def _decide(
-        self, bundle: CompiledBundle | None, plain: GatewayRequest
-    ) -> GatewayResponse:
-        gateway = bundle.gateway if bundle is not None else None
-        if gateway is not None and pending_fetch(plain.headers, gateway.identity, self._keyring):
-            return await asyncio.to_thread(check, bundle, plain, self._lookup)  # JWKS fetch
-        return check(bundle, plain, self._lookup)
-
     def _trusted(self, context: grpc.aio.ServicerContext) -> bool:
         """Whether Envoy's assertions (source.principal, metadata) come over a trusted channel."""
         if context.peer().startswith("unix:"):
             return True
-        auth = context.auth_context() or {}
-        if auth.get("x509_pem_cert") or auth.get("x509_common_name"):
-            return True  # a client certificate the server verified (mTLS)
+        if self._client_ca:  # only then can a client certificate have been verified
+            auth = context.auth_context() or {}  # (costly: read only where it can matter)
+            if auth.get("x509_pem_cert") or auth.get("x509_common_name"):
+                return True  # a client certificate the server verified (mTLS)
         return self._trust_plaintext
 
     def _observe(self, result: CheckResult, bundle: CompiledBundle | None, started: float) -> None:
@@ -105,6 +110,11 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
                 self._on_result(result, bundle, started)
             except Exception:
                 log.exception("Check listener failed", extra={"event": "check_listener_error"})
+
+    def _activate_tokens(self, status: BundleStatus) -> None:
+        """A new bundle gets an empty token cache; tokens verified under the old one are gone."""
+        gateway = status.bundle.gateway if status.bundle is not None else None
+        self.tokens.activate(gateway.identity.jwt if gateway is not None else None)
 
     def _check_transport(self, status: BundleStatus) -> None:
         """Warn (once) when a bundle trusts Envoy's assertions on a plaintext TCP port."""
