@@ -16,9 +16,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("fmt", help="format .cedar files in place")
     parser.add_argument("paths", nargs="+", help=".cedar files or directories")
     parser.add_argument("--check", action="store_true", help="only list files that would change")
-    parser.add_argument("--line-width", type=int, default=80)
-    parser.add_argument("--indent-width", type=int, default=2)
+    parser.add_argument("--line-width", type=_width, default=80)
+    parser.add_argument("--indent-width", type=_width, default=2)
     parser.set_defaults(run=run)
+
+
+def _width(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
+    return value
 
 
 def cedar_files(paths: list[str]) -> list[Path]:

@@ -91,3 +91,14 @@ def test_fmt_as_a_subprocess(tmp_path: Path) -> None:
     check = run_pdp("fmt", "--check", str(root))
     assert (check.returncode, check.stdout) == (1, f"{root / 'messy.cedar'}: would reformat\n")
     assert (run_pdp("fmt", str(root)).returncode, (root / "messy.cedar").read_text()) == (0, TIDY)
+
+
+@pytest.mark.parametrize("flag", ["--line-width", "--indent-width"])
+def test_negative_widths_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    root = write_bundle(tmp_path / "b", {"messy.cedar": MESSY})
+    with pytest.raises(SystemExit) as usage:
+        main(["fmt", "--check", flag, "-1", str(root)])
+    assert usage.value.code == 2
+    assert f"{flag}: must not be negative, not -1" in capsys.readouterr().err
