@@ -31,7 +31,6 @@ class HttpOutcome:
     errors: tuple[str, ...] = ()
     route: str | None = None  # the routes.yaml route that matched, if any
     action: EntityRef | None = None  # the Cedar action the route mapped to, if any
-    principal: str | None = None
     detail: str = ""  # a one-line explanation (e.g. the deny reason)
 
 

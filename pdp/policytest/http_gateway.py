@@ -12,7 +12,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from pdp.authn.identity import JwtAuthnMetadata
 from pdp.bundle.compiler import CompiledBundle
+from pdp.gateway.check import check
+from pdp.gateway.config import GatewayConfig
+from pdp.gateway.result import GatewayRequest
 from pdp.policytest.checker import HttpChecker, HttpOutcome
 from pdp.policytest.model import HttpCase
 
@@ -22,33 +26,24 @@ NO_SIGNATURES = "HTTP cases: claims are taken as verified (nothing is signed or 
 
 def gateway_checker(bundle: CompiledBundle) -> tuple[HttpChecker | None, str]:
     """An HttpChecker over `bundle`'s routes.yaml, or None and the reason there is none."""
-    try:
-        from pdp.authn.identity import JwtAuthnMetadata
-        from pdp.gateway.check import check
-        from pdp.gateway.result import GatewayRequest
-    except ImportError as exc:
-        return None, f"{UNAVAILABLE} (this build of pdp has no gateway: {exc.name})"
-    gateway = getattr(bundle, "gateway", None)
-    if gateway is None and bundle.source.routes is None:
+    gateway = bundle.gateway
+    if gateway is None:  # a bundle with routes.yaml that does not compile does not load
         return None, f"{UNAVAILABLE} (the bundle has no routes.yaml)"
-    if gateway is None:
-        return None, f"{UNAVAILABLE} (this build does not compile routes.yaml into the bundle)"
     metadata = gateway.identity.jwt_authn or JwtAuthnMetadata()
     identity = dataclasses.replace(gateway.identity, jwt_authn=metadata)
-    trusting = dataclasses.replace(bundle, gateway=dataclasses.replace(gateway, identity=identity))
-    return GatewayChecker(trusting, metadata, check, GatewayRequest), NO_SIGNATURES
+    trusting = dataclasses.replace(gateway, identity=identity)
+    return GatewayChecker(dataclasses.replace(bundle, gateway=trusting), metadata), NO_SIGNATURES
 
 
 class GatewayChecker:
     """Decides HTTP cases with `pdp.gateway.check.check` on a bundle that trusts given claims."""
 
-    def __init__(self, bundle: CompiledBundle, metadata: Any, check: Any, request_type: Any):
+    def __init__(self, bundle: CompiledBundle, metadata: JwtAuthnMetadata) -> None:
+        assert bundle.gateway is not None
         self._bundle = bundle
+        self._gateway: GatewayConfig = bundle.gateway
         self._metadata = metadata
-        self._check = check
-        self._request_type = request_type
-        gateway = bundle.gateway  # type: ignore[attr-defined]
-        self.routes: tuple[str, ...] = tuple(route.name for route in gateway.routes)
+        self.routes: tuple[str, ...] = tuple(route.name for route in self._gateway.routes)
 
     def check_http(self, case: HttpCase) -> HttpOutcome:
         headers: dict[str, tuple[str, ...]] = {}
@@ -58,7 +53,7 @@ class GatewayChecker:
         if case.identity.claims is not None:
             claims = self._with_issuer(dict(case.identity.claims))
             metadata = {self._metadata.namespace: {self._metadata.key: claims}}
-        request = self._request_type(
+        request = GatewayRequest(
             method=case.method,
             path=case.path,
             headers=headers,
@@ -69,7 +64,7 @@ class GatewayChecker:
             metadata=metadata,
             request_id=f"pdp-test:{case.where}",
         )
-        response = self._check(self._bundle, request, _bundle_keys_only)
+        response = check(self._bundle, request, _bundle_keys_only)
         result = response.result
         authz = result.request
         return HttpOutcome(
@@ -79,13 +74,12 @@ class GatewayChecker:
             errors=tuple(result.decision.errors),
             route=result.route,
             action=authz.action if authz is not None else None,
-            principal=str(result.principal) if result.principal is not None else None,
             detail=f"gateway: {result.reason or 'allowed'}: {result.message}",
         )
 
     def _with_issuer(self, claims: dict[str, Any]) -> dict[str, Any]:
         """Fill `iss` when the bundle trusts exactly one issuer and the case leaves it out."""
-        jwt = self._bundle.gateway.identity.jwt  # type: ignore[attr-defined]
+        jwt = self._gateway.identity.jwt
         if "iss" not in claims and jwt is not None and len(jwt.issuers) == 1:
             claims["iss"] = next(iter(jwt.issuers))
         return claims
