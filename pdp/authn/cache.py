@@ -106,6 +106,7 @@ class TokenCache:
         return digest is not None and self._get(digest) is not None
 
     def clear(self) -> None:
+        """Drop every entry."""
         with self._lock:
             self._entries.clear()
 
