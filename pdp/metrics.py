@@ -161,14 +161,9 @@ class PrometheusMetrics(Metrics):
         )
         # Children resolved once, so the request path does no label lookups; every series
         # exists (at 0) from the start.
-        self._by_api: dict[str, tuple[Any, Any, Any]] = {
-            api: (
-                self._decisions.labels(api, "allow"),
-                self._decisions.labels(api, "deny"),
-                self._latency.labels(api),
-            )
-            for api in APIS
-        }
+        self._by_api: dict[str, tuple[Any, Any, Any]] = {}
+        for api in APIS:
+            self._children(api)
         self._drop_children = {reason: self._dropped.labels(reason) for reason in DROP_REASONS}
         self._lock = threading.Lock()
         self._seen_activations = 0
