@@ -68,6 +68,8 @@ def parse_jwks(document: Any, algorithms: Iterable[str]) -> KeySet:
             document = json.loads(document)
         except json.JSONDecodeError as exc:
             raise ValueError(f"invalid JSON: {exc.msg} (line {exc.lineno})") from None
+        except RecursionError:
+            raise ValueError("invalid JSON: nested too deeply") from None
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise ValueError('a JWKS must be a JSON object with a "keys" list')
     entries = document["keys"]
@@ -109,16 +111,31 @@ Fetch = Callable[[str, float], Any]
 
 
 def fetch_jwks(url: str, timeout: float) -> Any:
-    """GET `url` as JSON within `timeout` seconds; no redirects, at most 1 MiB."""
+    """GET `url` as JSON; no redirects, at most 1 MiB. Every socket operation has `timeout`,
+    and the body must arrive within `timeout` too (a server dripping bytes is cut off)."""
     opener = urllib.request.build_opener(_NoRedirect)
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     with opener.open(request, timeout=timeout) as response:
         if response.status != 200:
             raise OSError(f"HTTP {response.status}")
-        data = response.read(MAX_JWKS_BYTES + 1)
+        until = time.monotonic() + timeout
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_JWKS_BYTES:
+            chunk = response.read1(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if time.monotonic() > until:
+                raise OSError(f"key set took longer than {timeout:g} s to arrive")
+        data = b"".join(chunks)
     if len(data) > MAX_JWKS_BYTES:
         raise OSError(f"key set is larger than {MAX_JWKS_BYTES} bytes")
-    return json.loads(data)
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("key set is nested too deeply") from None
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -172,16 +189,25 @@ class UrlKeySource:
         self._fingerprint = ""
 
     def get(self, kid: str | None, algorithm: str) -> jwt.PyJWK | None:
-        """The key for (kid, algorithm), fetching first when due and allowed; may block."""
+        """The key for (kid, algorithm), fetching first when due and allowed; may block for
+        the fetch's timeout, but never waits behind another caller's fetch."""
         key = self._keys.get(kid, algorithm)
         if not self._due(key is not None):
             return key
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            return key  # a fetch is under way: the keys at hand decide
+        try:
             key = self._keys.get(kid, algorithm)
             if self._due(key is not None):
                 self._refresh()
                 key = self._keys.get(kid, algorithm)
+        finally:
+            self._lock.release()
         return key
+
+    def cached(self, kid: str | None, algorithm: str) -> jwt.PyJWK | None:
+        """The key for (kid, algorithm) among the keys at hand; never fetches, never blocks."""
+        return self._keys.get(kid, algorithm)
 
     def would_fetch(self, kid: str | None, algorithm: str) -> bool:
         """Whether `get` would go to the network now (so the caller can move off its loop)."""

@@ -14,11 +14,11 @@ from pdp.bundle.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, load_or_report
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
 from pdp.metrics import parse_address
+from pdp.server import limits, tls
 from pdp.server.app import ServeConfig, serve
-from pdp.server.limits import Limits
 from pdp.server.workers import Supervisor, prepare_metrics_dir, reserve_port
 
-DEFAULTS = Limits()
+DEFAULTS = limits.Limits()
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -91,12 +91,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="server processes sharing the TCP port (SO_REUSEPORT); one per core (default 1)",
     )
+    limits.add_arguments(parser)
+    tls.add_arguments(parser)
     parser.add_argument("--log-level", default="info")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     logs.configure(args.log_level)
+    try:  # fail fast, before the bundle and any worker: files are named in the message
+        tls.check_arguments(args.tls_cert, args.tls_key, args.client_ca)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except tls.TlsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
     if args.workers > 1:
         return _run_workers(args)
     return _serve(args)
@@ -166,17 +176,21 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
     config = ServeConfig(
         bundle_path=args.bundle,
         listen=args.listen,
-        limits=Limits(max_message_bytes=args.max_message_bytes, max_batch_items=args.max_batch),
+        limits=limits.from_args(args),
         grace_seconds=args.grace,
         recorder=recorder,
         trust_plaintext_peer=args.trust_plaintext_peer,
         reuse_port=reuse_port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        client_ca=args.client_ca,
+        unix_socket_mode=args.unix_socket_mode,
     )
     try:
         components = [reloader] if watcher is None else [reloader, watcher]
         hangup = partial(reloader.request, "SIGHUP")
         asyncio.run(serve(store, config, components, on_hangup=hangup))
-    except OSError as exc:
+    except (OSError, tls.TlsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     finally:

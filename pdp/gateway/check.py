@@ -18,6 +18,7 @@ from pdp.gateway.config import GatewayConfig
 from pdp.gateway.paths import NormalizedPath, PathError, normalize
 from pdp.gateway.result import (
     FORBIDDEN,
+    INVALID_REQUEST,
     UNAUTHENTICATED,
     UNAVAILABLE,
     UNKNOWN_ROUTE,
@@ -279,6 +280,14 @@ class _Call:
         # What json.dumps({"error": ..., "decision_id": ...}) writes, without its overhead.
         body = f'{{"error": {_quote(error)}, "decision_id": {_quote(decision.decision_id)}}}'
         return GatewayResponse(False, status, tuple(headers), (), body, _metadata(result), result)
+
+
+def refused(
+    bundle: CompiledBundle | None, request: GatewayRequest, status: int, reason: str, message: str
+) -> GatewayResponse:
+    """The deny for a request refused before any decision (over a limit, past its deadline)."""
+    error = UNAVAILABLE if status >= 500 else INVALID_REQUEST
+    return _Call(bundle, request).deny(status, error, reason, message)
 
 
 def internal_error(

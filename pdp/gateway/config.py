@@ -422,8 +422,12 @@ def _entity_uids(source: BundleSource) -> frozenset[tuple[str, str]]:
     """The uids of the bundle's entities (already validated by the compiler)."""
     if source.entities is None:
         return frozenset()
+    try:
+        items = json.loads(source.entities.text)
+    except (ValueError, RecursionError):  # the compiler reports the file; the bundle fails
+        return frozenset()
     uids: set[tuple[str, str]] = set()
-    for item in json.loads(source.entities.text):
+    for item in items if isinstance(items, list) else ():
         uid = item.get("uid", {}) if isinstance(item, dict) else {}
         uid = uid.get("__entity", uid) if isinstance(uid, dict) else {}
         if isinstance(uid, dict) and isinstance(uid.get("type"), str):

@@ -15,6 +15,7 @@ UNAUTHENTICATED, FORBIDDEN, UNKNOWN_ROUTE, UNAVAILABLE = (
     "unknown_route",
     "unavailable",
 )
+INVALID_REQUEST = "invalid_request"  # over a request limit (too long a path, too many headers)
 
 
 @dataclass(frozen=True, slots=True)

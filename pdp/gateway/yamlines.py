@@ -64,6 +64,10 @@ def load(text: str) -> Any:
         error = ValueError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}")
         error.line = mark.line + 1 if mark is not None else None  # type: ignore[attr-defined]
         raise error from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        error = ValueError("invalid YAML: nested too deeply")
+        error.line = None  # type: ignore[attr-defined]
+        raise error from None
 
 
 class Reader:

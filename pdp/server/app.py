@@ -21,6 +21,7 @@ from pdp.decisionlog import Recorder
 from pdp.server.authorizer import AuthorizerService
 from pdp.server.extauthz import ExtAuthzService
 from pdp.server.limits import Limits
+from pdp.server.tls import DEFAULT_SOCKET_MODE, add_listener, tls_files
 from pdp.v1 import authorizer_pb2, authorizer_pb2_grpc
 
 log = logging.getLogger("pdp.server")
@@ -41,6 +42,10 @@ class ServeConfig:
     reuse_port: bool = False
     recorder: Recorder | None = None  # decision log and metrics; None: neither
     trust_plaintext_peer: bool = False  # trust Envoy's source.principal on plaintext TCP
+    tls_cert: str | None = None  # PEM chain; with tls_key, the listener speaks TLS
+    tls_key: str | None = None
+    client_ca: str | None = None  # PEM CAs; client certificates required (mTLS) when set
+    unix_socket_mode: int = DEFAULT_SOCKET_MODE  # permissions of a unix: listener's socket
 
 
 @dataclass
@@ -99,10 +104,8 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
 
     if config.listen.startswith("unix:") and _unix_socket_in_use(config.listen[5:]):
         raise OSError(f"cannot listen on {config.listen}: another server is listening there")
-    try:
-        port = server.add_insecure_port(config.listen)
-    except RuntimeError:  # grpc's bind failure; with so_reuseport 0 a busy port ends here
-        port = 0
+    files = tls_files(config.tls_cert, config.tls_key, config.client_ca)
+    port = add_listener(server, config.listen, files, config.unix_socket_mode)
     if port == 0:
         raise OSError(f"cannot listen on {config.listen}: address in use or not available")
     address = config.listen

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
+import traceback
 from datetime import UTC, datetime
 
 import grpc
@@ -17,11 +20,22 @@ from pdp.decisionlog import BATCH_IS_AUTHORIZED, IS_AUTHORIZED, LazyRequests, Re
 from pdp.errors import LimitExceeded, RequestError
 from pdp.model import AuthzRequest, Decision
 from pdp.server import convert
-from pdp.server.limits import Limits
+from pdp.server.limits import (
+    Deadline,
+    DeadlineExceeded,
+    Limits,
+    Parents,
+    check_batch,
+    check_request,
+    deadline,
+)
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 
 NO_BUNDLE = "no valid policy bundle is active; see GetStatus for the last load error"
+CHUNK_WEIGHT = 100  # batch items decided between two deadline checks (own entities: 10 each)
+
+log = logging.getLogger("pdp.server.authorizer")
 
 
 class AuthorizerService(pb_grpc.AuthorizerServicer):
@@ -47,11 +61,15 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         started = time.perf_counter()
         bundle = await self._bundle(context, IS_AUTHORIZED, started)
         try:
+            deadline(context.time_remaining(), self._limits)  # no work for an expired call
+            check_request(request, self._limits)
             authz = convert.authz_request(request)
             decision = engine.decide(bundle, authz)
         except RequestError as exc:
             self._recorder.failed(IS_AUTHORIZED, started, _status(exc).name)
             await _abort(context, convert.named_as_sent(exc, request))
+        except Exception as exc:  # fail closed: a status without a decision, never an allow
+            await self._failed(context, IS_AUTHORIZED, started, exc)
         self._recorder.decision(IS_AUTHORIZED, started, bundle, decision, authz)
         return convert.response(decision)
 
@@ -61,17 +79,15 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         started = time.perf_counter()
         bundle = await self._bundle(context, BATCH_IS_AUTHORIZED, started)
         try:
-            if len(request.requests) > self._limits.max_batch_items:
-                raise LimitExceeded(
-                    "requests",
-                    f"{len(request.requests)} items is over the batch limit of "
-                    f"{self._limits.max_batch_items}",
-                )
+            until = deadline(context.time_remaining(), self._limits)
+            links = check_batch(request, self._limits)
             shared = convert.entities_json(request.entities, request.entities_json, "entities")
-            decisions = _decide_items(bundle, request, shared)
+            decisions = await _decide_items(bundle, request, shared, self._limits, links, until)
         except RequestError as exc:
             self._recorder.failed(BATCH_IS_AUTHORIZED, started, _status(exc).name)
             await _abort(context, convert.named_as_sent(exc, request))
+        except Exception as exc:  # fail closed: a status without a decision, never an allow
+            await self._failed(context, BATCH_IS_AUTHORIZED, started, exc)
         items = LazyRequests(request.requests, _logged_request)
         self._recorder.batch(BATCH_IS_AUTHORIZED, started, bundle, decisions, items, shared)
         return pb.BatchIsAuthorizedResponse(results=[convert.response(d) for d in decisions])
@@ -104,6 +120,28 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
             response.last_error_at.CopyFrom(_timestamp(status.last_error_at))
         return response
 
+    async def _failed(
+        self, context: grpc.aio.ServicerContext, api: str, started: float, error: Exception
+    ) -> None:
+        """End a call that failed without a decision: DEADLINE_EXCEEDED, else INTERNAL."""
+        if isinstance(error, DeadlineExceeded):
+            code, message = grpc.StatusCode.DEADLINE_EXCEEDED, str(error)
+        else:
+            error_id = engine.new_decision_id()
+            code, message = grpc.StatusCode.INTERNAL, f"internal error {error_id}; see the log"
+            log.error(  # the type and where, never the message: it may quote request data
+                "call failed; answered INTERNAL",
+                extra={
+                    "event": "internal_error",
+                    "api": api,
+                    "error_id": error_id,
+                    "error": type(error).__name__,
+                    "where": "".join(traceback.format_tb(error.__traceback__)[-3:]),
+                },
+            )
+        self._recorder.failed(api, started, code.name)
+        await context.abort(code, message)
+
     async def _bundle(
         self, context: grpc.aio.ServicerContext, api: str = "", started: float = 0.0
     ) -> CompiledBundle:
@@ -115,21 +153,50 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         return bundle
 
 
-def _decide_items(
-    bundle: CompiledBundle, request: pb.BatchIsAuthorizedRequest, shared: str | None
+async def _decide_items(
+    bundle: CompiledBundle,
+    request: pb.BatchIsAuthorizedRequest,
+    shared: str | None,
+    limits: Limits,
+    links: Parents | None,
+    until: Deadline,
 ) -> list[Decision]:
-    """Convert each item (a malformed one becomes a deny) and decide the rest in one batch."""
+    """Check and convert each item (a malformed one becomes a deny), then decide the rest in
+    chunks, checking the deadline before each and letting other calls run in between."""
     converted = []
     positions = []
     malformed: dict[int, Decision] = {}
     for index, item in enumerate(request.requests):
+        prefix = f"requests[{index}]."
         try:
-            converted.append(convert.authz_request(item, prefix=f"requests[{index}]."))
+            check_request(item, limits, prefix, links)
+            converted.append(convert.authz_request(item, prefix=prefix))
             positions.append(index)
         except RequestError as exc:
             malformed[index] = engine.malformed_decision(bundle, exc)
-    decided = iter(engine.decide_batch(bundle, converted, shared, positions))
+    decisions: list[Decision] = []
+    for start, end in _chunks(converted):
+        if start:
+            await asyncio.sleep(0)
+        until.check(len(decisions), len(converted))
+        chunk = converted[start:end]
+        decisions += engine.decide_batch(bundle, chunk, shared, positions[start:end])
+    decided = iter(decisions)
     return [malformed[i] if i in malformed else next(decided) for i in range(len(request.requests))]
+
+
+def _chunks(items: list[AuthzRequest]) -> list[tuple[int, int]]:
+    """Index ranges of about CHUNK_WEIGHT work each; an item with its own entities weighs 10."""
+    ranges = []
+    start, weight = 0, 0
+    for index, item in enumerate(items):
+        weight += 10 if item.entities_json else 1
+        if weight >= CHUNK_WEIGHT:
+            ranges.append((start, index + 1))
+            start, weight = index + 1, 0
+    if start < len(items):
+        ranges.append((start, len(items)))
+    return ranges
 
 
 def _logged_request(item: pb.IsAuthorizedRequest) -> AuthzRequest | None:

@@ -13,15 +13,18 @@ from typing import Any
 import grpc
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
+from jwt import PyJWK
 
-from pdp.authn.cache import ActiveTokenCache
+from pdp.authn.cache import ActiveTokenCache, TokenCache
 from pdp.authn.identity import key_lookup, pending_fetch
 from pdp.authn.jwks import Keyring
+from pdp.authn.jwt import Issuer, KeyLookup
 from pdp.bundle.compiler import CompiledBundle
 from pdp.bundle.store import BundleStatus, BundleStore
 from pdp.gateway import envoy
-from pdp.gateway.check import check, internal_error
-from pdp.gateway.result import CheckResult, GatewayRequest
+from pdp.gateway.check import check, internal_error, refused
+from pdp.gateway.result import CheckResult, GatewayRequest, GatewayResponse
+from pdp.server.limits import DeadlineExceeded, HttpLimitExceeded, Limits, check_http
 
 log = logging.getLogger("pdp.server.extauthz")
 
@@ -30,6 +33,7 @@ EXT_AUTHZ_SERVICE = pb.DESCRIPTOR.services_by_name["Authorization"].full_name
 # (`time.perf_counter()`); must not block or raise (errors are logged and ignored).
 CheckListener = Callable[[CheckResult, CompiledBundle | None, float], None]
 _NO_REQUEST = GatewayRequest(method="", path="")  # what a deny describes when decoding failed
+JWKS_WAIT_SECONDS = 1.0  # at most this long for a key set fetch; then the cached keys decide
 
 
 class ExtAuthzService(pb_grpc.AuthorizationServicer):
@@ -54,6 +58,8 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         self._warned = False
         self._listen = str(getattr(config, "listen", ""))
         self._client_ca = getattr(config, "client_ca", None)
+        self._limits: Limits = getattr(config, "limits", None) or Limits()
+        self._offline = cached_key_lookup(self._keyring)  # never fetches: safe on the loop
         store.subscribe(self._check_transport)
         store.subscribe(self._activate_tokens)
 
@@ -64,15 +70,23 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         bundle = self._store.current
         plain = _NO_REQUEST
         try:
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:  # no work for an expired call
+                raise DeadlineExceeded("the call's deadline passed before the check started")
+            check_http(request, self._limits)  # raw lengths, before any conversion
             plain = envoy.gateway_request(request, self._trusted(context))
             gateway = bundle.gateway if bundle is not None else None
             tokens = self.tokens.get(gateway.identity.jwt) if gateway is not None else None
             if gateway is not None and pending_fetch(
                 plain.headers, gateway.identity, self._keyring, tokens
-            ):  # verifying would fetch a JWKS URL: off the event loop
-                response = await asyncio.to_thread(check, bundle, plain, self._lookup, tokens)
+            ):  # verifying would fetch a JWKS URL: off the event loop, for a bounded wait
+                response = await self._fetching(bundle, plain, tokens, remaining)
             else:
-                response = check(bundle, plain, self._lookup, tokens)
+                response = check(bundle, plain, self._offline, tokens)
+        except HttpLimitExceeded as exc:
+            response = refused(bundle, plain, exc.http_status, "limit_exceeded", str(exc))
+        except DeadlineExceeded as exc:
+            response = refused(bundle, plain, 503, "deadline_exceeded", str(exc))
         except Exception as exc:  # fail closed: a deny, never an error status or an allow
             log.error(
                 "Check failed; denied",
@@ -89,6 +103,26 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         except Exception as exc:  # even the encoding failing must still be a deny with a status
             log.error("Check response failed; denied", extra={"error": type(exc).__name__})
             return envoy.fallback_deny(response.result.decision_id)
+
+    async def _fetching(
+        self,
+        bundle: CompiledBundle | None,
+        plain: GatewayRequest,
+        tokens: TokenCache | None,
+        remaining: float | None,
+    ) -> GatewayResponse:
+        """Check in a thread that may fetch a key set; past JWKS_WAIT_SECONDS (or the call's
+        deadline), check again on the loop with the keys at hand."""
+        wait = min(JWKS_WAIT_SECONDS, remaining or JWKS_WAIT_SECONDS)
+        fetching = asyncio.to_thread(check, bundle, plain, self._lookup, tokens)
+        try:
+            return await asyncio.wait_for(fetching, wait)
+        except TimeoutError:  # the fetch goes on in its thread, under its own timeout
+            log.warning(
+                "key set fetch is slow; deciding with the cached keys",
+                extra={"event": "jwks_wait_exceeded", "wait_seconds": wait},
+            )
+        return check(bundle, plain, self._offline, tokens)
 
     def _trusted(self, context: grpc.aio.ServicerContext) -> bool:
         """Whether Envoy's assertions (source.principal, metadata) come over a trusted channel."""
@@ -149,3 +183,16 @@ def recorder_listener(recorder: Any) -> CheckListener | None:
         recorder.decision(CHECK, started, bundle, result.decision, result.request, gateway)
 
     return listen
+
+
+def cached_key_lookup(keyring: Keyring) -> KeyLookup:
+    """Keys as `key_lookup` finds them, but only those at hand: a URL key set is never fetched,
+    so a slow or dead JWKS endpoint cannot block the event loop."""
+
+    def lookup(issuer: Issuer, kid: str | None, algorithm: str) -> PyJWK | None:
+        key = issuer.keys.get(kid, algorithm) if issuer.keys is not None else None
+        if key is None and issuer.jwks_url is not None:
+            key = keyring.source(issuer.jwks_url).cached(kid, algorithm)
+        return key
+
+    return lookup

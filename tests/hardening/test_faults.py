@@ -1,0 +1,336 @@
+"""Fault injection, each bounded in time, loopback only: a JWKS endpoint down or hanging, a
+decision log sink that blocks or breaks, SIGKILL in the middle of a reload, many connections."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_grpc
+
+from pdp.v1 import authorizer_pb2 as pb
+from pdp.v1 import authorizer_pb2_grpc as pb_grpc
+from tests.gateway.support import (
+    EXAMPLE_BUNDLE,
+    bearer,
+    bundle_with,
+    check_request,
+    ec_key,
+    metadata_of,
+    public_jwk,
+    token,
+)
+from tests.hardening.support import (
+    TIMEOUT,
+    allowed_request,
+    assert_alive_and_serving,
+    guarded_bundle,
+    log_events,
+    status,
+    wait_for,
+)
+from tests.observability.helpers import metrics_address, scrape, value
+from tests.support.bundles import run_pdp
+from tests.support.server import ServerProcess
+
+KEY = ec_key()
+CACHE, MIN_REFRESH, FETCH_TIMEOUT = 1.0, 0.5, 5.0
+BOUND = 2.0  # seconds any Check may take while the key set endpoint misbehaves
+ORDERS = ("GET", "/api/users/42/orders")
+
+
+class FlakyJwks:
+    """A loopback HTTP endpoint for one key set that can answer, hang, or be gone."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.body = json.dumps(document).encode()
+        self.mode = "ok"
+        self.requests = 0
+        self._held: list[socket.socket] = []
+        self._listener = self._listen(0)
+        self.port = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _listen(self, port: int) -> socket.socket:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(16)
+        listener.settimeout(0.05)
+        return listener
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/jwks"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            listener = self._listener
+            if listener is None:
+                time.sleep(0.02)
+                continue
+            try:
+                connection, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.requests += 1
+            if self.mode == "hang":  # accept, read nothing, answer nothing
+                self._held.append(connection)
+                continue
+            connection.settimeout(2)
+            try:
+                connection.recv(65536)
+                head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(self.body)}\r\n"
+                connection.sendall(head.encode() + b"connection: close\r\n\r\n" + self.body)
+            except OSError:
+                pass
+            finally:
+                connection.close()
+
+    def down(self) -> None:
+        """Stop listening: connections are refused."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+
+    def hang(self) -> None:
+        """Listen again, accept, and never answer."""
+        self.mode = "hang"
+        if self._listener is None:
+            self._listener = self._listen(self.port)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.down()
+        for connection in self._held:
+            connection.close()
+
+
+@pytest.fixture
+def jwks() -> Iterator[FlakyJwks]:
+    server = FlakyJwks({"keys": [public_jwk(KEY, "k1", "ES256")]})
+    yield server
+    server.close()
+
+
+def url_bundle(root: Path, url: str) -> Path:
+    text = (EXAMPLE_BUNDLE / "routes.yaml").read_text()
+    keys = (
+        f"url: {url}\n"
+        f"          cache_seconds: {CACHE}\n"
+        f"          min_refresh_seconds: {MIN_REFRESH}\n"
+        f"          timeout_seconds: {FETCH_TIMEOUT}"
+    )
+    return bundle_with(root, text.replace("file: keys/orders.jwks.json", keys, 1))
+
+
+def timed_check(stub: ext_grpc.AuthorizationStub, kid: str) -> tuple[int, str, float]:
+    """(gRPC status code, deny reason, seconds) of a Check with a token signed by KEY."""
+    started = time.monotonic()
+    response = stub.Check(check_request(*ORDERS, bearer(token("42", key=KEY, kid=kid))), timeout=30)
+    reason = metadata_of(response).get("reason", "")
+    return response.status.code, reason, time.monotonic() - started
+
+
+def test_jwks_down_or_hanging_known_keys_verify_unknown_kids_fail_fast(
+    jwks: FlakyJwks, tmp_path: Path
+) -> None:
+    root = url_bundle(tmp_path / "bundle", jwks.url)
+    with ServerProcess(root, "--decision-log", "off", listen=f"unix:{tmp_path}/s") as server:
+        assert server.address is not None
+        with grpc.insecure_channel(server.address) as channel:
+            stub = ext_grpc.AuthorizationStub(channel)
+            authorizer = pb_grpc.AuthorizerStub(channel)
+            code, _, _ = timed_check(stub, "k1")
+            assert code == 0 and jwks.requests == 1  # fetched on first use, then cached
+
+            jwks.down()  # connection refused
+            time.sleep(CACHE + 0.1)  # the cached set is stale: every due refresh fails
+            for _ in range(3):
+                code, _, took = timed_check(stub, "k1")
+                assert code == 0 and took < BOUND, took
+                code, reason, took = timed_check(stub, "k-unknown")
+                assert (code, reason) == (16, "unknown_kid") and took < BOUND, took
+                time.sleep(MIN_REFRESH)
+
+            jwks.hang()  # accepts, never answers: a fetch would wait FETCH_TIMEOUT
+            time.sleep(MIN_REFRESH + 0.1)
+            before = jwks.requests
+            answers: list[tuple[int, str, float]] = []
+            threads = [
+                threading.Thread(target=lambda k=k: answers.append(timed_check(stub, k)))
+                for k in ("k1", "k-new", "k1", "k-other", "k1")
+            ]
+            for thread in threads:
+                thread.start()
+            # Meanwhile the event loop is free: other calls are answered at once.
+            started = time.monotonic()
+            assert authorizer.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT).serving
+            assert time.monotonic() - started < 0.5
+            for thread in threads:
+                thread.join(30)
+            assert len(answers) == 5
+            assert all(took < BOUND for _, _, took in answers), answers
+            assert sorted((code, reason) for code, reason, _ in answers) == sorted(
+                [(0, "")] * 3 + [(16, "unknown_kid")] * 2
+            )
+            assert jwks.requests - before == 1  # one fetch at a time, rate limited
+        assert_alive_and_serving(server)
+    assert log_events(server, "jwks_wait_exceeded")  # it did wait, and gave up in time
+
+
+class StdoutNeverRead(ServerProcess):
+    """A server whose stdout (its decision log) is a pipe nobody reads."""
+
+    def _drain(self, stream: Any, sink: list[str]) -> None:
+        if sink is not self.stdout_lines:
+            super()._drain(stream, sink)
+
+
+def flood(address: str, calls: int) -> None:
+    """pdp.v1 batches and Checks, every one answered well within its budget."""
+    batch = pb.BatchIsAuthorizedRequest(requests=[allowed_request()] * 50)
+    with grpc.insecure_channel(address) as channel:
+        authorizer = pb_grpc.AuthorizerStub(channel)
+        gateway = ext_grpc.AuthorizationStub(channel)
+        for _ in range(calls):
+            started = time.monotonic()
+            results = authorizer.BatchIsAuthorized(batch, timeout=TIMEOUT).results
+            assert [r.decision for r in results] == [pb.DECISION_ALLOW] * 50
+            response = gateway.Check(check_request("GET", "/api/orders/o-1"), timeout=TIMEOUT)
+            assert response.status.code != 0
+            assert time.monotonic() - started < 1.0
+
+
+def test_a_blocked_decision_log_pipe_never_stops_decisions(tmp_path: Path) -> None:
+    bundle = guarded_bundle(tmp_path / "bundle")
+    args = ("--decision-log-buffer", "100", "--metrics", "127.0.0.1:0")
+    server = StdoutNeverRead(bundle, *args).start()
+    try:
+        assert server.address is not None
+        flood(server.address, 60)  # 3,060 decisions; a pipe holds a few hundred lines
+        samples = scrape(metrics_address(server))
+        assert value(samples, "pdp_decision_log_dropped_total", reason="queue_full") > 1000
+        assert_alive_and_serving(server)
+    finally:
+        assert server.stop(timeout=20) == 0
+
+
+def test_a_decision_log_reader_that_goes_away_never_stops_decisions(tmp_path: Path) -> None:
+    bundle = guarded_bundle(tmp_path / "bundle")
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    args = ("--decision-log", str(fifo), "--metrics", "127.0.0.1:0")
+    server = ServerProcess(bundle, *args).start()
+    try:
+        assert server.address is not None
+        flood(server.address, 5)
+        os.close(reader)  # the collector dies: writes now fail with EPIPE
+        flood(server.address, 20)
+        samples = wait_for(
+            lambda: (
+                (s := scrape(metrics_address(server)))
+                and value(s, "pdp_decision_log_dropped_total", reason="write_error") > 0
+                and s
+            ),
+            what="write errors to be counted",
+        )
+        assert value(samples, "pdp_decisions_total", api="BatchIsAuthorized", decision="allow")
+        assert_alive_and_serving(server)
+    finally:
+        assert server.stop(timeout=20) == 0
+
+
+def many_policies(count: int, revision: str) -> dict[str, str]:
+    """A bundle slow enough to build that a kill lands in the middle of it."""
+    text = "".join(
+        f'@id("p{i}")\npermit (principal == User::"u{i}", action == Action::"read", '
+        f"resource) when {{ context has n && context.n == {i} }};\n"
+        for i in range(count)
+    )
+    return {"policies.cedar": text, "manifest.yaml": f"name: slow\nrevision: {revision}\n"}
+
+
+def test_sigkill_in_the_middle_of_a_reload_restarts_on_the_files_as_they_are(
+    tmp_path: Path,
+) -> None:
+    root = guarded_bundle(tmp_path / "bundle", revision="r1")
+    server = ServerProcess(root, "--watch", "off", "--decision-log", "off").start()
+    assert server.address is not None and server.process is not None
+    assert status(server.address).bundle_revision == "r1"
+    for name, text in many_policies(4000, "r2").items():
+        (root / name).write_text(text)
+    server.process.send_signal(signal.SIGHUP)
+    time.sleep(0.3)  # the build of 4,000 policies is under way
+    server.stop(signal.SIGKILL)
+    assert server.process.returncode == -signal.SIGKILL
+    assert not log_events(server, "reload_activated"), "the kill came too late to prove much"
+
+    # The files are complete: a restart serves exactly them.
+    with ServerProcess(root, "--decision-log", "off") as again:
+        assert again.address is not None
+        now = status(again.address)
+        assert (now.bundle_revision, now.activations, now.last_error) == ("r2", 1, "")
+        assert now.policy_count == 4000
+
+        # Killed while the files are half written: a restart refuses to serve them at all.
+        again.process.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+        again.process.wait(10)  # type: ignore[union-attr]
+    text = (root / "policies.cedar").read_text()
+    (root / "policies.cedar").write_text(text[: len(text) // 2])
+    (root / "manifest.yaml").write_text("name: slow\nrevision: r3\n")
+    refused = run_pdp("serve", str(root), "--listen", "127.0.0.1:0", timeout=60)
+    assert refused.returncode == 3
+    assert "policies.cedar" in refused.stderr
+
+    shutil.rmtree(root)
+    guarded_bundle(root, revision="r4")
+    with ServerProcess(root, "--decision-log", "off") as fixed:
+        assert fixed.address is not None
+        assert status(fixed.address).bundle_revision == "r4"
+
+
+CONNECTIONS = 200
+
+
+def test_many_concurrent_connections_are_all_answered(tmp_path: Path) -> None:
+    bundle = guarded_bundle(tmp_path / "bundle")
+
+    async def one(address: str, index: int) -> tuple[int, int]:
+        async with grpc.aio.insecure_channel(address) as channel:
+            authorizer = pb_grpc.AuthorizerStub(channel)
+            gateway = ext_grpc.AuthorizationStub(channel)
+            message = allowed_request() if index % 2 else allowed_request(context_json="{}")
+            decision = (await authorizer.IsAuthorized(message, timeout=30)).decision
+            check = await gateway.Check(check_request("GET", f"/x/{index}"), timeout=30)
+            return decision, check.status.code
+
+    async def all_at_once(address: str) -> list[tuple[int, int]]:
+        return await asyncio.gather(*(one(address, i) for i in range(CONNECTIONS)))
+
+    with ServerProcess(bundle, "--decision-log", "off") as server:
+        assert server.address is not None
+        started = time.monotonic()
+        answers = asyncio.run(all_at_once(server.address))
+        elapsed = time.monotonic() - started
+        assert_alive_and_serving(server)
+    assert len(answers) == CONNECTIONS
+    allowed = [d for d, _ in answers].count(pb.DECISION_ALLOW)
+    assert allowed == CONNECTIONS // 2
+    assert all(code == 7 for _, code in answers)  # the bundle has no routes: all denied
+    assert elapsed < 30
