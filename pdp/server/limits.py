@@ -137,16 +137,18 @@ def check_request(
         _check_uid(getattr(message, name), f"{prefix}{name}", limits)
     if message.HasField("context"):
         _check_struct(message.context, f"{prefix}context", limits, count_keys=True)
-    if message.context_json:
+    context_json = message.context_json
+    if context_json:
         field = f"{prefix}context_json"
-        document = _parse(message.context_json, field, limits, _context_text(message, limits))
+        document = _parse(context_json, field, limits, _context_text(context_json, limits))
         if document is not None:
             try:
                 _walk_json(document, 1, limits, _Budget(limits.max_context_keys))
             except _Over as over:
                 raise over.at(field, limits) from None
-    if message.entities or message.entities_json:
-        check_entities(message.entities, message.entities_json, f"{prefix}entities", limits, shared)
+    entities, entities_json = message.entities, message.entities_json
+    if entities or entities_json:
+        check_entities(entities, entities_json, f"{prefix}entities", limits, shared)
 
 
 def check_batch(message: Any, limits: Limits) -> Parents | None:
@@ -181,10 +183,10 @@ def check_entities(
     """
     if len(entities) > limits.max_entities:
         raise _over(field, f"{len(entities)} entities", limits, "max_entities")
-    links_count = sum(len(entity.parents) for entity in entities)
+    parents: Parents = {}
+    links_count = sum(len(entity.parents) for entity in entities) if entities else 0
     if links_count > limits.max_ancestors:  # every link is a pair: no need to look further
         raise _over(field, f"{links_count} parent links", limits, "max_ancestors")
-    parents: Parents = {}
     for index, entity in enumerate(entities):
         where = f"{field}[{index}]"
         _check_uid(entity.uid, f"{where}.uid", limits)
@@ -208,6 +210,8 @@ def check_entities(
                 _walk_entities(document, limits, parents)
             except _Over as over:
                 raise over.at(field, limits) from None
+    if not parents:
+        return parents
     links: Mapping[Uid, set[Uid]] = ChainMap(parents, shared) if shared else parents
     if ancestor_pairs(links, limits.max_ancestors, roots=parents) > limits.max_ancestors:
         what = "the count of entity-ancestor pairs"
@@ -341,9 +345,8 @@ def _walk_value(value: struct_pb2.Value, depth: int, limits: Limits, budget: _Bu
 # --- Cedar JSON text ---------------------------------------------------------------------
 
 
-def _context_text(message: Any, limits: Limits) -> bool:
+def _context_text(text: str, limits: Limits) -> bool:
     """Whether counting alone proves a context text within the limits."""
-    text = message.context_json
     return (
         text.count("{") + text.count("[") <= limits.max_depth
         and text.count(":") <= limits.max_context_keys
