@@ -9,12 +9,29 @@ from typing import Any
 import cedarpy
 
 from pdp.bundle.loader import SourceFile
-from pdp.bundle.locate import json_array_item_lines, line_of_token, split_statements
+from pdp.bundle.locate import (
+    MAX_BRACKET_DEPTH,
+    json_array_item_lines,
+    line_of_token,
+    position,
+    split_statements,
+    too_deep,
+)
 from pdp.errors import Problem
 from pdp.model import is_action_type
 
 _BACKTICKED = re.compile(r"`([^`]+)`")
 _JSON_POSITION = re.compile(r" at line (\d+) column (\d+)$")
+
+
+def nesting_problem(source: SourceFile) -> Problem | None:
+    """A problem when Cedar text nests brackets deep enough to crash cedarpy's parser."""
+    offset = too_deep(source.text)
+    if offset is None:
+        return None
+    line, column = position(source.text, offset)
+    message = f"invalid policy: brackets nested more than {MAX_BRACKET_DEPTH} levels deep"
+    return Problem(source.path, message, line, column)
 
 
 def locate_parse_errors(source: SourceFile, whole_error: str) -> list[Problem]:
@@ -196,6 +213,9 @@ def json_list(source: SourceFile, problems: list[Problem]) -> list[Any] | None:
         items = json.loads(source.text)
     except json.JSONDecodeError as exc:
         problems.append(Problem(source.path, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno))
+        return None
+    except RecursionError:
+        problems.append(Problem(source.path, "invalid JSON: nested too deeply", 1))
         return None
     if not isinstance(items, list):
         problems.append(Problem(source.path, "must be a JSON array", 1))

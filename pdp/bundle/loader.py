@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from pdp.bundle.locate import position
 from pdp.decisionlog.masking import LogRules
 from pdp.errors import BundleError, Problem
 
@@ -207,14 +208,17 @@ def _unknown_file_message(rel: str) -> str:
 
 def _parse_manifest(source: SourceFile) -> tuple[Manifest, list[Problem]]:
     problems: list[Problem] = []
-    loader = yaml.SafeLoader(source.text)
     try:
-        node = loader.get_single_node()
-        raw = loader.construct_document(node) if node is not None else None
+        loader = yaml.SafeLoader(source.text)  # refuses control characters right away
+        try:
+            node = loader.get_single_node()
+            raw = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
-        return Manifest(), [_yaml_problem(source.path, exc)]
-    finally:
-        loader.dispose()
+        return Manifest(), [_yaml_problem(source, exc)]
+    except RecursionError:
+        return Manifest(), [Problem(source.path, "invalid YAML: nested too deeply", 1)]
     if node is None:  # empty, or only comments
         node, raw = yaml.MappingNode("tag:yaml.org,2002:map", []), {}
     if not isinstance(raw, dict) or not isinstance(node, yaml.MappingNode):
@@ -265,8 +269,13 @@ def _parse_manifest(source: SourceFile) -> tuple[Manifest, list[Problem]]:
     return manifest, problems
 
 
-def _yaml_problem(path: str, exc: yaml.YAMLError) -> Problem:
+def _yaml_problem(source: SourceFile, exc: yaml.YAMLError) -> Problem:
     """`invalid YAML: <what>` at the line and column YAML reports, without its quoted excerpt."""
+    path = source.path
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+        line, column = position(source.text, exc.position)
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return Problem(path, f"invalid YAML: {exc.reason} (#x{code:04x})", line, column)
     mark = getattr(exc, "problem_mark", None)
     what = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)

@@ -81,6 +81,31 @@ def _statements(source: str, spans: list[tuple[int, int]]) -> list[Statement]:
     return statements
 
 
+# cedarpy's policy parser overflows its native stack (SIGSEGV, the whole process) at about
+# 700 nested brackets; nothing a person writes comes near this.
+MAX_BRACKET_DEPTH = 200
+
+
+def too_deep(source: str, limit: int = MAX_BRACKET_DEPTH) -> int | None:
+    """The offset of the first bracket nested deeper than `limit` in Cedar text, if any.
+
+    Strings and `//` comments are skipped. Check before handing text to cedarpy's parser.
+    """
+    depth = 0
+    for match in _BRACKETS.finditer(source):
+        token = match.group()
+        if token in "([{":
+            depth += 1
+            if depth > limit:
+                return match.start()
+        elif token in ")]}":
+            depth = max(depth - 1, 0)
+    return None
+
+
+_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"?|//[^\n]*|[()\[\]{}]')
+
+
 def position(source: str, offset: int) -> tuple[int, int]:
     """The 1-based (line, column) of a character offset."""
     line = source.count("\n", 0, offset) + 1

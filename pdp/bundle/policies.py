@@ -9,7 +9,7 @@ from typing import Any
 
 import cedarpy
 
-from pdp.bundle.diagnose import locate_parse_errors
+from pdp.bundle.diagnose import locate_parse_errors, nesting_problem
 from pdp.bundle.loader import SourceFile
 from pdp.bundle.locate import split_statements
 from pdp.errors import Problem
@@ -36,10 +36,18 @@ def collect_policies(files: tuple[SourceFile, ...], problems: list[Problem]) -> 
     """Every policy and template of the .cedar files, under its bundle id and line."""
     policies: list[PolicyInfo] = []
     for source in files:
+        deep = nesting_problem(source)
+        if deep is not None:
+            problems.append(deep)
+            continue
         try:
             est = json.loads(cedarpy.policies_to_json_str(source.text))
         except ValueError as exc:
             problems.extend(locate_parse_errors(source, str(exc)))
+            continue
+        except RecursionError:  # a chain of thousands of operators: too deep for json
+            message = "invalid policy: an expression nested too deeply (thousands of operators)"
+            problems.append(Problem(source.path, message))
             continue
         statements = split_statements(source.text)
         entries = [("static", k, v) for k, v in est.get("staticPolicies", {}).items()]
@@ -94,16 +102,34 @@ def build_policy_set(
     policies: list[PolicyInfo], problems: list[Problem]
 ) -> cedarpy.PolicySet | None:
     """One cedarpy PolicySet of `policies` under their internal ids (p0, p1, ...)."""
-    document = {
-        "staticPolicies": {p.internal_id: p.est for p in policies if p.kind == "static"},
-        "templates": {p.internal_id: p.est for p in policies if p.kind == "template"},
-        "templateLinks": [],
-    }
     try:
-        return cedarpy.PolicySet.from_json_str(json.dumps(document))
+        return cedarpy.PolicySet.from_json_str(_policy_set_json(policies))
     except ValueError as exc:
-        problems.append(Problem(policies[0].file if policies else "", f"policy set: {exc}"))
-        return None
+        whole_error = exc
+    # Only on failure: which policies does Cedar's JSON form refuse? (Its parser stops at
+    # 128 levels of nesting, and each operator of a chain such as a && b && c is a level.)
+    blamed = False
+    for policy in policies:
+        try:
+            cedarpy.PolicySet.from_json_str(_policy_set_json([policy]))
+        except ValueError as exc:
+            message = f"policy {policy.id!r} cannot be loaded from Cedar's JSON form ({exc}): "
+            message += "it is most likely nested too deeply (more than 128 levels); split it up"
+            problems.append(Problem(policy.file, message, policy.line))
+            blamed = True
+    if not blamed:
+        problems.append(Problem(policies[0].file if policies else "", f"policy set: {whole_error}"))
+    return None
+
+
+def _policy_set_json(policies: list[PolicyInfo]) -> str:
+    return json.dumps(
+        {
+            "staticPolicies": {p.internal_id: p.est for p in policies if p.kind == "static"},
+            "templates": {p.internal_id: p.est for p in policies if p.kind == "template"},
+            "templateLinks": [],
+        }
+    )
 
 
 def validate_policies(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cedarpy
 
-from pdp.bundle.diagnose import locate_parse_errors
+from pdp.bundle.diagnose import locate_parse_errors, nesting_problem
 from pdp.bundle.loader import SourceFile, is_ignored
 
 
@@ -54,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or exc
             print(f"{path}: cannot read: {reason}", file=sys.stderr)
+            failed = True
+            continue
+        deep = nesting_problem(SourceFile(str(path), original))
+        if deep is not None:  # cedarpy's parser would crash the process on it
+            print(deep, file=sys.stderr)
             failed = True
             continue
         try:

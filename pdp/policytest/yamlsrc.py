@@ -89,6 +89,8 @@ def load_yaml(path: str, text: str) -> Any:
         raise SuiteError([Problem(path, f"invalid YAML: {message}", line, column)]) from None
     except yaml.YAMLError as exc:
         raise SuiteError([Problem(path, f"invalid YAML: {exc}")]) from None
+    except RecursionError:
+        raise SuiteError([Problem(path, "invalid YAML: nested too deeply", 1)]) from None
 
 
 def line_of(container: Any, key: Any = None) -> int | None:

@@ -246,3 +246,64 @@ def test_policy_and_entity_errors_are_reported_in_one_run(tmp_path: Path) -> Non
         'entities.json:2: entity Tennant::"a": error during entity deserialization '
         "(entity type Tennant is not declared in the schema)",
     ]
+
+
+# --- input that would crash a parser -----------------------------------------------------
+
+DEEP = 5000  # far past any parser's recursion limit
+
+
+def test_brackets_nested_past_cedars_parser_stack_are_refused_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    # cedarpy's parser dies with SIGSEGV (the whole server) at about 700 nested brackets;
+    # `when {` is the first level.
+    nested = "(" * 1000 + "true" + ")" * 1000
+    text = f"permit (principal, action, resource)\nwhen {{ {nested} }};\n"
+    assert problems_of(tmp_path, {"p.cedar": text}) == [
+        "p.cedar:2:207: invalid policy: brackets nested more than 200 levels deep"
+    ]
+
+
+def test_a_long_operator_chain_names_the_policy_cedars_json_form_refuses(
+    tmp_path: Path,
+) -> None:
+    # Valid Cedar, but pdp loads policies through Cedar's JSON form, which stops at 128
+    # levels: each && of the chain is one.
+    chain = " && ".join(["context.a == 1"] * 70)
+    text = (
+        OWNER_READS
+        + f'\n@id("long-chain")\npermit (principal, action, resource)\nwhen {{ {chain} }};\n'
+    )
+    (problem,) = problems_of(
+        tmp_path / "long", {"a.cedar": "forbid (principal, action, resource);\n", "b.cedar": text}
+    )
+    assert problem.startswith(
+        "b.cedar:9: policy 'long-chain' cannot be loaded from Cedar's JSON form"
+    )
+    assert problem.endswith(
+        "it is most likely nested too deeply (more than 128 levels); split it up"
+    )
+    huge = " && ".join(["true"] * DEEP)
+    assert problems_of(
+        tmp_path / "huge", {"p.cedar": f"permit (principal, action, resource) when {{ {huge} }};\n"}
+    ) == ["p.cedar: invalid policy: an expression nested too deeply (thousands of operators)"]
+
+
+@pytest.mark.parametrize("name", ["entities.json", "links.json"])
+def test_json_nested_past_pythons_recursion_limit_is_a_load_error(
+    tmp_path: Path, name: str
+) -> None:
+    files = {"p.cedar": OWNER_READS, name: "[" * DEEP + "]" * DEEP}
+    assert problems_of(tmp_path, files) == [f"{name}:1: invalid JSON: nested too deeply"]
+
+
+def test_a_manifest_yaml_refuses_is_a_located_load_error(tmp_path: Path) -> None:
+    control = {"p.cedar": OWNER_READS, "manifest.yaml": "name: x\nrevision: r1\x7f\n"}
+    assert problems_of(tmp_path / "control", control) == [
+        "manifest.yaml:2:13: invalid YAML: special characters are not allowed (#x007f)"
+    ]
+    deep = {"p.cedar": OWNER_READS, "manifest.yaml": "name: " + "[" * DEEP + "]" * DEEP}
+    assert problems_of(tmp_path / "deep", deep) == [
+        "manifest.yaml:1: invalid YAML: nested too deeply"
+    ]

@@ -102,3 +102,17 @@ def test_negative_widths_are_usage_errors(
         main(["fmt", "--check", flag, "-1", str(root)])
     assert usage.value.code == 2
     assert f"{flag}: must not be negative, not -1" in capsys.readouterr().err
+
+
+def test_brackets_nested_past_the_parser_stack_are_reported_not_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nested = "(" * 1000 + "true" + ")" * 1000
+    root = write_bundle(
+        tmp_path / "b",
+        {"deep.cedar": f"permit (principal, action, resource) when {{ {nested} }};\n"},
+    )
+    assert main(["fmt", "--check", str(root)]) == 1  # cedarpy would have died with SIGSEGV
+    assert capsys.readouterr().err == (
+        f"{root / 'deep.cedar'}:1:244: invalid policy: brackets nested more than 200 levels deep\n"
+    )

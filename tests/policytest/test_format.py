@@ -184,6 +184,7 @@ def test_http_cases_parse(tmp_path: Path) -> None:
     ("suite", "expected"),
     [
         ("cases: [\n  {principal: alice\n", "tests/s.yaml:3:1: invalid YAML"),
+        ("cases: " + "[" * 400 + "]" * 400, "tests/s.yaml:1: invalid YAML: nested too deeply"),
         (
             "cases:\n  - principal: alice\n    principal: bob\n",
             "tests/s.yaml:3:5: invalid YAML: duplicate key 'principal' (first on line 2)",
