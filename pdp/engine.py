@@ -158,6 +158,8 @@ def entities_for(
     """
     try:
         return evaluation.scoped_entities(bundle, cedars, entities_json, base_json)
+    except RecursionError:  # json.loads: Cedar itself refuses past 128 levels
+        raise RequestError(field, "nested too deeply") from None
     except ValueError as exc:
         text = entities_json or base_json or ""
         message = _entities_error_detail(text, bundle.schema) or str(exc)

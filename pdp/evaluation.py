@@ -97,7 +97,7 @@ def _context_references(context: Any) -> set[Uid]:
     if isinstance(context, str):
         try:
             context = json.loads(context)
-        except ValueError:  # Cedar reports the bad context when it builds the request
+        except (ValueError, RecursionError):  # Cedar reports it when it builds the request
             return set()
     return set(references(context)) if context is not None else set()
 
