@@ -148,9 +148,9 @@ async def serve(
         for component in components:
             component.start()
             started.append(component)
-        running = await start_server(store, config)
-        if on_hangup is not None:
+        if on_hangup is not None:  # before "listening": SIGHUP's default action would kill us
             loop.add_signal_handler(signal.SIGHUP, on_hangup)
+        running = await start_server(store, config)
         await stopping.wait()
         log.info(
             "shutting down", extra={"event": "stopping", "grace_seconds": config.grace_seconds}

@@ -334,3 +334,18 @@ def test_many_concurrent_connections_are_all_answered(tmp_path: Path) -> None:
     assert allowed == CONNECTIONS // 2
     assert all(code == 7 for _, code in answers)  # the bundle has no routes: all denied
     assert elapsed < 30
+
+
+def test_a_sighup_as_soon_as_the_server_listens_reloads_and_never_kills_it(
+    tmp_path: Path,
+) -> None:
+    # SIGHUP's default action ends a process: the reload handler must be in place before
+    # "listening" is logged, as the SIGTERM handler is.
+    bundle = guarded_bundle(tmp_path / "bundle")
+    for _ in range(3):
+        with ServerProcess(bundle, "--watch", "off", "--decision-log", "off") as server:
+            assert server.process is not None and server.address is not None
+            server.process.send_signal(signal.SIGHUP)
+            time.sleep(0.3)
+            assert server.process.poll() is None, server.stderr[-2000:]
+            assert_alive_and_serving(server)
