@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 
 import cedarpy
 
-from pdp.bundle.diagnose import duplicate_entities, locate_entity_errors, locate_schema_error
+from pdp.bundle.diagnose import (
+    duplicate_entities,
+    locate_entity_errors,
+    locate_schema_error,
+    parser_hazard_problem,
+)
 from pdp.bundle.index import EntityGraph, PolicyIndex, build_index
 from pdp.bundle.links import apply_links, validate_links
 from pdp.bundle.loader import BundleLoadError, BundleSource, SourceFile
@@ -112,6 +117,11 @@ def compile_bundle(source: BundleSource) -> CompiledBundle:
 def _parse_schema(source: SourceFile | None, problems: list[Problem]) -> cedarpy.Schema | None:
     if source is None:
         return None
+    if not source.path.endswith(".json"):  # JSON's own parser stops at 128 levels
+        hazard = parser_hazard_problem(source, schema=True)
+        if hazard is not None:
+            problems.append(hazard)
+            return None
     try:
         if source.path.endswith(".json"):
             return cedarpy.Schema.from_json_str(source.text)

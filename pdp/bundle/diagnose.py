@@ -10,12 +10,11 @@ import cedarpy
 
 from pdp.bundle.loader import SourceFile
 from pdp.bundle.locate import (
-    MAX_BRACKET_DEPTH,
     json_array_item_lines,
     line_of_token,
+    parser_hazard,
     position,
     split_statements,
-    too_deep,
 )
 from pdp.errors import Problem
 from pdp.model import is_action_type
@@ -24,14 +23,14 @@ _BACKTICKED = re.compile(r"`([^`]+)`")
 _JSON_POSITION = re.compile(r" at line (\d+) column (\d+)$")
 
 
-def nesting_problem(source: SourceFile) -> Problem | None:
-    """A problem when Cedar text nests brackets deep enough to crash cedarpy's parser."""
-    offset = too_deep(source.text)
-    if offset is None:
+def parser_hazard_problem(source: SourceFile, schema: bool = False) -> Problem | None:
+    """A problem when Cedar text would crash cedarpy's parser (see locate.parser_hazard)."""
+    hazard = parser_hazard(source.text, schema)
+    if hazard is None:
         return None
-    line, column = position(source.text, offset)
-    message = f"invalid policy: brackets nested more than {MAX_BRACKET_DEPTH} levels deep"
-    return Problem(source.path, message, line, column)
+    line, column = position(source.text, hazard[0])
+    what = "schema" if schema else "policy"
+    return Problem(source.path, f"invalid {what}: {hazard[1]}", line, column)
 
 
 def locate_parse_errors(source: SourceFile, whole_error: str) -> list[Problem]:

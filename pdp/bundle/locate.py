@@ -81,29 +81,45 @@ def _statements(source: str, spans: list[tuple[int, int]]) -> list[Statement]:
     return statements
 
 
-# cedarpy's policy parser overflows its native stack (SIGSEGV, the whole process) at about
-# 700 nested brackets; nothing a person writes comes near this.
+# cedarpy's parsers recurse on the native stack and kill the whole process (SIGSEGV) when
+# it runs out: at about 700 nested brackets, 4,500 nested `if`s or 20,000 chained operators
+# in a policy, 3,000 nested records in a schema. Nothing a person writes comes near these
+# limits, which leave room for a mix of the two; a policy nested even a tenth as deep
+# exceeds the 128 levels of Cedar's JSON form anyway.
 MAX_BRACKET_DEPTH = 200
+MAX_OPERATORS = 2000  # per policy statement
 
 
-def too_deep(source: str, limit: int = MAX_BRACKET_DEPTH) -> int | None:
-    """The offset of the first bracket nested deeper than `limit` in Cedar text, if any.
+def parser_hazard(source: str, schema: bool = False) -> tuple[int, str] | None:
+    """Where Cedar text would overflow cedarpy's parser, and why; None when it is safe.
 
-    Strings and `//` comments are skipped. Check before handing text to cedarpy's parser.
+    Strings and `//` comments are skipped. Check before handing text to cedarpy.
     """
-    depth = 0
-    for match in _BRACKETS.finditer(source):
+    depth = operators = 0
+    opening, closing = ("([{<", ")]}>") if schema else ("([{", ")]}")  # a < b is an operator
+    for match in (_SCHEMA_TOKENS if schema else _POLICY_TOKENS).finditer(source):
         token = match.group()
-        if token in "([{":
+        if len(token) == 1 and token in opening:
             depth += 1
-            if depth > limit:
-                return match.start()
-        elif token in ")]}":
+            if depth > MAX_BRACKET_DEPTH:
+                return match.start(), f"brackets nested more than {MAX_BRACKET_DEPTH} levels deep"
+        elif len(token) == 1 and token in closing:
             depth = max(depth - 1, 0)
+        elif token == ";":
+            if depth == 0:
+                operators = 0
+        elif token[0] not in '"/':
+            operators += 1
+            if operators > MAX_OPERATORS:
+                return match.start(), f"more than {MAX_OPERATORS} operators in one policy"
     return None
 
 
-_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"?|//[^\n]*|[()\[\]{}]')
+_SKIPPED = r'"(?:[^"\\]|\\.)*"?|//[^\n]*'
+_POLICY_TOKENS = re.compile(
+    _SKIPPED + r"|[()\[\]{};]|&&|\|\||==|!=|<=|>=|[<>+\-*.]|\b(?:if|has|like|is|in)\b"
+)
+_SCHEMA_TOKENS = re.compile(_SKIPPED + r"|[()\[\]{}<>]")
 
 
 def position(source: str, offset: int) -> tuple[int, int]:

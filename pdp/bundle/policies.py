@@ -9,7 +9,7 @@ from typing import Any
 
 import cedarpy
 
-from pdp.bundle.diagnose import locate_parse_errors, nesting_problem
+from pdp.bundle.diagnose import locate_parse_errors, parser_hazard_problem
 from pdp.bundle.loader import SourceFile
 from pdp.bundle.locate import split_statements
 from pdp.errors import Problem
@@ -36,17 +36,17 @@ def collect_policies(files: tuple[SourceFile, ...], problems: list[Problem]) -> 
     """Every policy and template of the .cedar files, under its bundle id and line."""
     policies: list[PolicyInfo] = []
     for source in files:
-        deep = nesting_problem(source)
-        if deep is not None:
-            problems.append(deep)
+        hazard = parser_hazard_problem(source)
+        if hazard is not None:
+            problems.append(hazard)
             continue
         try:
             est = json.loads(cedarpy.policies_to_json_str(source.text))
         except ValueError as exc:
             problems.extend(locate_parse_errors(source, str(exc)))
             continue
-        except RecursionError:  # a chain of thousands of operators: too deep for json
-            message = "invalid policy: an expression nested too deeply (thousands of operators)"
+        except RecursionError:  # a chain of hundreds of operators: too deep for json
+            message = "invalid policy: an expression nested too deeply (hundreds of operators)"
             problems.append(Problem(source.path, message))
             continue
         statements = split_statements(source.text)

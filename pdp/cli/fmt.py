@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cedarpy
 
-from pdp.bundle.diagnose import locate_parse_errors, nesting_problem
+from pdp.bundle.diagnose import locate_parse_errors, parser_hazard_problem
 from pdp.bundle.loader import SourceFile, is_ignored
 
 
@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}: cannot read: {reason}", file=sys.stderr)
             failed = True
             continue
-        deep = nesting_problem(SourceFile(str(path), original))
-        if deep is not None:  # cedarpy's parser would crash the process on it
-            print(deep, file=sys.stderr)
+        hazard = parser_hazard_problem(SourceFile(str(path), original))
+        if hazard is not None:  # cedarpy's parser would crash the process on it
+            print(hazard, file=sys.stderr)
             failed = True
             continue
         try:

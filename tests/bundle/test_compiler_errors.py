@@ -265,6 +265,21 @@ def test_brackets_nested_past_cedars_parser_stack_are_refused_not_a_crash(
     ]
 
 
+def test_other_nesting_past_cedars_parser_stacks_is_refused_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    # cedarpy dies at about 4,500 nested ifs in a policy and 3,000 nested records in a schema.
+    ifs = "if true then " * 5000 + "true" + " else false" * 5000
+    policy = f"permit (principal, action, resource)\nwhen {{ {ifs} }};\n"
+    (problem,) = problems_of(tmp_path / "ifs", {"p.cedar": policy})
+    assert problem.startswith("p.cedar:2:")
+    assert problem.endswith(": invalid policy: more than 2000 operators in one policy")
+    records = "entity A = " + "{ a: " * 3000 + "Long" + "}" * 3000 + ";\n"
+    assert problems_of(tmp_path / "schema", {"s.cedarschema": records, "p.cedar": OWNER_READS}) == [
+        "s.cedarschema:1:1012: invalid schema: brackets nested more than 200 levels deep"
+    ]
+
+
 def test_a_long_operator_chain_names_the_policy_cedars_json_form_refuses(
     tmp_path: Path,
 ) -> None:
@@ -284,10 +299,10 @@ def test_a_long_operator_chain_names_the_policy_cedars_json_form_refuses(
     assert problem.endswith(
         "it is most likely nested too deeply (more than 128 levels); split it up"
     )
-    huge = " && ".join(["true"] * DEEP)
+    huge = " && ".join(["true"] * 600)  # deeper than Python's json parser goes
     assert problems_of(
         tmp_path / "huge", {"p.cedar": f"permit (principal, action, resource) when {{ {huge} }};\n"}
-    ) == ["p.cedar: invalid policy: an expression nested too deeply (thousands of operators)"]
+    ) == ["p.cedar: invalid policy: an expression nested too deeply (hundreds of operators)"]
 
 
 @pytest.mark.parametrize("name", ["entities.json", "links.json"])
