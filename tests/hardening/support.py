@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -16,7 +14,6 @@ from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.support.server import ServerProcess
 
 TIMEOUT = 10.0
-T = TypeVar("T")
 
 # The only request this bundle can allow: alice reads d1 with `context.ok == true`. Anything
 # else is denied or refused, so an ALLOW for any other request is a fail-open bug.
@@ -93,18 +90,6 @@ def assert_alive_and_serving(server: ServerProcess) -> None:
     assert server.process is not None and server.process.poll() is None, server.stderr[-2000:]
     assert server.address is not None
     assert health(server.address) == health_pb2.HealthCheckResponse.SERVING
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float = TIMEOUT, what: str = "") -> T:
-    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}")
-        time.sleep(0.05)
 
 
 def log_events(server: ServerProcess, event: str) -> list[dict[str, Any]]:

@@ -38,10 +38,10 @@ from tests.hardening.support import (
     guarded_bundle,
     log_events,
     status,
-    wait_for,
 )
 from tests.observability.helpers import metrics_address, scrape, value
 from tests.support.bundles import run_pdp
+from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
 
 KEY = ec_key()

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 from google.protobuf import json_format, struct_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
 from pdp.v1 import authorizer_pb2 as pb
+from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
 
 TIMEOUT = 10.0
-T = TypeVar("T")
 
 POLICIES = """\
 @id("alice-reads")
@@ -67,18 +66,6 @@ def request(
     if entities_json is not None:
         message.entities_json = json.dumps(entities_json)
     return message
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float = TIMEOUT, what: str = "") -> T:
-    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}")
-        time.sleep(0.05)
 
 
 def parse_lines(lines: Iterable[str]) -> list[dict[str, Any]]:

@@ -20,8 +20,8 @@ from tests.observability.helpers import (
     make_bundle,
     parse_lines,
     request,
-    wait_for,
 )
+from tests.support.polling import wait_for
 from tests.support.server import REPO, ServerProcess, authorizer_stub
 
 CORE_FIELDS = {

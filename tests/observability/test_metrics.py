@@ -18,8 +18,8 @@ from tests.observability.helpers import (
     scrape,
     series,
     value,
-    wait_for,
 )
+from tests.support.polling import wait_for
 from tests.support.server import ServerProcess, authorizer_stub
 
 METRICS = ("--metrics", "127.0.0.1:0")
