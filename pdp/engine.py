@@ -16,7 +16,7 @@ from pdp.bundle.compiler import CompiledBundle
 from pdp.errors import RequestError
 from pdp.model import AuthzRequest, Decision
 
-_EVALUATION_ERROR = re.compile(r"^error while evaluating policy `([pl]\d+)`: ")
+_EVALUATION_ERROR = re.compile(r"^error while evaluating policy `(p\d+|l\d+|policy\d+)`: ")
 _BUILD_PREFIX = "failed to build request: "
 _FIELDS = ("principal", "action", "resource", "context")
 _NO_POLICIES = cedarpy.PolicySet.from_str("")

@@ -19,6 +19,7 @@ from pdp.bundle.loader import BundleLoadError, BundleSource, SourceFile
 from pdp.bundle.policies import (
     PolicyInfo,
     build_policy_set,
+    by_positional_ids,
     check_duplicate_ids,
     collect_policies,
     validate_policies,
@@ -82,7 +83,7 @@ def compile_bundle(source: BundleSource) -> CompiledBundle:
         raise BundleLoadError(problems, source.warnings)
 
     strict_schema = schema if source.manifest.validation == "strict" else None
-    policy_set = build_policy_set(policies, problems)
+    policy_set, policies = build_policy_set(policies, source.policies, problems)
     links: list[PolicyInfo] = []
     if source.links is not None and policy_set is not None:
         first = len(problems)
@@ -98,6 +99,8 @@ def compile_bundle(source: BundleSource) -> CompiledBundle:
 
     all_policies = tuple(policies + links)
     index, graph = build_index(policy_set, all_policies, entities)
+    if by_positional_ids(policies):  # slices are built from the JSON form, which refused them
+        index = None
     return CompiledBundle(
         name=source.name,
         revision=source.revision,

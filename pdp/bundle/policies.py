@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cedarpy
@@ -99,27 +99,34 @@ def check_duplicate_ids(policies: list[PolicyInfo], problems: list[Problem]) -> 
 
 
 def build_policy_set(
-    policies: list[PolicyInfo], problems: list[Problem]
-) -> cedarpy.PolicySet | None:
-    """One cedarpy PolicySet of `policies` under their internal ids (p0, p1, ...)."""
+    policies: list[PolicyInfo], files: tuple[SourceFile, ...], problems: list[Problem]
+) -> tuple[cedarpy.PolicySet | None, list[PolicyInfo]]:
+    """One cedarpy PolicySet of `policies`, and the policies under the ids it gives them.
+
+    Normally built from Cedar's JSON form under our internal ids (p0, p1, ...). That form's
+    parser stops at 128 levels of nesting (each operator of a chain such as a && b && c is a
+    level), where Cedar's text parser does not: such a bundle is built from its text instead,
+    under Cedar's positional ids (policy0, ... over the files in order, as we collected them).
+    """
     try:
-        return cedarpy.PolicySet.from_json_str(_policy_set_json(policies))
+        return cedarpy.PolicySet.from_json_str(_policy_set_json(policies)), policies
     except ValueError as exc:
-        whole_error = exc
-    # Only on failure: which policies does Cedar's JSON form refuse? (Its parser stops at
-    # 128 levels of nesting, and each operator of a chain such as a && b && c is a level.)
-    blamed = False
-    for policy in policies:
-        try:
-            cedarpy.PolicySet.from_json_str(_policy_set_json([policy]))
-        except ValueError as exc:
-            message = f"policy {policy.id!r} cannot be loaded from Cedar's JSON form ({exc}): "
-            message += "it is most likely nested too deeply (more than 128 levels); split it up"
-            problems.append(Problem(policy.file, message, policy.line))
-            blamed = True
-    if not blamed:
-        problems.append(Problem(policies[0].file if policies else "", f"policy set: {whole_error}"))
-    return None
+        json_error = exc
+    try:
+        policy_set = cedarpy.PolicySet.from_str("\n".join(f.text for f in files))
+    except ValueError as exc:
+        first = policies[0].file if policies else ""
+        problems.append(Problem(first, f"policy set: {exc} (JSON form: {json_error})"))
+        return None, policies
+    if len(policy_set) + len(policy_set.templates()) != len(policies):  # never expected
+        problems.append(Problem(policies[0].file, f"policy set: {json_error}"))
+        return None, policies
+    return policy_set, [replace(p, internal_id=f"policy{n}") for n, p in enumerate(policies)]
+
+
+def by_positional_ids(policies: list[PolicyInfo]) -> bool:
+    """Whether the policies carry Cedar's positional ids (a set built from text)."""
+    return bool(policies) and policies[0].internal_id.startswith("policy")
 
 
 def _policy_set_json(policies: list[PolicyInfo]) -> str:
