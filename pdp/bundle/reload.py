@@ -13,7 +13,7 @@ from pathlib import Path
 from pdp.bundle.compiler import CompiledBundle, compile_bundle
 from pdp.bundle.loader import BundleSource, list_bundle_files, read_bundle
 from pdp.bundle.store import BundleStore
-from pdp.bundle.watcher import DEBOUNCE_SECONDS, fingerprint
+from pdp.bundle.watcher import DEBOUNCE_SECONDS, Debouncer, fingerprint
 from pdp.errors import BundleError, Problem
 
 log = logging.getLogger("pdp.reload")
@@ -63,54 +63,37 @@ class Reloader:
         self._compile = compiler
         self._settle = settle
         self._build_lock = threading.Lock()
-        self._cond = threading.Condition()
-        self._reasons: dict[str, None] = {}
-        self._stopping = False
-        self._thread: threading.Thread | None = None
+        # Requests queue up and coalesce on one thread: a debouncer that does not wait.
+        self._queue = Debouncer(self._build, delay=0.0, max_delay=0.0, name="pdp-reload")
+        self._stopping = threading.Event()
         self._superseded_streak = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="pdp-reload", daemon=True)
-        self._thread.start()
+        self._queue.start()
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(10)
+        self._stopping.set()
+        self._queue.stop(timeout=10)
 
     def request(self, reason: str) -> None:
         """Ask for a reload on the reload thread; returns at once, requests coalesce."""
-        with self._cond:
-            self._reasons[reason] = None
-            self._cond.notify_all()
+        self._queue.trigger(reason)
 
     def reload(self, reason: str = "requested") -> ReloadResult:
         """Build and, when valid and different, activate the bundle now, on this thread."""
         with self._build_lock:
             return self._reload(reason, may_supersede=False)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._reasons and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                reason = "; ".join(self._reasons)
-                self._reasons.clear()
-            try:
-                with self._build_lock:
-                    result = self._reload(reason, may_supersede=True)
-            except Exception:  # never let the reload thread die; the last good bundle serves on
-                log.exception("reload crashed", extra={"event": "reload_error", "reason": reason})
-                continue
-            if result.outcome == SUPERSEDED:
-                with self._cond:
-                    if self._cond.wait_for(lambda: self._stopping, self._settle):
-                        return
-                self.request(reason)
+    def _build(self, reasons: list[str]) -> None:
+        reason = "; ".join(reasons)
+        try:
+            with self._build_lock:
+                result = self._reload(reason, may_supersede=True)
+        except Exception:  # never let the reload thread die; the last good bundle serves on
+            log.exception("reload crashed", extra={"event": "reload_error", "reason": reason})
+            return
+        if result.outcome == SUPERSEDED and not self._stopping.wait(self._settle):
+            self.request(reason)
 
     def _reload(self, reason: str, may_supersede: bool) -> ReloadResult:
         started = time.monotonic()

@@ -86,8 +86,10 @@ class Debouncer:
         delay: float = DEBOUNCE_SECONDS,
         max_delay: float = MAX_DELAY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        name: str = "pdp-debounce",
     ) -> None:
         self._action = action
+        self._name = name
         self._delay = delay
         self._max_delay = max(max_delay, delay)
         self._clock = clock
@@ -99,15 +101,15 @@ class Debouncer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="pdp-debounce", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         if self._thread is not None:
-            self._thread.join(5)
+            self._thread.join(timeout)
 
     def trigger(self, what: str) -> None:
         """Note one change; cheap, safe from any thread."""
