@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,32 +25,20 @@ _PROBE_REQUEST = {
 }
 
 
-class _DecisionIds:
-    """UUID-shaped decision ids: a random per-process prefix and a counter.
-
-    Unique across processes and restarts (the prefix is 72 random bits), ordered within a
-    process, and about 20 times cheaper than `uuid.uuid4()` on the request path.
-    """
-
-    def __init__(self) -> None:
-        self._pid = -1
-        self._prefix = ""
-        self._counter = itertools.count()
-
-    def next(self) -> str:
-        if self._pid != os.getpid():  # a forked child must not repeat its parent's ids
-            self._pid = os.getpid()
-            self._prefix = str(uuid.uuid4())[:24]
-            self._counter = itertools.count()
-        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
-
-
-_DECISION_IDS = _DecisionIds()
+# The UUID variant digit (10xx) for each hex digit whose two low bits are kept.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def new_decision_id() -> str:
-    """A fresh decision id (also written to the decision log)."""
-    return _DECISION_IDS.next()
+    """A fresh decision id (also written to the decision log): a random UUID version 4.
+
+    122 random bits per id from the kernel, nothing shared between ids, so ids returned to
+    clients (deny bodies, headers) say nothing about the traffic between them. Stateless,
+    so it is fork- and thread-safe as it is; about 1.1 us per id, against 3.3 us for
+    `str(uuid.uuid4())` (timeit, this machine).
+    """
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def decide(bundle: CompiledBundle, request: AuthzRequest) -> Decision:
