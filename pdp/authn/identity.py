@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,23 @@ from pdp.errors import AuthnError
 from pdp.model import EntityRef
 
 JWT, API_KEY, MTLS, NONE = "jwt", "api_key", "mtls", "none"
+# Failures of a credential presented in a form pdp does not read (RFC 6750 `invalid_request`),
+# as opposed to a readable credential that does not verify (`invalid_token`).
+UNSUPPORTED_SCHEME, MALFORMED_AUTHORIZATION, DUPLICATE_CREDENTIAL = (
+    "unsupported_scheme",
+    "malformed_authorization",
+    "duplicate_credential",
+)
+INVALID_REQUEST_REASONS = frozenset(
+    (UNSUPPORTED_SCHEME, MALFORMED_AUTHORIZATION, DUPLICATE_CREDENTIAL)
+)
+# RFC 6750 b64token: the one credential after `Bearer` and its spaces (a JWS compact JWT is one).
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# Schemes named in a failure's message; any other first word (a bare token!) is never repeated.
+_KNOWN_SCHEMES = {
+    s.lower(): s
+    for s in ("Basic", "Digest", "Token", "Negotiate", "NTLM", "DPoP", "HOBA", "Mutual", "JWT")
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,18 +113,17 @@ def read_credentials(
     bearer: str | None = None
     authorization = headers.get("authorization", ())
     if len(authorization) > 1:
-        problem = AuthnError("malformed", "more than one Authorization header")
+        problem = AuthnError(DUPLICATE_CREDENTIAL, "more than one Authorization header")
     elif authorization:
-        scheme, _, rest = authorization[0].strip().partition(" ")
-        if scheme.lower() == "bearer":
-            bearer = rest.strip()
-            if not bearer:
-                problem = AuthnError("malformed", "empty bearer token")
+        try:
+            bearer = bearer_token(authorization[0])
+        except AuthnError as exc:
+            problem = exc
     api_key: str | None = None
     if config.api_keys is not None:
         values = headers.get(config.api_keys.header, ())
         if len(values) > 1:
-            problem = problem or AuthnError("malformed", "more than one API key header")
+            problem = problem or AuthnError(DUPLICATE_CREDENTIAL, "more than one API key header")
         elif values:
             api_key = values[0].strip()
     payload = None
@@ -121,6 +138,40 @@ def read_credentials(
         jwt_payload=payload,
         problem=problem,
     )
+
+
+def bearer_token(value: str) -> str:
+    """The token of an `Authorization: Bearer <token>` value; AuthnError for anything else.
+
+    A credential that is presented but not understood is never ignored (that would make its
+    sender anonymous): another scheme (`Basic`, `Token`, a bare token), an empty value,
+    `Bearer` without a token, or more than one token (Envoy's `headers` map joins repeated
+    headers with a comma) each fail. Between `Bearer` and the token, any number of spaces
+    (RFC 6750: `1*SP`); around the value, the optional whitespace HTTP allows.
+    """
+    text = value.strip(" \t")
+    if not text:
+        raise AuthnError(MALFORMED_AUTHORIZATION, "empty Authorization header")
+    scheme, _, rest = text.partition(" ")
+    if scheme.lower() != "bearer":
+        named = _KNOWN_SCHEMES.get(scheme.lower())
+        what = f"the {named} scheme" if named else "a scheme other than Bearer"
+        raise AuthnError(
+            UNSUPPORTED_SCHEME, f"Authorization uses {what}; only Bearer tokens are accepted"
+        )
+    token = rest.lstrip(" ")
+    if not token:
+        raise AuthnError(MALFORMED_AUTHORIZATION, "Authorization: Bearer without a token")
+    if "," in token:
+        raise AuthnError(
+            DUPLICATE_CREDENTIAL,
+            "more than one Authorization value (repeated headers arrive joined by a comma)",
+        )
+    if not _B64TOKEN.fullmatch(token):
+        raise AuthnError(
+            MALFORMED_AUTHORIZATION, "Authorization: Bearer is not followed by exactly one token"
+        )
+    return token
 
 
 def key_lookup(keyring: Keyring) -> KeyLookup:

@@ -10,7 +10,13 @@ from typing import Any
 
 from pdp import engine
 from pdp.authn.cache import TokenCache
-from pdp.authn.identity import JWT, Identity, identify, read_credentials
+from pdp.authn.identity import (
+    INVALID_REQUEST_REASONS,
+    JWT,
+    Identity,
+    identify,
+    read_credentials,
+)
 from pdp.authn.jwt import KeyLookup
 from pdp.bundle.compiler import CompiledBundle
 from pdp.errors import AuthnError, RequestError
@@ -243,7 +249,7 @@ class _Call:
             **self.fields,
         )
         return GatewayResponse(
-            True, 200, headers, names.strip_headers, "", _metadata(result), result
+            True, 200, headers, names.remove_headers, "", _metadata(result), result
         )
 
     def deny(
@@ -275,11 +281,20 @@ class _Call:
         )
         headers = [("content-type", "application/json")]
         if status == 401:
-            bearer = 'Bearer error="invalid_token"' if result.authn_failure else "Bearer"
+            bearer = _challenge(result.authn_failure)
             headers.append(("www-authenticate", bearer))
         # What json.dumps({"error": ..., "decision_id": ...}) writes, without its overhead.
         body = f'{{"error": {_quote(error)}, "decision_id": {_quote(decision.decision_id)}}}'
         return GatewayResponse(False, status, tuple(headers), (), body, _metadata(result), result)
+
+
+def _challenge(authn_failure: str | None) -> str:
+    """The WWW-Authenticate value of a 401 (RFC 6750 error codes)."""
+    if authn_failure is None:
+        return "Bearer"  # no credential, or an anonymous deny
+    if authn_failure in INVALID_REQUEST_REASONS:
+        return 'Bearer error="invalid_request"'  # presented in a form pdp does not read
+    return 'Bearer error="invalid_token"'
 
 
 def refused(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cedarpy
@@ -43,6 +43,9 @@ DEFAULT_CONTEXT = (
     ("peer", "peer"),
 )
 _HEADER_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+# Headers that make some frameworks treat a request as another method (a GET read as a
+# DELETE upstream, after pdp decided it as a read): removed on allow unless a bundle opts out.
+METHOD_OVERRIDE_HEADERS = ("x-http-method-override", "x-method-override", "x-http-method")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,12 @@ class ResponseConfig:
     principal_header: str = "x-pdp-principal"
     decision_id_header: str = "x-pdp-decision-id"
     strip_headers: tuple[str, ...] = ()  # client headers removed before upstream on allow
+    strip_method_overrides: bool = True  # also remove METHOD_OVERRIDE_HEADERS on allow
+    remove_headers: tuple[str, ...] = field(init=False)  # all headers removed on allow
+
+    def __post_init__(self) -> None:
+        extra = METHOD_OVERRIDE_HEADERS if self.strip_method_overrides else ()
+        object.__setattr__(self, "remove_headers", tuple(dict.fromkeys(self.strip_headers + extra)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +405,13 @@ def _check_shadowed(node: Reader, route: Route, earlier: list[Route]) -> None:
 
 
 def _responses(node: Reader) -> ResponseConfig:
-    node.only("unknown_route_status", "principal_header", "decision_id_header", "strip_headers")
+    node.only(
+        "unknown_route_status",
+        "principal_header",
+        "decision_id_header",
+        "strip_headers",
+        "strip_method_overrides",
+    )
     defaults = ResponseConfig()
     status = int(node.number("unknown_route_status", defaults.unknown_route_status, 400, 499))
     headers = {}
@@ -415,7 +430,15 @@ def _responses(node: Reader) -> ResponseConfig:
                 "client's); Envoy removes after setting, so stripping it would drop pdp's value",
                 "strip_headers",
             )
-    return ResponseConfig(status, **headers, strip_headers=strip)
+    overrides = node.boolean("strip_method_overrides", defaults.strip_method_overrides)
+    for key, value in headers.items():
+        if overrides and value in METHOD_OVERRIDE_HEADERS:
+            node.error(
+                f"{node.where}.{key}: {value!r} is a method override header, which pdp removes "
+                "on allow (set strip_method_overrides: false to keep those)",
+                key,
+            )
+    return ResponseConfig(status, **headers, strip_headers=strip, strip_method_overrides=overrides)
 
 
 def _entity_uids(source: BundleSource) -> frozenset[tuple[str, str]]:

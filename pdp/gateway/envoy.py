@@ -13,7 +13,6 @@ from google.rpc import code_pb2
 
 from pdp.gateway.result import GatewayRequest, GatewayResponse
 
-MAX_HEADER_VALUES = 256
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 
 
@@ -51,10 +50,13 @@ def gateway_request(message: pb.CheckRequest, trusted: bool) -> GatewayRequest:
 
 
 def _headers(http: Any) -> Mapping[str, tuple[str, ...]]:
-    """Headers by lowercase name, from `header_map` when Envoy sent it, else from `headers`."""
+    """Headers by lowercase name, from `header_map` when Envoy sent it, else from `headers`.
+
+    Every entry is kept: how many there may be is `--max-headers`' business (checked before
+    this), never a silent cut here, or a credential past the cut would go unseen."""
     found: dict[str, list[str]] = {}
     if http.HasField("header_map") and http.header_map.headers:
-        for entry in http.header_map.headers[:MAX_HEADER_VALUES]:
+        for entry in http.header_map.headers:
             value = entry.value or entry.raw_value.decode("utf-8", "replace")
             found.setdefault(entry.key.lower(), []).append(value)
     else:

@@ -20,6 +20,7 @@ from typing import Any
 from google.protobuf import struct_pb2
 
 from pdp.errors import LimitExceeded, PdpError
+from pdp.gateway.paths import MAX_PATH_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,11 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "max_header_bytes": ("--max-header-bytes", "Check: bytes of all header names and values"),
     "max_path_bytes": ("--max-path-bytes", "Check: bytes of the path with its query"),
 }
+# Hard maxima: what the code behind a flag honours at most. A flag must never promise more
+# (a larger value is a usage error), or a request "within" it would be refused elsewhere.
+FLAG_MAXIMA: dict[str, tuple[int, str]] = {
+    "max_path_bytes": (MAX_PATH_BYTES, "the longest path the normalizer reads"),
+}
 FLAG_NAMES = {
     "max_message_bytes": "--max-message-bytes",
     "max_batch_items": "--max-batch",
@@ -80,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, (flag, text) in _FLAGS.items():
         default = getattr(defaults, name)
         kind = _non_negative_seconds if isinstance(default, float) else _positive_int
+        if name in FLAG_MAXIMA:
+            kind = _bounded_int(*FLAG_MAXIMA[name])
+            text = f"{text}, at most {FLAG_MAXIMA[name][0]}"
         parser.add_argument(
             flag,
             dest=name,
@@ -102,6 +111,16 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
     return int(text)
+
+
+def _bounded_int(maximum: int, why: str) -> Any:
+    def parse(text: str) -> int:
+        value = _positive_int(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum} ({why}), not {text}")
+        return value
+
+    return parse
 
 
 def _non_negative_seconds(text: str) -> float:

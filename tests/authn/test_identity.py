@@ -120,10 +120,12 @@ def test_credentials_are_read_from_headers() -> None:
         {"authorization": ("Bearer abc",), "x-api-key": ("k",)}, EXAMPLE, peer=CHECKOUT
     )
     assert (creds.bearer, creds.api_key, creds.peer, creds.problem) == ("abc", "k", CHECKOUT, None)
-    assert read_credentials({"authorization": ("Basic dTpw",)}, EXAMPLE).bearer is None
+    basic = read_credentials({"authorization": ("Basic dTpw",)}, EXAMPLE)
+    assert basic.bearer is None and basic.problem is not None
+    assert basic.problem.reason == "unsupported_scheme"
     assert read_credentials({"authorization": ("bearer   abc ",)}, EXAMPLE).bearer == "abc"
     doubled = read_credentials({"authorization": ("Bearer a", "Bearer b")}, EXAMPLE)
-    assert doubled.problem is not None and doubled.problem.reason == "malformed"
+    assert doubled.problem is not None and doubled.problem.reason == "duplicate_credential"
     assert read_credentials({"authorization": ("Bearer ",)}, EXAMPLE).problem is not None
 
 

@@ -150,7 +150,8 @@ ATTACKS: dict[str, tuple[Any, str]] = {  # name -> (make(attacker_jwks_url), rea
     "tampered payload": (lambda url: tampered(), "bad_signature"),
     "malformed": (lambda url: "not-a-jwt", "malformed"),
     "two segments": (lambda url: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiI0MiJ9", "malformed"),
-    "bad base64": (lambda url: "eyJhbGciOiJSUzI1NiJ9.!!!.sig", "malformed"),
+    # Not even an RFC 6750 token: refused as a malformed header (`invalid_request`).
+    "bad base64": (lambda url: "eyJhbGciOiJSUzI1NiJ9.!!!.sig", "malformed_authorization"),
     "huge": (lambda url: partner(pad="x" * 20000), "too_large"),
     "example issuer, forged key": (lambda url: token("42", key=ec_key()), "bad_signature"),
 }
@@ -169,9 +170,10 @@ def test_attack_is_denied_401_with_a_reason(
     assert response.status.code == 16  # UNAUTHENTICATED
     denied = response.denied_response
     assert denied.status.code == 401
+    error = "invalid_request" if reason == "malformed_authorization" else "invalid_token"
     assert headers_of(denied.headers) == {
         "content-type": "application/json",
-        "www-authenticate": 'Bearer error="invalid_token"',
+        "www-authenticate": f'Bearer error="{error}"',
     }
     metadata = metadata_of(response)
     assert json.loads(denied.body) == {
