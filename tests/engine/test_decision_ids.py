@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import uuid
@@ -32,7 +33,7 @@ def test_ids_are_unique() -> None:
 def test_consecutive_ids_share_no_counter_structure() -> None:
     """A per-process prefix plus a counter (the 0.1.0 scheme) let a client count traffic."""
     ids = [new_decision_id() for _ in range(500)]
-    pairs = list(zip(ids, ids[1:], strict=False))
+    pairs = list(itertools.pairwise(ids))
     # 0.1.0: every id of a process shared its first 24 characters, and the rest counted up.
     assert all(a[:13] != b[:13] for a, b in pairs)
     assert all(a[-12:] != b[-12:] for a, b in pairs)

@@ -170,8 +170,9 @@ def test_a_raised_path_limit_is_honoured_by_the_route_match(tmp_path: Path) -> N
     normalizer's own 8192-byte cap refused it as an unknown route)."""
     path = f"{MINE}?q={'a' * 10_000}"
     with (
-        ServerProcess(EXAMPLE_BUNDLE, "--max-path-bytes", "20000", listen=f"unix:{tmp_path}/s")
-        as srv,
+        ServerProcess(
+            EXAMPLE_BUNDLE, "--max-path-bytes", "20000", listen=f"unix:{tmp_path}/s"
+        ) as srv,
         ext_authz(srv.address or "") as client,
     ):
         response = check(client, "GET", path, {"authorization": f"Bearer {token('42')}"})
@@ -203,7 +204,7 @@ def test_no_credential_on_the_public_order_is_allowed_as_anonymous(
         ("Bearer    ", "malformed_authorization"),
         ("Bearer {jwt} garbage", "malformed_authorization"),
         ("Bearer {jwt} ", None),  # trailing whitespace is HTTP's, not the token's: allowed
-        ("Bearer \"{jwt}\"", "malformed_authorization"),
+        ('Bearer "{jwt}"', "malformed_authorization"),
         ("Bearer {jwt},Bearer {jwt}", "duplicate_credential"),
     ],
 )
