@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -117,25 +118,55 @@ def verify_peeked(token: str, head: TokenHeader, lookup: KeyLookup) -> VerifiedT
             audience=list(issuer.audiences),
             issuer=issuer.issuer,
             leeway=issuer.leeway_seconds,
-            options={"require": list(issuer.required_claims), "strict_aud": False},
+            options={
+                "require": list(issuer.required_claims),
+                "strict_aud": False,
+                "enforce_minimum_key_length": True,  # an error, never a warning on stderr
+            },
         )
+    except jwt.ImmatureSignatureError:
+        raise _not_yet_valid(token, issuer.leeway_seconds) from None
     except jwt.InvalidTokenError as exc:
         raise _failure(exc) from None
+    except jwt.InvalidKeyError:  # keys are checked at load; should a weak one slip through
+        raise AuthnError("invalid", "the verification key was refused") from None
     jti = claims.get("jti")
     return VerifiedToken(issuer, claims, head.kid, jti if isinstance(jti, str) else None)
 
 
 _FAILURES: tuple[tuple[type[Exception], str, str], ...] = (
     (jwt.ExpiredSignatureError, "expired", "token has expired"),
-    (jwt.ImmatureSignatureError, "not_yet_valid", "token is not yet valid (nbf)"),
     (jwt.InvalidAudienceError, "wrong_audience", "token audience is not accepted"),
     (jwt.InvalidIssuerError, "wrong_issuer", "token issuer does not match"),
-    (jwt.InvalidIssuedAtError, "bad_iat", "token iat is in the future or not a number"),
+    (jwt.InvalidIssuedAtError, "bad_iat", "token iat is not a number"),
     (jwt.MissingRequiredClaimError, "missing_claim", "token lacks a required claim"),
     (jwt.InvalidSignatureError, "bad_signature", "token signature does not verify"),
     (jwt.InvalidAlgorithmError, "alg_not_allowed", "token algorithm is not allowed"),
     (jwt.DecodeError, "malformed", "token is not a well-formed JWT"),
 )
+
+
+def _not_yet_valid(token: str, leeway: float) -> AuthnError:
+    """Which claim made PyJWT call the token immature (it raises the same error for both):
+    `iat` (checked first, as PyJWT does) or `nbf`, judged on the refused token's claims."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        claims = {}
+    later = time.time() + leeway
+    if _after(claims.get("iat"), later):
+        return AuthnError("bad_iat", "token was issued in the future (iat)")
+    if _after(claims.get("nbf"), later):
+        return AuthnError("not_yet_valid", "token is not yet valid (nbf)")
+    return AuthnError("not_yet_valid", "token is not yet valid (nbf or iat)")
+
+
+def _after(value: Any, moment: float) -> bool:
+    """Whether a NumericDate claim is after `moment`, compared as PyJWT does (`int(value)`)."""
+    try:
+        return int(value) > moment
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def _failure(exc: jwt.InvalidTokenError) -> AuthnError:

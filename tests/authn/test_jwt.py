@@ -80,6 +80,26 @@ def test_leeway_applies_to_exp_and_nbf() -> None:
     assert reason(good(nbf=now + 30)) == "not_yet_valid"
 
 
+def test_a_future_iat_is_told_apart_from_a_future_nbf() -> None:
+    """PyJWT raises ImmatureSignatureError for both; the reason names the claim."""
+    now = int(time.time())
+    assert verify(good(iat=now + 3), config(), lookup)  # within the leeway
+    with pytest.raises(AuthnError) as info:
+        verify(good(iat=now + 3600), config(), lookup)
+    assert (info.value.reason, info.value.message) == (
+        "bad_iat",
+        "token was issued in the future (iat)",
+    )
+    with pytest.raises(AuthnError) as info:
+        verify(good(iat=now, nbf=now + 3600), config(), lookup)
+    assert (info.value.reason, info.value.message) == (
+        "not_yet_valid",
+        "token is not yet valid (nbf)",
+    )
+    assert reason(good(iat=now + 3600, nbf=now + 3600)) == "bad_iat"  # PyJWT checks iat first
+    assert reason(good(iat="yesterday")) == "bad_iat"
+
+
 def test_alg_none_is_refused() -> None:
     unsigned = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64({'iss': ISSUER, 'sub': '1'})}."
     assert reason(unsigned) == "alg_none"

@@ -154,6 +154,11 @@ ATTACKS: dict[str, tuple[Any, str]] = {  # name -> (make(attacker_jwks_url), rea
     "bad base64": (lambda url: "eyJhbGciOiJSUzI1NiJ9.!!!.sig", "malformed_authorization"),
     "huge": (lambda url: partner(pad="x" * 20000), "too_large"),
     "example issuer, forged key": (lambda url: token("42", key=ec_key()), "bad_signature"),
+    "issued in the future": (lambda url: token("42", iat=int(time.time()) + 3600), "bad_iat"),
+    "not valid before the future": (
+        lambda url: token("42", nbf=int(time.time()) + 3600),
+        "not_yet_valid",
+    ),
 }
 
 
