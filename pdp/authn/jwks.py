@@ -57,11 +57,14 @@ class KeySet:
         return len(self.keys)
 
 
-def parse_jwks(document: Any, algorithms: Iterable[str]) -> KeySet:
+def parse_jwks(document: Any, algorithms: Iterable[str], weak: list[str] | None = None) -> KeySet:
     """The usable keys of a JWKS document for `algorithms`; raise ValueError when malformed.
 
     A key with an `alg` is bound to it (skipped when not allowed); a key without one is bound
     to every allowed algorithm of its type (and curve). Encryption keys (`use: enc`) are skipped.
+    A key too weak for its algorithm (PyJWT's minimums: an HMAC secret shorter than the hash,
+    32/48/64 bytes for HS256/384/512; an RSA modulus under 2048 bits) is a ValueError, or,
+    when `weak` is a list, left out and described there (a fetched set keeps its good keys).
     """
     if isinstance(document, str):
         try:
@@ -86,10 +89,19 @@ def parse_jwks(document: Any, algorithms: Iterable[str]) -> KeySet:
         if not isinstance(kid, str):
             raise ValueError(f"key {index}: kid must be a string")
         for algorithm in _algorithms_for(entry, allowed):
+            name = f"key {index} ({kid or 'no kid'})"
             try:
-                keys[(kid, algorithm)] = jwt.PyJWK(entry, algorithm=algorithm)
+                key = jwt.PyJWK(entry, algorithm=algorithm)
+                too_weak = key.Algorithm.check_key_length(key.Algorithm.prepare_key(key.key))
             except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
-                raise ValueError(f"key {index} ({kid or 'no kid'}): {exc}") from None
+                raise ValueError(f"{name}: {exc}") from None
+            if too_weak:
+                problem = f"{name}: too weak for {algorithm}, refused: {too_weak}"
+                if weak is None:
+                    raise ValueError(problem)
+                weak.append(problem)
+                continue
+            keys[(kid, algorithm)] = key
     return KeySet(keys)
 
 
@@ -226,15 +238,21 @@ class UrlKeySource:
     def _refresh(self) -> None:
         self._attempted_at = self._clock()
         self.fetches += 1
+        weak: list[str] = []
         try:
             document = self._fetch(self.spec.url, self.spec.timeout_seconds)
-            keys = parse_jwks(document, self.spec.algorithms)
+            keys = parse_jwks(document, self.spec.algorithms, weak)
         except (OSError, ValueError, urllib.error.URLError) as exc:
             log.warning(
                 "key set fetch failed; keeping the previous keys",
                 extra={"event": "jwks_fetch_failed", "url": self.spec.url, "error": str(exc)},
             )
             return
+        if weak:
+            log.warning(
+                "key set holds keys too weak to use; they are left out",
+                extra={"event": "jwks_weak_keys", "url": self.spec.url, "keys": weak},
+            )
         self._keys = keys
         self._fetched_at = self._clock()
         fingerprint = _fingerprint(document)

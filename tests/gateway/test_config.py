@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pdp.bundle import load_bundle
 from pdp.errors import BundleError
-from tests.gateway.support import bundle_with
+from tests.gateway.support import bundle_with, public_jwk
 from tests.support.server import REPO
 
 BASE = """\
@@ -192,3 +195,74 @@ def test_pdp_check_reports_routes_problems(tmp_path: Path) -> None:
     assert done.returncode == 3
     line = line_of(BASE, "algorithms:")
     assert f"routes.yaml:{line}: algorithm 'none'" in done.stdout + done.stderr
+
+
+INTERNAL_ISSUER = """\
+      - issuer: https://internal-tool.test/
+        audiences: [orders-api]
+        algorithms: [{algorithm}]
+        jwks:
+          file: keys/internal.jwks.json
+        principal:
+          type: ApiClient
+"""
+
+
+def _with_internal_issuer(algorithm: str) -> str:
+    marker = "  mtls:\n"
+    return BASE.replace(marker, INTERNAL_ISSUER.format(algorithm=algorithm) + marker, 1)
+
+
+def _oct(secret: bytes, kid: str = "internal-1") -> str:
+    k = base64.urlsafe_b64encode(secret).rstrip(b"=").decode()
+    return json.dumps({"keys": [{"kty": "oct", "k": k, "kid": kid}]})
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "size"), [("HS256", 6), ("HS256", 31), ("HS384", 47), ("HS512", 63)]
+)
+def test_an_hmac_key_shorter_than_its_hash_is_a_load_error(
+    tmp_path: Path, algorithm: str, size: int
+) -> None:
+    text = _with_internal_issuer(algorithm)
+    files = {"keys/internal.jwks.json": _oct(b"s" * size)}
+    found = problems(tmp_path, text, files)
+    line = line_of(text, "file: keys/internal.jwks.json")
+    assert any(
+        p.startswith(f"routes.yaml:{line}:")
+        and "keys/internal.jwks.json: key 0 (internal-1): too weak for " + algorithm in p
+        and f"{size} bytes" in p
+        for p in found
+    ), found
+
+
+def test_an_hmac_key_as_long_as_its_hash_loads(tmp_path: Path) -> None:
+    for algorithm, size in (("HS256", 32), ("HS384", 48), ("HS512", 64)):
+        files = {"keys/internal.jwks.json": _oct(b"s" * size)}
+        gateway = load(tmp_path, _with_internal_issuer(algorithm), files).gateway
+        assert gateway is not None and gateway.identity.jwt is not None
+        assert len(gateway.identity.jwt.issuers["https://internal-tool.test/"].keys or ()) == 1
+
+
+def test_an_rsa_key_under_2048_bits_is_a_load_error(tmp_path: Path) -> None:
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    files = {"keys/internal.jwks.json": json.dumps({"keys": [public_jwk(weak, "old", "RS256")]})}
+    found = problems(tmp_path, _with_internal_issuer("RS256"), files)
+    assert any("key 0 (old): too weak for RS256" in p and "1024 bits" in p for p in found), found
+
+
+def test_pdp_check_refuses_the_six_byte_secret(tmp_path: Path) -> None:
+    """0.1.0: `"secret"` passed `pdp check`, and the first token printed a raw warning."""
+    text = _with_internal_issuer("HS256")
+    root = bundle_with(tmp_path / "bundle", text, {"keys/internal.jwks.json": _oct(b"secret")})
+    done = subprocess.run(
+        [sys.executable, "-m", "pdp", "check", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert done.returncode == 3
+    line = line_of(text, "file: keys/internal.jwks.json")
+    assert f"routes.yaml:{line}:" in done.stdout + done.stderr
+    assert "keys/internal.jwks.json: key 0 (internal-1): too weak for HS256" in done.stderr

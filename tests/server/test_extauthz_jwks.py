@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 
 from tests.gateway.support import (
@@ -21,6 +24,7 @@ from tests.gateway.support import (
     public_jwk,
     token,
 )
+from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
 
 MIN_REFRESH = 1.0  # seconds between two fetches of the key set, at most
@@ -93,3 +97,42 @@ def test_rotation_with_an_overlap_window_and_a_rate_limit(
     assert status(stub, OLD, "old") == (16, "unknown_kid")
     assert status(stub, NEW, "new") == (0, "")
     assert jwks.count("/jwks") == 4
+
+
+def test_a_weak_key_in_a_fetched_set_is_left_out_and_logged_as_json(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The strong keys of the set keep verifying; the 1024-bit one verifies nothing, and
+    nothing but JSON reaches stderr (0.1.0: a raw InsecureKeyLengthWarning, and an allow)."""
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    folder = tmp_path_factory.mktemp("weak-url")
+    with JwksServer() as keys:
+        url = keys.serve(
+            "/jwks", [public_jwk(OLD, "good", "ES256"), public_jwk(weak, "weak", "RS256")]
+        )
+        text = (EXAMPLE_BUNDLE / "routes.yaml").read_text()
+        text = text.replace("file: keys/orders.jwks.json", f"url: {url}", 1)
+        text = text.replace("algorithms: [ES256]", "algorithms: [ES256, RS256]", 1)
+        root = bundle_with(folder / "bundle", text)
+        with (
+            ServerProcess(root, listen=f"unix:{folder}/pdp.sock") as server,
+            ext_authz(server.address or "") as stub,
+        ):
+            assert status(stub, OLD, "good") == (0, "")
+            with warnings.catch_warnings():  # PyJWT warns when signing with it, here
+                warnings.simplefilter("ignore")
+                forged = token("admin-ada", key=weak, algorithm="RS256", kid="weak")
+            response = stub.Check(
+                check_request("GET", "/api/users/admin-ada/orders", bearer(forged)), timeout=10
+            )
+            assert response.status.code == 16
+            assert metadata_of(response)["reason"] == "unknown_kid"
+            wait_for(lambda: any("jwks_weak_keys" in line for line in server.stderr_lines))
+    lines = [json.loads(line) for line in server.stderr_lines if line.strip()]  # all JSON
+    (logged,) = [line for line in lines if line.get("event") == "jwks_weak_keys"]
+    assert logged["level"] == "warning" and logged["url"] == url
+    assert logged["keys"] == [
+        "key 1 (weak): too weak for RS256, refused: The RSA key is 1024 bits long, which is "
+        "below the minimum recommended size of 2048 bits. See NIST SP 800-131A."
+    ]
+    assert not any(line.get("logger") == "py.warnings" for line in lines)
