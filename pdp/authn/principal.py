@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,25 +41,113 @@ class AttributeClaim:
     entity_type: str | None = None
 
 
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimTemplate:
+    """A principal id built from claims: `{sub}`, `{iss}|{sub}`, `partner-{client_id}`.
+
+    `parts` alternate literal text and claim names: even positions are literals (maybe ""),
+    odd positions claim names (dotted paths reach nested claims).
+    """
+
+    text: str
+    parts: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> ClaimTemplate:
+        """ValueError unless `text` is literals and `{claim}` placeholders, at least one."""
+        parts: list[str] = []
+        at = 0
+        for match in _PLACEHOLDER.finditer(text):
+            parts += [text[at : match.start()], match.group(1).strip()]
+            at = match.end()
+        parts.append(text[at:])
+        literals = parts[::2]
+        if any("{" in literal or "}" in literal for literal in literals):
+            raise ValueError(f"{text!r}: braces only enclose a claim name, like {{sub}}")
+        names = parts[1::2]
+        if not names:
+            raise ValueError(f"{text!r} names no claim: write claims in braces, like {{sub}}")
+        if not all(names):
+            raise ValueError(f"{text!r}: an empty {{}} names no claim")
+        return cls(text, tuple(parts))
+
+    @classmethod
+    def claim(cls, name: str) -> ClaimTemplate:
+        """The id is this one claim (`id_claim`)."""
+        return cls(f"{{{name}}}", ("", name, ""))
+
+    @property
+    def claims(self) -> tuple[str, ...]:
+        return self.parts[1::2]
+
+    def bounds(self, fixed: Mapping[str, str]) -> tuple[str, str]:
+        """The text every id starts and ends with, given claims whose value is `fixed` (the
+        verified `iss` of an issuer): (prefix, suffix). Equal to the whole id when no other
+        claim is used."""
+        parts = [p if i % 2 == 0 else fixed.get(p) for i, p in enumerate(self.parts)]
+        prefix: list[str] = []
+        for part in parts:
+            if part is None:
+                break
+            prefix.append(part)
+        suffix: list[str] = []
+        for part in reversed(parts):
+            if part is None:
+                break
+            suffix.append(part)
+        return "".join(prefix), "".join(reversed(suffix))
+
+    def render(self, claims: Mapping[str, Any]) -> str:
+        """The id for verified `claims`; AuthnError when a claim is missing or unusable."""
+        parts = self.parts
+        if len(parts) == 3 and not parts[0] and not parts[2]:
+            subject = _id_value(claims, parts[1])  # `{sub}`: the usual case
+        else:
+            subject = "".join(
+                part if i % 2 == 0 else _id_value(claims, part) for i, part in enumerate(parts)
+            )
+        if len(subject) > MAX_ID_LENGTH:
+            raise AuthnError(
+                "missing_claim", f"the principal id is longer than {MAX_ID_LENGTH} characters"
+            )
+        return subject
+
+
+def _id_value(claims: Mapping[str, Any], name: str) -> str:
+    value = _whole(claim_value(claims, name))
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+        raise AuthnError(
+            "missing_claim", f"token has no usable {name!r} claim for the principal id"
+        )
+    return value
+
+
+SUBJECT = ClaimTemplate.claim("sub")  # the default principal id: the `sub` claim
+
+
 @dataclass(frozen=True, slots=True)
 class PrincipalMapping:
-    """How an issuer's claims become a principal (claim names may be dotted paths)."""
+    """How an issuer's claims become a principal (claim names may be dotted paths).
+
+    `id` builds the principal id from claims (default: the `sub` claim alone);
+    `allow_id_collisions` accepts that another identity source may mint the same ids.
+    """
 
     type: str
-    id_claim: str = "sub"
+    id: ClaimTemplate = SUBJECT
     roles_claim: str | None = None
     role_type: str | None = None
     attributes: tuple[AttributeClaim, ...] = ()
+    allow_id_collisions: bool = False
 
     def principal(self, claims: Mapping[str, Any]) -> Principal:
         """The principal for verified `claims`; AuthnError when the id claim is unusable."""
-        subject = _whole(claim_value(claims, self.id_claim))
-        if isinstance(subject, int) and not isinstance(subject, bool):
-            subject = str(subject)
-        if not isinstance(subject, str) or not subject or len(subject) > MAX_ID_LENGTH:
-            raise AuthnError(
-                "missing_claim", f"token has no usable {self.id_claim!r} claim for the principal id"
-            )
+        subject = self.id.render(claims)
         parents: tuple[EntityRef, ...] = ()
         if self.roles_claim and self.role_type:
             parents = tuple(EntityRef(self.role_type, r) for r in roles(claims, self.roles_claim))

@@ -19,7 +19,7 @@ from pdp.authn.jwt import (
     JwtConfig,
 )
 from pdp.authn.mtls import MtlsConfig
-from pdp.authn.principal import AttributeClaim, PrincipalMapping
+from pdp.authn.principal import AttributeClaim, ClaimTemplate, PrincipalMapping
 from pdp.bundle.loader import ROUTES, BundleSource
 from pdp.errors import Problem
 from pdp.gateway import yamlines
@@ -62,6 +62,27 @@ class ResponseConfig:
     def __post_init__(self) -> None:
         extra = METHOD_OVERRIDE_HEADERS if self.strip_method_overrides else ()
         object.__setattr__(self, "remove_headers", tuple(dict.fromkeys(self.strip_headers + extra)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Minter:
+    """An identity source that derives principal ids from what a request presents (a JWT
+    issuer, the mTLS peer), with the text all of its ids start and end with."""
+
+    label: str
+    type: str
+    prefix: str
+    suffix: str
+    allowed: bool  # its allow_id_collisions
+    opt_in: str  # where that is set, for the message
+    line: int | None
+
+    def overlaps(self, other: _Minter) -> bool:
+        """Whether some id could come from both: neither their prefixes nor their suffixes
+        tell them apart (a prefix of one is a prefix of the other, the same for suffixes)."""
+        prefixes = self.prefix.startswith(other.prefix) or other.prefix.startswith(self.prefix)
+        suffixes = self.suffix.endswith(other.suffix) or other.suffix.endswith(self.suffix)
+        return prefixes and suffixes
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +130,20 @@ def compile_gateway(
 
 def _identity(section: Reader, files: dict[str, str]) -> IdentityConfig:
     section.only("jwt", "mtls", "api_keys", "jwt_authn", "anonymous")
-    jwt_config = _jwt(section.child("jwt"), files) if section.has("jwt") else None
+    minters: list[_Minter] = []
+    jwt_config = _jwt(section.child("jwt"), files, minters) if section.has("jwt") else None
     mtls = None
     if section.has("mtls"):
         node = section.child("mtls")
-        node.only("principal_type", "trust_domains")
+        node.only("principal_type", "trust_domains", "allow_id_collisions")
         mtls = MtlsConfig(
             node.string("principal_type", "Service") or "Service",
             tuple(node.strings("trust_domains")),
         )
+        allowed = node.boolean("allow_id_collisions", False)
+        opt_in = "mtls.allow_id_collisions"
+        minters.append(_Minter("mtls", mtls.principal_type, "", "", allowed, opt_in, node.line))
+    _check_collisions(minters, section)
     api_keys = _api_keys(section.child("api_keys")) if section.has("api_keys") else None
     jwt_authn = None
     if section.has("jwt_authn"):
@@ -134,7 +160,38 @@ def _identity(section: Reader, files: dict[str, str]) -> IdentityConfig:
     return IdentityConfig(jwt_config, mtls, api_keys, jwt_authn, anonymous)
 
 
-def _jwt(section: Reader, files: dict[str, str]) -> JwtConfig:
+def _check_collisions(minters: list[_Minter], section: Reader) -> None:
+    """Two sources minting ids of one principal type must not be able to mint the same id,
+    unless both accept it: else a token of one could stand for a principal of the other."""
+    for index, later in enumerate(minters):
+        for earlier in minters[:index]:
+            if earlier.type != later.type or not earlier.overlaps(later):
+                continue
+            if earlier.allowed and later.allowed:
+                continue
+            if later.opt_in == earlier.opt_in:
+                accept = f"{later.opt_in}: true on both"
+            else:
+                accept = f"{later.opt_in}: true and {earlier.opt_in}: true"
+            namespace = (
+                'give both ids of their own (principal.id, such as "{iss}|{sub}"), '
+                if "mtls" not in (later.label, earlier.label)
+                else ""
+            )
+            section.problems.append(
+                Problem(
+                    ROUTES,
+                    f"{later.label} and {earlier.label} (line {earlier.line}) both mint "
+                    f"principals of type {later.type} and can mint the same ids, so one could "
+                    f"act as the other's {later.type} (its entity and roles included): map one "
+                    f"to a principal type of its own, {namespace}or accept that risk with "
+                    f"{accept}",
+                    later.line,
+                )
+            )
+
+
+def _jwt(section: Reader, files: dict[str, str], minters: list[_Minter]) -> JwtConfig:
     section.only("issuers", "max_token_bytes", "token_cache")
     max_bytes = int(section.number("max_token_bytes", DEFAULT_MAX_TOKEN_BYTES, 512, 1024 * 1024))
     cache = section.child("token_cache")
@@ -149,7 +206,21 @@ def _jwt(section: Reader, files: dict[str, str]) -> JwtConfig:
             continue
         if issuer.issuer in issuers:
             reader.error(f"issuer {issuer.issuer!r} is listed twice", "issuer")
+            continue
         issuers[issuer.issuer] = issuer
+        mapping = issuer.principal
+        prefix, suffix = mapping.id.bounds({"iss": issuer.issuer})  # iss is verified exactly
+        minters.append(
+            _Minter(
+                f"issuer {issuer.issuer!r}",
+                mapping.type,
+                prefix,
+                suffix,
+                mapping.allow_id_collisions,
+                "principal.allow_id_collisions",
+                reader.line_of("principal"),
+            )
+        )
     return JwtConfig(issuers, max_bytes, cache_ttl, cache_entries)
 
 
@@ -249,8 +320,17 @@ def _jwks(
 
 
 def _principal(node: Reader) -> PrincipalMapping | None:
-    node.only("type", "id_claim", "roles_claim", "role_type", "attributes")
+    node.only(
+        "type", "id", "id_claim", "roles_claim", "role_type", "attributes", "allow_id_collisions"
+    )
     entity_type = node.string("type", required=True)
+    if node.has("id") and node.has("id_claim"):
+        node.error(f"{node.where}: set id (a template) or id_claim (one claim), not both", "id")
+    template: ClaimTemplate | None
+    if node.has("id"):
+        template = node.parsed("id", _claim_template)
+    else:
+        template = ClaimTemplate.claim(node.string("id_claim", "sub") or "sub")
     roles_claim = node.string("roles_claim")
     role_type = node.string("role_type")
     if (roles_claim is None) != (role_type is None):
@@ -266,15 +346,23 @@ def _principal(node: Reader) -> PrincipalMapping | None:
         claim = spec.string("claim", required=True)
         if claim is not None:
             attributes.append(AttributeClaim(str(name), claim, spec.string("entity")))
-    if entity_type is None:
+    allow_collisions = node.boolean("allow_id_collisions", False)
+    if entity_type is None or template is None:
         return None
     return PrincipalMapping(
         type=entity_type,
-        id_claim=node.string("id_claim", "sub") or "sub",
+        id=template,
         roles_claim=roles_claim,
         role_type=role_type,
         attributes=tuple(attributes),
+        allow_id_collisions=allow_collisions,
     )
+
+
+def _claim_template(value: Any) -> ClaimTemplate:
+    if not isinstance(value, str):
+        raise ValueError('must be a template over claims, like "{sub}" or "{iss}|{sub}"')
+    return ClaimTemplate.parse(value)
 
 
 def _api_keys(node: Reader) -> ApiKeyConfig:

@@ -17,7 +17,7 @@ from pdp.authn.identity import (
 )
 from pdp.authn.jwks import Keyring
 from pdp.authn.mtls import MtlsConfig, trust_domain
-from pdp.authn.principal import AttributeClaim, PrincipalMapping
+from pdp.authn.principal import AttributeClaim, ClaimTemplate, PrincipalMapping
 from pdp.bundle import load_bundle
 from pdp.errors import AuthnError
 from pdp.model import EntityRef
@@ -34,7 +34,6 @@ def who(creds: Credentials, config: IdentityConfig = EXAMPLE):
 def test_claims_become_a_principal_with_roles_and_attributes() -> None:
     mapping = PrincipalMapping(
         "User",
-        id_claim="sub",
         roles_claim="realm.roles",
         role_type="Role",
         attributes=(
@@ -74,6 +73,37 @@ def test_an_unusable_id_claim_is_an_authentication_failure(claims: dict) -> None
     with pytest.raises(AuthnError) as info:
         PrincipalMapping("User").principal(claims)
     assert info.value.reason == "missing_claim"
+
+
+def test_id_templates_render_claims_by_name() -> None:
+    template = ClaimTemplate.parse("{iss}|{sub}")
+    mapping = PrincipalMapping("User", id=template)
+    claims = {"iss": "https://idp.test/", "sub": 42, "realm": {"user": "u-7"}}
+    assert mapping.principal(claims).uid.id == "https://idp.test/|42"
+    nested = PrincipalMapping("User", id=ClaimTemplate.parse("realm:{realm.user}"))
+    assert nested.principal(claims).uid.id == "realm:u-7"
+    for broken in ({"iss": "https://idp.test/"}, {**claims, "sub": ""}, {**claims, "sub": [1]}):
+        with pytest.raises(AuthnError) as info:
+            mapping.principal(broken)
+        assert info.value.reason == "missing_claim"
+    with pytest.raises(AuthnError) as info:  # each claim fits, the whole id does not
+        mapping.principal({"iss": "i" * 600, "sub": "s" * 600})
+    assert "longer than 1024" in info.value.message
+
+
+def test_id_template_bounds_are_what_every_id_starts_and_ends_with() -> None:
+    iss = {"iss": "https://a/"}
+    assert ClaimTemplate.parse("{iss}|{sub}").bounds(iss) == ("https://a/|", "")
+    assert ClaimTemplate.parse("{sub}@{iss}").bounds(iss) == ("", "@https://a/")
+    assert ClaimTemplate.parse("x-{tenant}/{sub}.y").bounds(iss) == ("x-", ".y")
+    assert ClaimTemplate.parse("{sub}").bounds(iss) == ("", "")
+    assert ClaimTemplate.parse("{iss}").bounds(iss) == ("https://a/", "https://a/")
+
+
+@pytest.mark.parametrize("text", ["sub", "{sub", "sub}", "{}", "a{b}c}", "{a{b}}"])
+def test_bad_id_templates(text: str) -> None:
+    with pytest.raises(ValueError):
+        ClaimTemplate.parse(text)
 
 
 def test_space_separated_roles_and_numeric_subjects() -> None:

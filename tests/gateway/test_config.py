@@ -266,3 +266,157 @@ def test_pdp_check_refuses_the_six_byte_secret(tmp_path: Path) -> None:
     line = line_of(text, "file: keys/internal.jwks.json")
     assert f"routes.yaml:{line}:" in done.stdout + done.stderr
     assert "keys/internal.jwks.json: key 0 (internal-1): too weak for HS256" in done.stderr
+
+
+# --- two identity sources minting the same principals --------------------------------------
+
+STRONG_SECRET = _oct(b"an internal tool's 32-byte secret")
+INTERNAL_USERS = """\
+      - issuer: {issuer}
+        audiences: [orders-api]
+        algorithms: [HS256]
+        jwks:
+          file: keys/internal.jwks.json
+        principal:
+          type: {type}
+{extra}"""
+
+
+def _second_issuer(
+    principal_type: str = "User", extra: str = "", issuer: str = "https://internal-tool.test/"
+) -> str:
+    block = INTERNAL_USERS.format(issuer=issuer, type=principal_type, extra=extra)
+    return BASE.replace("  mtls:\n", block + "  mtls:\n", 1)
+
+
+def _namespaced(text: str) -> str:
+    """The first issuer's ids in a namespace of their own: `shop:<sub>`."""
+    marker = "          type: User\n          roles_claim: roles\n"
+    assert marker in text
+    namespaced = '          type: User\n          id: "shop:{sub}"\n          roles_claim: roles\n'
+    return text.replace(marker, namespaced, 1)
+
+
+def test_namespacing_one_issuer_leaves_the_other_free_to_mint_its_ids(tmp_path: Path) -> None:
+    """`{sub}` can be anything, `https://internal-tool.test/|admin` included."""
+    (problem,) = _collisions(tmp_path, _second_issuer(extra='          id: "{iss}|{sub}"\n'))
+    assert "issuer 'https://internal-tool.test/' and issuer 'https://auth.shop.example/'" in problem
+
+
+def _collisions(tmp_path: Path, text: str) -> list[str]:
+    found = problems(tmp_path, text, {"keys/internal.jwks.json": STRONG_SECRET})
+    return [p for p in found if "can mint the same ids" in p]
+
+
+def test_two_issuers_minting_users_from_sub_is_a_load_error(tmp_path: Path) -> None:
+    text = _second_issuer()
+    (problem,) = _collisions(tmp_path, text)
+    second = text.index("https://internal-tool.test/")
+    line = line_of(text[second:], "principal:") + text[:second].count("\n")
+    first = line_of(text, "principal:")
+    assert problem == (
+        f"routes.yaml:{line}: issuer 'https://internal-tool.test/' and issuer "
+        f"'https://auth.shop.example/' (line {first}) both mint principals of type User and can "
+        "mint the same ids, so one could act as the other's User (its entity and roles "
+        "included): map one to a principal type of its own, give both ids of their own "
+        '(principal.id, such as "{iss}|{sub}"), or accept that risk with '
+        "principal.allow_id_collisions: true on both"
+    )
+
+
+def test_an_issuer_minting_the_mtls_principal_type_is_a_load_error(tmp_path: Path) -> None:
+    """A token with `sub: spiffe://cluster.local/ns/shop/sa/checkout` would be the workload."""
+    (problem,) = _collisions(tmp_path, _second_issuer("Service"))
+    assert "mtls and issuer 'https://internal-tool.test/'" in problem
+    assert "mtls.allow_id_collisions: true and principal.allow_id_collisions: true" in problem
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        '          id: "{iss}|{sub}"\n',
+        '          id: "tool/{sub}"\n',
+        '          id: "internal:{sub}"\n',
+        '          id: "internal:{ tenant }/{sub}"\n',
+    ],
+)
+def test_issuers_with_ids_of_their_own_load(tmp_path: Path, extra: str) -> None:
+    files = {"keys/internal.jwks.json": STRONG_SECRET}
+    gateway = load(tmp_path, _namespaced(_second_issuer(extra=extra)), files).gateway
+    assert gateway is not None and gateway.identity.jwt is not None
+    mapping = gateway.identity.jwt.issuers["https://internal-tool.test/"].principal
+    claims = {"iss": "https://internal-tool.test/", "sub": "admin-ada", "tenant": "acme"}
+    expected = extra.split('"')[1].replace("{ tenant }", "acme")
+    expected = expected.replace("{iss}", claims["iss"]).replace("{sub}", "admin-ada")
+    assert mapping.principal(claims).uid.id == expected
+
+
+def test_namespaces_that_overlap_are_still_a_collision(tmp_path: Path) -> None:
+    """`{iss}|{sub}` of `https://a` and of `https://a|x` overlap: `sub: x|admin` of the first
+    is `https://a|x|admin`, an id of the second."""
+    first = _namespaced(_second_issuer(extra='          id: "{iss}|{sub}"\n', issuer="https://a"))
+    text = first.replace(
+        "  mtls:\n",
+        INTERNAL_USERS.format(
+            issuer="https://a|x", type="User", extra='          id: "{iss}|{sub}"\n'
+        )
+        + "  mtls:\n",
+        1,
+    )
+    (problem,) = _collisions(tmp_path, text)
+    assert "issuer 'https://a|x' and issuer 'https://a'" in problem
+
+
+def test_collisions_are_accepted_only_when_both_sources_say_so(tmp_path: Path) -> None:
+    opt_in = "          allow_id_collisions: true\n"
+    assert _collisions(tmp_path, _second_issuer(extra=opt_in))  # only one of the two
+    text = _second_issuer(extra=opt_in).replace(
+        "          roles_claim: roles\n", opt_in + "          roles_claim: roles\n", 1
+    )
+    files = {"keys/internal.jwks.json": STRONG_SECRET}
+    gateway = load(tmp_path, text, files).gateway
+    assert gateway is not None and gateway.identity.jwt is not None
+    assert len(gateway.identity.jwt.issuers) == 2
+
+
+def test_api_key_and_anonymous_principals_may_share_an_issuers_type(tmp_path: Path) -> None:
+    """They name one uid each, written in the bundle like an entity of entities.json: the
+    issuer that mints the type can present that uid too, and that is documented."""
+    text = BASE.replace('principal: ApiClient::"reporting"', 'principal: User::"admin-ada"')
+    text = text.replace('anonymous: Anonymous::"anonymous"', 'anonymous: User::"guest"')
+    gateway = load(tmp_path, text).gateway
+    assert gateway is not None
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('          id: "{sub}"\n          id_claim: sub\n', "not both"),
+        ('          id: "{sub"\n', "braces only enclose a claim name"),
+        ('          id: "admin-ada"\n', "names no claim"),
+        ('          id: "x{}y"\n', "an empty {} names no claim"),
+        ("          id: 42\n", "must be a template over claims"),
+        ("          allow_id_collisions: yes please\n", "must be true or false"),
+    ],
+)
+def test_bad_id_templates_are_located(tmp_path: Path, extra: str, message: str) -> None:
+    text = _second_issuer(
+        extra=extra + "          id_claim_unused: x\n".replace("          id_claim_unused: x\n", "")
+    )
+    found = problems(tmp_path, text, {"keys/internal.jwks.json": STRONG_SECRET})
+    line = line_of(text, extra.strip().splitlines()[0])
+    assert any(p.startswith(f"routes.yaml:{line}:") and message in p for p in found), found
+
+
+def test_pdp_check_reports_the_collision(tmp_path: Path) -> None:
+    text = _second_issuer()
+    root = bundle_with(tmp_path / "bundle", text, {"keys/internal.jwks.json": STRONG_SECRET})
+    done = subprocess.run(
+        [sys.executable, "-m", "pdp", "check", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert done.returncode == 3
+    assert "both mint principals of type User" in done.stderr

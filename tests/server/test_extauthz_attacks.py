@@ -56,9 +56,14 @@ def routes(jwks_url: str) -> str:
           min_refresh_seconds: 60
         principal:
           type: User
+          allow_id_collisions: true
 """
     marker = "  # Workloads:"
     assert marker in text
+    # Both issuers mint User ids from `sub` on purpose: each accepts the other's ids.
+    ours = "          id_claim: sub\n"
+    assert ours in text
+    text = text.replace(ours, ours + "          allow_id_collisions: true\n", 1)
     return text.replace(marker, partner + "\n" + marker, 1)
 
 
