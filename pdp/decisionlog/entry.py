@@ -30,7 +30,8 @@ class GatewayFields:
     """
 
     method: str = ""
-    path: str = ""  # normalized, without the query string
+    path: str | None = None  # normalized, without the query string; None: not normalizable
+    path_invalid: bool = False  # the path could not be normalized (it matched no route)
     route: str | None = None  # the matched route template
     source_address: str = ""
     identity_kind: str = "none"  # jwt, mtls, api_key or none
@@ -41,6 +42,8 @@ class GatewayFields:
     http_status: int = 0
     authn_failure: str | None = None
     unknown_route: bool = False
+    request_id: str | None = None  # Envoy's request id (else x-request-id), validated
+    trace_id: str | None = None  # from a valid W3C traceparent header, never the raw header
 
 
 @dataclass(slots=True)  # not frozen: built on the request path, and frozen costs more
@@ -140,10 +143,12 @@ def _gateway_fields(gateway: GatewayFields) -> dict[str, Any]:
         "identity_kind": gateway.identity_kind,
         "http_status": gateway.http_status,
     }
-    for name in ("token_jti", "token_kid", "token_iss", "authn_failure"):
+    for name in ("request_id", "trace_id", "token_jti", "token_kid", "token_iss", "authn_failure"):
         value = getattr(gateway, name)
         if value is not None:
             fields[name] = value
+    if gateway.path_invalid:
+        fields["path_invalid"] = True
     if gateway.unknown_route:
         fields["unknown_route"] = True
     return fields

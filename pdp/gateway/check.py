@@ -20,6 +20,7 @@ from pdp.authn.identity import (
 from pdp.authn.jwt import KeyLookup
 from pdp.bundle.compiler import CompiledBundle
 from pdp.errors import AuthnError, RequestError
+from pdp.gateway import correlation
 from pdp.gateway.config import GatewayConfig
 from pdp.gateway.paths import NormalizedPath, PathError, normalize
 from pdp.gateway.result import (
@@ -82,8 +83,7 @@ def check(
     if identity.principal is None:
         return call.deny(401, UNAUTHENTICATED, "no_credential", "no credential was presented")
     try:
-        path = normalize(request.path)
-        call.fields["path"] = path.path
+        path = call.normalized()
         target = _target(gateway, request, path)
     except (PathError, _Unmapped) as exc:
         status = gateway.responses.unknown_route_status
@@ -215,12 +215,30 @@ class _Call:
         self.bundle = bundle
         self.request = request
         self.revision = bundle.revision if bundle is not None else ""
+        headers = request.headers
+        # The path is normalized first, so that every deny (a 401 too) logs the path routes
+        # see; one that cannot be normalized is logged as null, flagged, never as sent.
+        self._path: NormalizedPath | None = None
+        self._path_error: PathError | None = None
+        if request.path:
+            try:
+                self._path = normalize(request.path)
+            except PathError as exc:
+                self._path_error = exc
         self.fields: dict[str, Any] = {
             "method": request.method,
-            "path": request.path.partition("?")[0],
+            "path": self._path.path if self._path is not None else None,
+            "path_invalid": self._path_error is not None,
             "source_address": request.source_address,
-            "request_id": request.request_id,
+            "request_id": correlation.request_id(request.request_id, headers),
+            "trace_id": correlation.trace_id(headers) if headers else None,
         }
+
+    def normalized(self) -> NormalizedPath:
+        """The normalized path; PathError when it has none."""
+        if self._path is None:
+            raise self._path_error or PathError("empty path")
+        return self._path
 
     def identified(self, identity: Identity) -> None:
         self.fields["identity_kind"] = identity.kind

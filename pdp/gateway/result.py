@@ -35,7 +35,7 @@ class GatewayRequest:
     peer: str | None = None  # mTLS peer principal (e.g. a SPIFFE id)
     metadata: Mapping[str, Mapping[str, Any]] | None = None  # filter metadata namespaces
     context_extensions: Mapping[str, str] = field(default_factory=dict)
-    request_id: str = ""
+    request_id: str = ""  # Envoy's `attributes.request.http.id`, as sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,8 @@ class CheckResult:
     message: str  # one sentence for operators (never sent to the client)
     decision: Decision
     method: str = ""
-    path: str = ""  # normalized, without the query string
+    path: str | None = None  # normalized, without the query string; None: not normalizable
+    path_invalid: bool = False  # the path could not be normalized (so it matched no route)
     route: str | None = None  # the matched route's name
     source_address: str = ""
     identity_kind: str = "none"  # jwt, mtls, api_key or none
@@ -64,7 +65,8 @@ class CheckResult:
     authn_failure: str | None = None  # the reason a presented credential failed
     unknown_route: bool = False
     request: AuthzRequest | None = None  # the Cedar request, when one was built
-    request_id: str = ""
+    request_id: str | None = None  # Envoy's request id, else a valid x-request-id
+    trace_id: str | None = None  # the trace id of a valid W3C traceparent header
 
     @property
     def decision_id(self) -> str:
@@ -75,6 +77,7 @@ class CheckResult:
         return {
             "method": self.method,
             "path": self.path,
+            "path_invalid": self.path_invalid,
             "route": self.route,
             "source_address": self.source_address,
             "identity_kind": self.identity_kind,
@@ -85,6 +88,8 @@ class CheckResult:
             "http_status": self.http_status,
             "authn_failure": self.authn_failure,
             "unknown_route": self.unknown_route,
+            "request_id": self.request_id,
+            "trace_id": self.trace_id,
         }
 
 

@@ -94,10 +94,11 @@ def check_request(
     source_ip: str = "10.1.2.3",
     context_extensions: Mapping[str, str] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    request_id: str = "req-1",
 ) -> pb.CheckRequest:
     """A CheckRequest as Envoy's HTTP ext_authz filter builds it (query inside `path`)."""
     http = ac.AttributeContext.HttpRequest(
-        id="req-1",
+        id=request_id,
         method=method,
         path=path,
         host="shop.example",
