@@ -32,6 +32,7 @@ class HttpOutcome:
     route: str | None = None  # the routes.yaml route that matched, if any
     action: EntityRef | None = None  # the Cedar action the route mapped to, if any
     detail: str = ""  # a one-line explanation (e.g. the deny reason)
+    problem: str = ""  # the case cannot be run as written: it fails, whatever it expects
 
 
 class HttpChecker(Protocol):

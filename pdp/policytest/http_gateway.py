@@ -10,6 +10,7 @@ verified, against the bundle's JWKS files only (nothing is fetched).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from pdp.authn.identity import JwtAuthnMetadata
@@ -52,6 +53,8 @@ class GatewayChecker:
         metadata = None
         if case.identity.claims is not None:
             claims = self._with_issuer(dict(case.identity.claims))
+            if "iss" not in claims and self._issuers:
+                return HttpOutcome(status=0, allowed=False, problem=self._no_issuer())
             metadata = {self._metadata.namespace: {self._metadata.key: claims}}
         request = GatewayRequest(
             method=case.method,
@@ -67,22 +70,49 @@ class GatewayChecker:
         response = check(self._bundle, request, _bundle_keys_only)
         result = response.result
         authz = result.request
+        detail = f"gateway: {result.reason or 'allowed'}: {result.message}"
+        errors = tuple(result.decision.errors)
+        if result.reason == "unknown_issuer" and metadata is not None:
+            # The runner stands in for Envoy's jwt_authn filter, which the bundle may not use.
+            untrusted = self._untrusted(case.identity.claims or {})
+            detail, errors = f"gateway: unknown_issuer: {untrusted}", (untrusted,)
         return HttpOutcome(
             status=response.http_status,
             allowed=response.allowed,
             determining_policies=tuple(result.decision.determining_policies),
-            errors=tuple(result.decision.errors),
+            errors=errors,
             route=result.route,
             action=authz.action if authz is not None else None,
-            detail=f"gateway: {result.reason or 'allowed'}: {result.message}",
+            detail=detail,
         )
+
+    @property
+    def _issuers(self) -> tuple[str, ...]:
+        jwt = self._gateway.identity.jwt
+        return tuple(jwt.issuers) if jwt is not None else ()
 
     def _with_issuer(self, claims: dict[str, Any]) -> dict[str, Any]:
         """Fill `iss` when the bundle trusts exactly one issuer and the case leaves it out."""
-        jwt = self._gateway.identity.jwt
-        if "iss" not in claims and jwt is not None and len(jwt.issuers) == 1:
-            claims["iss"] = next(iter(jwt.issuers))
+        if "iss" not in claims and len(self._issuers) == 1:
+            claims["iss"] = self._issuers[0]
         return claims
+
+    def _no_issuer(self) -> str:
+        issuers = ", ".join(self._issuers)
+        return (
+            f"the case's claims have no `iss`, and the bundle trusts {len(self._issuers)} "
+            f"issuers ({issuers}): add `iss: <one of them>` to the claims to say whose token "
+            "they stand for"
+        )
+
+    def _untrusted(self, claims: Any) -> str:
+        iss = claims.get("iss") if isinstance(claims, Mapping) else None
+        if not self._issuers:
+            return "the case gives claims, but the bundle trusts no JWT issuer (identity.jwt)"
+        return (
+            f"the case's claims have iss {iss!r}, not one of the bundle's issuers "
+            f"({', '.join(self._issuers)})"
+        )
 
 
 def _bundle_keys_only(issuer: Any, kid: str | None, algorithm: str) -> Any:

@@ -189,6 +189,14 @@ def run_http_cases(
 
 def judge_http(case: HttpCase, outcome: HttpOutcome, seconds: float = 0.0) -> CaseResult:
     """Compare the gateway's answer with what the HTTP case expects."""
+    if outcome.problem:
+        return CaseResult(
+            case=case,
+            status=FAILED,
+            actual="not run",
+            messages=(outcome.problem,),
+            seconds=seconds,
+        )
     messages: list[str] = []
     actual = str(outcome.status)
     if case.expect_status is not None and outcome.status != case.expect_status:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from pdp.policytest import run_path
 from tests.policytest.helpers import docs_bundle
+from tests.support.server import REPO
 
 ROUTES = """
 identity:
@@ -106,3 +109,76 @@ def test_without_routes_yaml_http_cases_are_skipped_never_passed(tmp_path: Path)
     reason = report.result.results[0].messages[0]
     assert reason == "skipped: gateway not available (the bundle has no routes.yaml)"
     assert any("6 HTTP case(s) skipped" in note for note in report.result.notes)
+
+
+TWO_ISSUERS = ROUTES.replace(
+    "        principal: {type: User, id_claim: sub, roles_claim: roles, role_type: Role}\n",
+    "        principal: {type: User, id_claim: sub, roles_claim: roles, role_type: Role,\n"
+    "                    allow_id_collisions: true}\n"
+    "      - issuer: https://partner.test/\n"
+    "        audiences: [docs]\n"
+    "        algorithms: [ES256]\n"
+    "        jwks: {file: keys/idp.jwks.json}\n"
+    "        principal: {type: User, allow_id_collisions: true}\n",
+    1,
+)
+NO_ISS = """
+name: HTTP
+http:
+  - {name: no iss, method: GET, path: /docs/d1, identity: {claims: {sub: alice}}, expect: 200}
+  - {name: "no iss, expecting a 401", method: GET, path: /docs/d1,
+     identity: {claims: {sub: alice}}, expect: 401}
+  - {name: with iss, method: GET, path: /docs/d1, expect: 200,
+     identity: {claims: {sub: alice, iss: "https://idp.test/"}}}
+  - {name: untrusted iss, method: GET, path: /docs/d1, expect: 200,
+     identity: {claims: {sub: alice, iss: "https://evil.test/"}}}
+"""
+
+
+def test_claims_without_iss_under_several_issuers_say_so(tmp_path: Path) -> None:
+    """0.1.0: every such case failed with "jwt_authn payload issuer is not trusted", and one
+    expecting 401 passed for that wrong reason."""
+    root = _bundle(tmp_path, NO_ISS)
+    (root / "routes.yaml").write_text(TWO_ISSUERS)
+    report = run_path(root)
+    assert report.load_problems == () and report.result is not None
+    results = {r.case.name: r for r in report.result.results}
+    expected = (
+        "the case's claims have no `iss`, and the bundle trusts 2 issuers (https://idp.test/, "
+        "https://partner.test/): add `iss: <one of them>` to the claims to say whose token "
+        "they stand for"
+    )
+    for name in ("no iss", "no iss, expecting a 401"):
+        assert (results[name].status, results[name].messages) == ("failed", (expected,))
+    assert results["with iss"].status == "passed"
+    untrusted = results["untrusted iss"]
+    assert untrusted.status == "failed"
+    assert untrusted.messages[-1] == (
+        "gateway: unknown_issuer: the case's claims have iss 'https://evil.test/', not one of "
+        "the bundle's issuers (https://idp.test/, https://partner.test/)"
+    )
+    assert not any("jwt_authn" in m for r in results.values() for m in r.messages)
+
+
+def test_pdp_test_reports_the_missing_iss(tmp_path: Path) -> None:
+    root = _bundle(tmp_path, NO_ISS)
+    (root / "routes.yaml").write_text(TWO_ISSUERS)
+    done = subprocess.run(
+        [sys.executable, "-m", "pdp", "test", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert done.returncode == 4
+    assert "the case's claims have no `iss`, and the bundle trusts 2 issuers" in done.stdout
+    assert "jwt_authn" not in done.stdout
+
+
+def test_with_one_issuer_claims_without_iss_still_mean_that_issuer(tmp_path: Path) -> None:
+    suite = """
+    http:
+      - {name: no iss, method: GET, path: /docs/d1, identity: {claims: {sub: alice}}, expect: 200}
+    """
+    report = run_path(_bundle(tmp_path, suite))
+    assert report.result is not None and report.ok
