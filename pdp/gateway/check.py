@@ -225,6 +225,8 @@ class _Call:
                 self._path = normalize(request.path)
             except PathError as exc:
                 self._path_error = exc
+            except Exception as exc:  # never let logging a deny fail it: no path, no route
+                self._path_error = PathError(f"path not normalized: {type(exc).__name__}")
         self.fields: dict[str, Any] = {
             "method": request.method,
             "path": self._path.path if self._path is not None else None,
