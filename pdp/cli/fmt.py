@@ -9,7 +9,8 @@ from pathlib import Path
 import cedarpy
 
 from pdp.bundle.diagnose import locate_parse_errors, parser_hazard_problem
-from pdp.bundle.loader import SourceFile, is_ignored
+from pdp.bundle.files import is_ignored
+from pdp.bundle.loader import SourceFile
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
