@@ -33,10 +33,6 @@ class Listing:
     files: tuple[ContentFile, ...]
     problems: tuple[Problem, ...]
 
-    @property
-    def total_bytes(self) -> int:
-        return sum(f.size for f in self.files)
-
 
 class FileReadError(Exception):
     """A content file that could not be read; the message names no path (the caller does)."""
