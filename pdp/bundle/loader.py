@@ -9,6 +9,15 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from pdp.bundle.files import (
+    MAX_BUNDLE_BYTES,
+    MAX_FILE_BYTES,
+    FileReadError,
+    Listing,
+    read_content,
+    scan_bundle,
+    too_large,
+)
 from pdp.bundle.locate import position
 from pdp.decisionlog.masking import LogRules
 from pdp.errors import BundleError, Problem
@@ -20,7 +29,6 @@ ROUTES = "routes.yaml"
 SCHEMA_SUFFIXES = (".cedarschema", ".cedarschema.json")
 VALIDATION_MODES = ("strict", "off")
 MANIFEST_KEYS = {"name", "revision", "validation", "decision_log"}
-MAX_FILE_BYTES = 32 * 1024 * 1024
 
 
 class BundleLoadError(BundleError):
@@ -74,59 +82,21 @@ class BundleSource:
         return self.manifest.name or Path(self.root).name
 
 
-def is_ignored(name: str) -> bool:
-    """Dot entries and editor temp files are never bundle content."""
-    return (
-        name.startswith(".")
-        or name.endswith("~")
-        or name.endswith((".swp", ".swo", ".swx", ".tmp"))
-        or (name.startswith("#") and name.endswith("#"))
-        or name == "4913"
-    )
-
-
-def list_bundle_files(root: Path) -> list[str]:
-    """Relative POSIX paths of the content files under `root`, sorted; follows symlinks once."""
-    found: list[str] = []
-    seen_dirs: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen_dirs:
-            dirnames[:] = []
-            continue
-        seen_dirs.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not is_ignored(d))
-        rel_dir = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
-        for name in filenames:
-            if is_ignored(name):
-                continue
-            full = Path(dirpath, name)
-            if full.is_file():
-                found.append(str(rel_dir / name) if str(rel_dir) != "." else name)
-    return sorted(found)
-
-
 def read_bundle(root: str | os.PathLike[str]) -> BundleSource:
     """Read and classify every content file of the bundle at `root`.
 
-    Raises BundleError when the directory is missing or empty, a file cannot be read, the
+    Raises BundleError when the directory is missing or empty, a content entry cannot be
+    read (a dangling link, a link out of the bundle, a file over the size limits), the
     manifest is invalid, or there is more than one schema. Cedar parsing happens later.
     """
     base = Path(root)
     if not base.is_dir():
-        raise BundleError([Problem(str(root), "bundle directory does not exist")])
-    problems: list[Problem] = []
+        raise BundleError([Problem(str(root), _not_a_directory(base))])
+    listing = scan_bundle(base)
+    problems: list[Problem] = list(listing.problems)
     warnings: list[Problem] = []
     files: dict[str, str] = {}
-    for rel in list_bundle_files(base):
-        try:
-            data = (base / rel).read_bytes()
-        except OSError as exc:
-            problems.append(Problem(rel, f"cannot read file: {exc.strerror or exc}"))
-            continue
-        if len(data) > MAX_FILE_BYTES:
-            problems.append(Problem(rel, f"file is larger than {MAX_FILE_BYTES} bytes"))
-            continue
+    for rel, data in _read_all(listing, str(root), problems).items():
         try:
             files[rel] = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -175,6 +145,53 @@ def read_bundle(root: str | os.PathLike[str]) -> BundleSource:
         files=files,
         warnings=tuple(warnings),
         digest=content_digest(files),
+    )
+
+
+def _not_a_directory(path: Path) -> str:
+    if path.is_file():
+        hint = path.parent.as_posix() if path.parent != Path() else "."
+        return f"is a file, not a bundle directory (did you mean its directory, {hint}?)"
+    if path.exists():
+        return "is not a directory; a bundle is a directory"
+    if path.is_symlink():
+        return "bundle directory does not exist (a dangling symlink)"
+    return "bundle directory does not exist"
+
+
+def _read_all(listing: Listing, root: str, problems: list[Problem]) -> dict[str, bytes]:
+    """The bytes of every listed file, sizes checked with `stat` first: a file over
+    MAX_FILE_BYTES, or a bundle over MAX_BUNDLE_BYTES, is a problem and is never read."""
+    small = []
+    for file in listing.files:
+        if file.size > MAX_FILE_BYTES:
+            problems.append(Problem(file.path, too_large(file.size, MAX_FILE_BYTES)))
+        else:
+            small.append(file)
+    total = sum(f.size for f in small)
+    if total > MAX_BUNDLE_BYTES:
+        problems.append(Problem(root, _bundle_too_large(total, len(small))))
+        return {}
+    read: dict[str, bytes] = {}
+    total = 0
+    for file in small:
+        try:
+            data = read_content(file, MAX_FILE_BYTES)
+        except FileReadError as exc:
+            problems.append(Problem(file.path, str(exc)))
+            continue
+        total += len(data)
+        if total > MAX_BUNDLE_BYTES:  # files grew after they were listed
+            problems.append(Problem(root, _bundle_too_large(total, len(read) + 1)))
+            return {}
+        read[file.path] = data
+    return read
+
+
+def _bundle_too_large(total: int, count: int) -> str:
+    return (
+        f"bundle is larger than the limit of {MAX_BUNDLE_BYTES} bytes in total "
+        f"({total} bytes in {count} files)"
     )
 
 

@@ -122,6 +122,19 @@ _POLICY_TOKENS = re.compile(
 _SCHEMA_TOKENS = re.compile(_SKIPPED + r"|[()\[\]{}<>]")
 
 
+def line_comments(source: str) -> list[tuple[int, str]]:
+    """Every `//` comment of Cedar text, in order, as (1-based line, text without trailing
+    blanks); `//` inside a string is not a comment."""
+    found: list[tuple[int, str]] = []
+    line, counted = 1, 0
+    for match in re.finditer(_SKIPPED, source):
+        if match.group().startswith("//"):
+            line += source.count("\n", counted, match.start())
+            counted = match.start()
+            found.append((line, match.group().rstrip()))
+    return found
+
+
 def position(source: str, offset: int) -> tuple[int, int]:
     """The 1-based (line, column) of a character offset."""
     line = source.count("\n", 0, offset) + 1

@@ -8,10 +8,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from pdp.bundle.compiler import CompiledBundle, compile_bundle
-from pdp.bundle.loader import BundleSource, list_bundle_files, read_bundle
+from pdp.bundle.files import scan_bundle
+from pdp.bundle.loader import BundleSource, read_bundle
 from pdp.bundle.store import BundleStore
 from pdp.bundle.watcher import DEBOUNCE_SECONDS, Debouncer, fingerprint
 from pdp.errors import BundleError, Problem
@@ -35,9 +35,12 @@ class ReloadResult:
 
 
 def bundle_present(root: str | os.PathLike[str]) -> bool:
-    """Whether `root` is a directory with at least one content file (else: still waiting)."""
+    """Whether `root` is a directory with any content entry, readable or not (else: waiting)."""
     path = os.fspath(root)
-    return os.path.isdir(path) and bool(list_bundle_files(Path(path)))
+    if not os.path.isdir(path):
+        return False
+    listing = scan_bundle(path)
+    return bool(listing.files or listing.problems)
 
 
 class Reloader:

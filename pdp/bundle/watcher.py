@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Protocol
 
 from watchdog.events import (
@@ -28,7 +28,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import ObservedWatch
 
-from pdp.bundle.loader import is_ignored, list_bundle_files
+from pdp.bundle.files import is_ignored, scan_bundle
 
 log = logging.getLogger("pdp.reload")
 
@@ -284,18 +284,15 @@ Fingerprint = tuple[object, ...]
 
 
 def fingerprint(root: str | os.PathLike[str]) -> Fingerprint:
-    """What polling compares: the root's identity and every content file's stat, resolved."""
+    """What polling compares: the root's identity, every content file's stat (resolved), and
+    every content entry that cannot be read (a link that dangles is a change too)."""
     base = os.fspath(root)
     entries: list[object] = [_identity(base)]
     if entries[0] is None:
         return tuple(entries)
-    for rel in list_bundle_files(Path(base)):
-        try:
-            info = os.stat(os.path.join(base, rel))
-        except OSError as exc:
-            entries.append((rel, "error", exc.errno))
-            continue
-        entries.append((rel, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns))
+    listing = scan_bundle(base)
+    entries.extend((f.path, f.device, f.inode, f.size, f.mtime_ns) for f in listing.files)
+    entries.extend((p.file, "error", p.message) for p in listing.problems)
     return tuple(entries)
 
 

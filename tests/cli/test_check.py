@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pdp.cli.main import main
 from tests.support.bundles import EXAMPLE_BUNDLE, OWNER_READS, SCHEMA, run_pdp, write_bundle
+from tests.support.server import REPO
 
 
 def test_valid_bundle_exits_0_with_a_summary(
@@ -97,3 +102,106 @@ def test_check_as_a_subprocess(tmp_path: Path) -> None:
         "b.cedar:1: duplicate policy id 'owner-reads' (first defined at a.cedar:1)",
         f"error: bundle {root} does not load (1 problem(s))",
     ]
+
+
+def test_a_policy_behind_a_dangling_link_fails_the_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_bundle(
+        tmp_path / "b",
+        {"main.cedar": OWNER_READS, ".shared/guard.cedar": "forbid (principal, action, resource);"},
+    )
+    os.symlink(".shared/guard.cedar", root / "guard.cedar")
+    assert main(["check", str(root)]) == 0
+    capsys.readouterr()
+    (root / ".shared" / "guard.cedar").unlink()
+    assert main(["check", str(root)]) == 3
+    assert capsys.readouterr().err.splitlines() == [
+        "guard.cedar: dangling symlink, its target does not exist (-> .shared/guard.cedar)",
+        f"error: bundle {root} does not load (1 problem(s))",
+    ]
+
+
+def test_a_link_out_of_the_bundle_fails_the_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "shared.cedar").write_text("forbid (principal, action, resource);\n")
+    root = write_bundle(tmp_path / "b", {"main.cedar": OWNER_READS})
+    os.symlink("../shared.cedar", root / "guard.cedar")
+    assert main(["check", str(root)]) == 3
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "guard.cedar: symlink leaves the bundle directory (-> ../shared.cedar); "
+        "links must resolve inside it"
+    )
+
+
+def without_root_privileges() -> list[str]:
+    """A command prefix under which file permissions apply, even when the tests run as root."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: permissions cannot be tested")
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+
+
+def test_unreadable_files_and_folders_fail_the_check(tmp_path: Path) -> None:
+    root = write_bundle(
+        tmp_path / "b",
+        {
+            "main.cedar": OWNER_READS,
+            "secret.cedar": "forbid (principal, action, resource);\n",
+            "locked/guard.cedar": "forbid (principal, action, resource);\n",
+            ".hidden/guard.cedar": "forbid (principal, action, resource);\n",
+        },
+    )
+    os.symlink(".hidden/guard.cedar", root / "linked.cedar")
+    (root / "secret.cedar").chmod(0)
+    (root / "locked").chmod(0)
+    (root / ".hidden").chmod(0)
+    try:
+        checked = subprocess.run(
+            [*without_root_privileges(), sys.executable, "-m", "pdp", "check", str(root)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        for path in ("locked", ".hidden"):
+            (root / path).chmod(0o755)
+    assert checked.returncode == 3, checked.stdout
+    assert checked.stderr.splitlines() == [
+        "linked.cedar: symlink cannot be resolved (Permission denied) (-> .hidden/guard.cedar)",
+        "locked: cannot list directory: Permission denied",
+        "secret.cedar: cannot read file: Permission denied",
+        f"error: bundle {root} does not load (3 problem(s))",
+    ]
+
+
+def test_a_huge_sparse_file_is_refused_by_its_size_without_reading_it(tmp_path: Path) -> None:
+    root = write_bundle(tmp_path / "b", {"main.cedar": OWNER_READS})
+    with open(root / "huge.cedar", "wb") as handle:
+        handle.truncate(4 * 1024**3)
+    checked = run_pdp("check", str(root))
+    assert checked.returncode == 3
+    assert checked.stderr.splitlines() == [
+        f"huge.cedar: file is larger than the limit of {32 * 1024 * 1024} bytes "
+        f"({4 * 1024**3} bytes)",
+        f"error: bundle {root} does not load (1 problem(s))",
+    ]
+
+
+@pytest.mark.parametrize("command", ["check", "test", "serve"])
+def test_a_file_given_as_the_bundle_is_called_a_file_with_its_folder_as_a_hint(
+    command: str,
+) -> None:
+    routes = EXAMPLE_BUNDLE / "routes.yaml"
+    extra = ("--listen", "127.0.0.1:0") if command == "serve" else ()
+    done = run_pdp(command, str(routes), *extra)
+    assert done.returncode == 3
+    assert (
+        f"{routes}: is a file, not a bundle directory (did you mean its directory, "
+        f"{EXAMPLE_BUNDLE}?)"
+    ) in done.stderr.splitlines()

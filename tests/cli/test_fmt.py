@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cedarpy
 import pytest
 
+from pdp.bundle.locate import line_comments
 from pdp.cli.main import main
 from tests.support.bundles import EXAMPLE_BUNDLE, run_pdp, write_bundle
 
@@ -116,3 +118,99 @@ def test_brackets_nested_past_the_parser_stack_are_reported_not_a_crash(
     assert capsys.readouterr().err == (
         f"{root / 'deep.cedar'}:1:244: invalid policy: brackets nested more than 200 levels deep\n"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "// only a comment\n// and another, without a policy\n",
+        "// no newline at the end",
+        "  \n\n\t\n",
+        "",
+        "// a header\n\n\n// a note far below\n",
+    ],
+    ids=["comments", "comment-without-newline", "whitespace", "empty", "spaced-comments"],
+)
+def test_a_file_without_policies_is_left_exactly_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    root = write_bundle(tmp_path / "b", {"notes.cedar": text})
+    path = root / "notes.cedar"
+    os.utime(path, (1_000_000_000, 1_000_000_000))
+    assert main(["fmt", "--check", str(root)]) == 0
+    assert main(["fmt", str(root)]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert path.read_bytes() == text.encode()
+    assert path.stat().st_mtime == 1_000_000_000
+
+
+def test_trailing_and_inner_comments_survive_formatting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        "// header\n"
+        '@id("r") // after the annotation\n'
+        "permit(principal, // who\n"
+        '  action == Action::"readOrder", resource)\n'
+        'when { resource.owner == principal && context.note != "// not a comment" }; // tail\n'
+        "\n"
+        "// trailing one\n"
+        "// trailing two\n"
+    )
+    root = write_bundle(tmp_path / "b", {"p.cedar": text})
+    assert main(["fmt", str(root)]) == 0
+    assert capsys.readouterr().out == f"{root / 'p.cedar'}: reformatted\n"
+    formatted = (root / "p.cedar").read_text()
+    assert formatted != text
+    assert [c for _, c in line_comments(formatted)] == [
+        "// header",
+        "// after the annotation",
+        "// who",
+        "// tail",
+        "// trailing one",
+        "// trailing two",
+    ]
+    assert '"// not a comment"' in formatted
+    assert main(["fmt", "--check", str(root)]) == 0  # and it is stable
+
+
+def test_a_formatter_that_would_drop_a_comment_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cedar's formatter keeps every comment we could place; this stands in for a future one
+    # that does not, to show the guard: the real output, minus its last comment line.
+    real = cedarpy.format_policies
+
+    def dropping(text: str, line_width: int, indent_width: int) -> str:
+        lines = real(text, line_width, indent_width).splitlines(keepends=True)
+        comments = [i for i, line in enumerate(lines) if line.lstrip().startswith("//")]
+        if comments:
+            del lines[comments[-1]]
+        return "".join(lines)
+
+    monkeypatch.setattr(cedarpy, "format_policies", dropping)
+    text = MESSY + "// keep me\n"
+    root = write_bundle(tmp_path / "b", {"p.cedar": text, "messy.cedar": MESSY})
+    assert main(["fmt", str(root)]) == 1
+    out, err = capsys.readouterr()
+    assert err == (
+        f"{root / 'p.cedar'}:3: not reformatted: Cedar's formatter would drop or move the "
+        "comment '// keep me'; format this file by hand\n"
+    )
+    assert out == f"{root / 'messy.cedar'}: reformatted\n"
+    assert (root / "p.cedar").read_text() == text  # untouched
+
+
+def test_a_huge_file_is_refused_by_its_size_without_reading_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_bundle(tmp_path / "b", {"messy.cedar": MESSY})
+    with open(root / "huge.cedar", "wb") as handle:
+        handle.truncate(2 * 1024**3)
+    assert main(["fmt", "--check", str(root)]) == 1
+    out, err = capsys.readouterr()
+    assert err == (
+        f"{root / 'huge.cedar'}: cannot read: file is larger than the limit of "
+        f"{32 * 1024 * 1024} bytes (2147483648 bytes)\n"
+    )
+    assert out == f"{root / 'messy.cedar'}: would reformat\n"
