@@ -11,6 +11,7 @@ from pdp.errors import AuthnError
 from pdp.model import EntityRef
 
 MAX_ROLES = 100
+MAX_SCOPES = 1000
 MAX_ID_LENGTH = 1024
 _LONG = (-(2**63), 2**63 - 1)
 
@@ -171,20 +172,35 @@ def claim_value(claims: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def roles(claims: Mapping[str, Any], path: str) -> list[str]:
-    """The role names in a claim that is a list of strings or one space-separated string."""
+def roles(claims: Mapping[str, Any], path: str, limit: int = MAX_ROLES) -> list[str]:
+    """The names in a claim that is a list of strings or one space-separated string.
+
+    An absent claim is no names. A claim present in any other shape, with a name that is not
+    a non-empty string of at most MAX_ID_LENGTH characters, or with more than `limit` names,
+    is refused (AuthnError `bad_claim`) rather than cut: a dropped role could be the
+    one a `forbid` looks for (`principal in Role::"suspended"`).
+    """
     value = claim_value(claims, path)
+    if value is None:
+        return []
     if isinstance(value, str):
         value = value.split()
     if not isinstance(value, list):
-        return []
-    names = [v for v in value if isinstance(v, str) and v and len(v) <= MAX_ID_LENGTH]
-    return list(dict.fromkeys(names))[:MAX_ROLES]
+        raise AuthnError("bad_claim", f"claim {path!r} is not a list or a space-separated string")
+    if any(not isinstance(v, str) or not v or len(v) > MAX_ID_LENGTH for v in value):
+        raise AuthnError(
+            "bad_claim",
+            f"claim {path!r} holds a value that is not a name of 1 to {MAX_ID_LENGTH} characters",
+        )
+    names = list(dict.fromkeys(value))
+    if len(names) > limit:
+        raise AuthnError("bad_claim", f"claim {path!r} holds more than {limit} names")
+    return names
 
 
 def scopes(claims: Mapping[str, Any], path: str) -> tuple[str, ...]:
     """OAuth scopes from `scope` (space-separated) or `scp` (a list) style claims."""
-    return tuple(roles(claims, path))
+    return tuple(roles(claims, path, MAX_SCOPES))
 
 
 def _whole(value: Any) -> Any:

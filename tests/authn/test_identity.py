@@ -46,7 +46,7 @@ def test_claims_become_a_principal_with_roles_and_attributes() -> None:
     )
     claims = {
         "sub": "900",
-        "realm": {"roles": ["admin", "support", "admin", 7]},
+        "realm": {"roles": ["admin", "support", "admin"]},
         "email": "a@b",
         "tenant": "acme",
         "level": 3,
@@ -66,6 +66,33 @@ def test_claims_become_a_principal_with_roles_and_attributes() -> None:
         },
         "parents": [{"type": "Role", "id": "admin"}, {"type": "Role", "id": "support"}],
     }
+
+
+@pytest.mark.parametrize(
+    "roles",
+    [
+        ["admin", 7],
+        ["admin", ""],
+        ["x" * 1025],
+        {"admin": True},
+        5,
+        [f"r{i}" for i in range(100)] + ["suspended"],
+    ],
+)
+def test_roles_that_cannot_all_be_read_refuse_the_token_instead_of_dropping_some(
+    roles: object,
+) -> None:
+    mapping = PrincipalMapping("User", roles_claim="roles", role_type="Role")
+    with pytest.raises(AuthnError) as info:
+        mapping.principal({"sub": "900", "roles": roles})
+    assert info.value.reason == "bad_claim"
+
+
+def test_a_hundred_roles_and_an_absent_roles_claim_are_fine() -> None:
+    mapping = PrincipalMapping("User", roles_claim="roles", role_type="Role")
+    hundred = [f"r{i}" for i in range(100)]
+    assert len(mapping.principal({"sub": "1", "roles": hundred}).parents) == 100
+    assert mapping.principal({"sub": "1"}).parents == ()
 
 
 @pytest.mark.parametrize("claims", [{}, {"sub": ""}, {"sub": ["x"]}, {"sub": "x" * 2000}])

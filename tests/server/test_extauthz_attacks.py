@@ -164,6 +164,14 @@ ATTACKS: dict[str, tuple[Any, str]] = {  # name -> (make(attacker_jwks_url), rea
         lambda url: token("42", nbf=int(time.time()) + 3600),
         "not_yet_valid",
     ),
+    # Roles and scopes are refused whole, never cut: a dropped role could be a forbid's.
+    "101 roles, the last one a forbid's": (
+        lambda url: token("42", roles=[f"r{i}" for i in range(100)] + ["suspended"]),
+        "bad_claim",
+    ),
+    "a role that is not a string": (lambda url: token("42", roles=["support", 7]), "bad_claim"),
+    "roles as an object": (lambda url: token("42", roles={"admin": True}), "bad_claim"),
+    "scope as a number": (lambda url: token("42", scope=5), "bad_claim"),
 }
 
 
