@@ -51,8 +51,8 @@ LABEL org.opencontainers.image.title="pdp" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="python:3.12.12-slim-bookworm"
-RUN groupadd --system --gid 10001 pdp \
- && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+RUN groupadd --gid 10001 pdp \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin pdp \
  && mkdir -p /etc/pdp/bundle /run/pdp \
  && chown 10001:10001 /run/pdp
