@@ -15,7 +15,7 @@
 # pin for this tag; it could not be checked against the registry from the machine this was
 # written on (no registry access): `docker buildx imagetools inspect python:3.12.12-slim-bookworm`
 # shows the current one. A wrong digest fails the build; it never substitutes another image.
-ARG PYTHON_IMAGE=python:3.12.12-slim-bookworm@sha256:593bd06efe90efa80dc4eee3948be7c0fde4134606dd40d8dd8dbcade98e669c
+ARG PYTHON_IMAGE=docker.io/library/python:3.12.12-slim-bookworm@sha256:593bd06efe90efa80dc4eee3948be7c0fde4134606dd40d8dd8dbcade98e669c
 
 # --- build: a virtualenv with pdp and its pinned dependencies -------------------------------
 FROM ${PYTHON_IMAGE} AS build
@@ -50,7 +50,7 @@ LABEL org.opencontainers.image.title="pdp" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="python:3.12.12-slim-bookworm"
+      org.opencontainers.image.base.name="docker.io/library/python:3.12.12-slim-bookworm"
 RUN groupadd --gid 10001 pdp \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin pdp \

@@ -26,7 +26,7 @@ PREAMBLE, STAGES = dockerfile_stages(TEXT)
 FINAL = STAGES[-1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 PINNED_BASE = re.compile(
-    r"python:(?P<version>\d+\.\d+\.\d+)-slim-(?P<distro>[a-z]+)@sha256:[0-9a-f]{64}"
+    r"docker\.io/library/python:(?P<version>\d+\.\d+\.\d+)-slim-(?P<distro>[a-z]+)@sha256:[0-9a-f]{64}"
 )
 
 
