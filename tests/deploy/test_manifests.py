@@ -192,8 +192,11 @@ def pod_security_problems(pod_spec: dict[str, Any]) -> list[str]:
         seccomp = _effective(c, pod_spec, "seccompProfile") or {}
         if seccomp.get("type") != "RuntimeDefault":
             problems.append(f"{name}: seccompProfile must be RuntimeDefault")
+        runs_to_completion = c in pod_spec.get("initContainers", []) and (
+            c.get("restartPolicy") != "Always"
+        )  # a plain init container cannot have probes; a native sidecar must
         for probe in ("readinessProbe", "livenessProbe"):
-            if probe not in c:
+            if probe not in c and not runs_to_completion:
                 problems.append(f"{name}: {probe} missing")
         resources = c.get("resources", {})
         for part, key in [("requests", "cpu"), ("requests", "memory"), ("limits", "memory")]:
@@ -242,6 +245,7 @@ def test_the_hardening_check_catches_each_regression() -> None:
             "automountServiceAccountToken"
         ),
     }
+    breakages["pdp: readinessProbe missing"] = lambda s, c: c.pop("readinessProbe")
     for expected, breaks in breakages.items():
         broken = copy.deepcopy(spec)
         breaks(broken, broken["initContainers"][0])

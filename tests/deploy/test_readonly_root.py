@@ -64,10 +64,11 @@ def _missing_tools() -> str | None:
     )
     if probe.returncode != 0:
         return f"cannot create mount and network namespaces here: {probe.stderr.strip()}"
+    try:
+        _unreachable_folders(_needed_paths())
+    except LookupError as exc:
+        return f"uid {UID} cannot be given this test's Python: {exc}"
     return None
-
-
-MISSING = _missing_tools()
 
 
 @dataclass
@@ -132,7 +133,7 @@ def installed() -> Iterator[Installed]:
         site = next((venv / "lib").glob("python3*/site-packages"))
         # Dependencies from this test run's environment; its editable pdp stays out (a .pth
         # line adds a folder to sys.path without processing the .pth files inside it).
-        deps = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+        deps = _dependency_dirs()
         (site / "zz_test_dependencies.pth").write_text("\n".join(deps) + "\n")
         (wheel,) = wheels.glob("pdp-*.whl")
         subprocess.run(
@@ -175,16 +176,34 @@ def _make_world_readable(root: Path) -> None:
         path.chmod(mode | extra)
 
 
-def _blocking_ancestor() -> tuple[str, str] | None:
-    """The first folder on the interpreter's path that others cannot enter (e.g. /root),
-    and its child on that path: the namespace puts the child back on a world-readable tmpfs."""
-    parts = Path(os.path.realpath(sys.base_prefix)).parts
-    for depth in range(1, len(parts)):
-        folder = Path(*parts[: depth + 1]) if depth else Path("/")
-        parent = Path(*parts[:depth])
-        if not os.stat(parent).st_mode & stat.S_IXOTH:
-            return str(parent), str(folder)
-    return None
+def _unreachable_folders(needed: list[str]) -> dict[str, set[str]]:
+    """Folders uid 10001 cannot enter on the way to `needed` paths (e.g. /root, 0700), each
+    with its children on those ways: the namespace lays a world-readable tmpfs over such a
+    folder and binds the children back. Raises LookupError when one way has two of them."""
+    found: dict[str, set[str]] = {}
+    for path in needed:
+        parts = Path(os.path.realpath(path)).parts
+        blocked = [
+            depth for depth in range(1, len(parts))
+            if not os.stat(Path(*parts[:depth])).st_mode & stat.S_IXOTH
+        ]  # fmt: skip
+        if len(blocked) > 1:
+            raise LookupError(f"{path}: more than one folder on its way is closed to others")
+        for depth in blocked:
+            found.setdefault(str(Path(*parts[:depth])), set()).add(str(Path(*parts[: depth + 1])))
+    return found
+
+
+def _needed_paths() -> list[str]:
+    """What pdp reads from outside its virtualenv: the interpreter and the dependencies."""
+    return [sys.base_prefix, *_dependency_dirs()]
+
+
+def _dependency_dirs() -> list[str]:
+    return [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+
+
+MISSING = _missing_tools()
 
 
 @dataclass
@@ -210,17 +229,13 @@ class Pod:
 def _setup_script(installed: Installed, writable: list[str]) -> str:
     """Shell run by root inside the new namespaces, ending in exec of pdp as uid 10001."""
     lines = ["set -eu", "ip link set lo up"]
-    blocking = _blocking_ancestor()
-    if blocking is not None:
-        parent, child = blocking
-        hold = installed.base / "hold"
-        lines += [
-            f"mkdir -p {hold}",
-            f"mount --bind {shlex.quote(child)} {hold}",
-            f"mount -t tmpfs -o mode=0755,size=1m tmpfs {shlex.quote(parent)}",
-            f"mkdir -p {shlex.quote(child)}",
-            f"mount --bind {hold} {shlex.quote(child)}",
-        ]
+    for n, (parent, children) in enumerate(sorted(_unreachable_folders(_needed_paths()).items())):
+        holds = [(installed.base / f"hold-{n}-{i}", child) for i, child in enumerate(children)]
+        for hold, child in holds:
+            lines += [f"mkdir -p {hold}", f"mount --bind {shlex.quote(child)} {hold}"]
+        lines.append(f"mount -t tmpfs -o mode=0755,size=1m tmpfs {shlex.quote(parent)}")
+        for hold, child in holds:
+            lines += [f"mkdir -p {shlex.quote(child)}", f"mount --bind {hold} {shlex.quote(child)}"]
     pseudo = " ".join(f"{p}|{p}/*" for p in PSEUDO_FILESYSTEMS).replace(" ", "|")
     lines += [
         # Every mount read-only (in this namespace only), except the kernel's pseudo ones.
