@@ -32,9 +32,10 @@ RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.tom
 COPY README.md ./
 COPY pdp ./pdp
 COPY deploy/image/pdp_probe.py /opt/pdp/bin/pdp-probe
-# Bytecode is compiled here, once, so the read-only runtime never needs to write any.
+# Bytecode is compiled here, once, checked by hash rather than by file time (an image is
+# immutable): the read-only runtime never recompiles or writes any.
 RUN /opt/pdp/bin/pip install --no-deps . \
- && /opt/pdp/bin/python -m compileall -q /opt/pdp/lib \
+ && /opt/pdp/bin/python -m compileall -q -f --invalidation-mode unchecked-hash /opt/pdp/lib \
  && chmod 0755 /opt/pdp/bin/pdp-probe \
  && /opt/pdp/bin/pip uninstall --yes pip \
  && /opt/pdp/bin/pdp --version

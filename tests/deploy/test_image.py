@@ -144,6 +144,23 @@ def test_image_config_is_what_the_manifests_expect(image: Built) -> None:
                       "--entrypoint", "sh", image.tag, "-c", script)  # fmt: skip
     assert tools.returncode == 0, tools.stderr
     assert tools.stdout.strip() == "", tools.stdout
+    # Every module of pdp has bytecode the interpreter uses without checking file times, so a
+    # read-only root never makes it recompile.
+    bytecode = (
+        "import glob, importlib.util, sys; "
+        "tag = sys.implementation.cache_tag; "
+        "sources = glob.glob('/opt/pdp/lib/python3*/site-packages/pdp/**/*.py', recursive=True); "
+        "missing = [s for s in sources if importlib.util.cache_from_source(s) not in "
+        "glob.glob('/opt/pdp/lib/python3*/site-packages/pdp/**/*.pyc', recursive=True)]; "
+        "checked = [s for s in sources if s not in missing and "
+        "open(importlib.util.cache_from_source(s), 'rb').read(8)[4:8] != bytes([1, 0, 0, 0])]; "
+        "print(len(sources), len(missing), len(checked))"
+    )
+    compiled = image.run("run", "--rm", "--network", "none", "--entrypoint", "python3",
+                         image.tag, "-c", bytecode)  # fmt: skip
+    assert compiled.returncode == 0, compiled.stderr
+    count, missing, checked = (int(n) for n in compiled.stdout.split())
+    assert count > 50 and missing == 0 and checked == 0, compiled.stdout
 
 
 def _free_port() -> int:
