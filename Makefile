@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LISTEN ?= 127.0.0.1:9191
 PROTO := protos/pdp/v1/authorizer.proto
 
-.PHONY: install run test lint format proto check bench bench-peers clean
+.PHONY: install run test lint format proto check image k8s-bundles bench bench-peers clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,18 @@ proto: install
 
 check: install
 	$(VENV)/bin/pdp check policies
+
+# The container image (Dockerfile, docs/deploy.md) with docker, podman or buildah, whichever
+# works here; IMAGE=name:tag, BUILDER=podman, BUILD_FLAGS="..." override (deploy/image/build.sh).
+image:
+	deploy/image/build.sh
+
+# The example bundle as the ConfigMaps of deploy/kubernetes (a test fails when they are stale).
+k8s-bundles: install
+	$(PY) deploy/kubernetes/bundle_configmap.py policies --name orders-policy --namespace shop \
+		> deploy/kubernetes/sidecar/bundle.yaml
+	$(PY) deploy/kubernetes/bundle_configmap.py policies --name orders-policy --namespace pdp \
+		> deploy/kubernetes/gateway/bundle.yaml
 
 # Benchmarks (README "Benchmarks"): one table, bench/results/latest.json; bounded (~6 min).
 # h2load is Debian's nghttp2-client; bench-peers also installs Cerbos from npm into bench/.peers.
