@@ -6,7 +6,6 @@ value, and as harmless to Cedar, which keeps the last: pdp refuses it instead of
 
 from __future__ import annotations
 
-
 import grpc
 import pytest
 
