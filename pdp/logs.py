@@ -30,10 +30,15 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str = "info") -> None:
-    """Send pdp's logs to stderr as JSON lines."""
+    """Send pdp's logs to stderr as JSON lines, and every other logger's warnings and errors
+    too (grpc, asyncio, Python warnings): nothing else writes plain text there."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("pdp")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    logging.captureWarnings(True)
+    everything = logging.getLogger()
+    everything.handlers[:] = [handler]
+    everything.setLevel(logging.WARNING)

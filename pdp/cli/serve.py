@@ -149,15 +149,22 @@ def run(args: argparse.Namespace) -> int:
         tls.check_arguments(args.tls_cert, args.tls_key, args.client_ca)
     except tls.TlsError as exc:
         return _failed(EXIT_RUNTIME, str(exc))
-    if args.workers > 1:
-        return _run_workers(args)
-    return _serve(args)
+    try:
+        return _run_workers(args) if args.workers > 1 else _serve(args)
+    except Exception:  # a bug: still one JSON line (with the traceback), never plain text
+        log.exception("pdp serve failed", extra={"event": "crashed", "exit_code": EXIT_RUNTIME})
+        return EXIT_RUNTIME
 
 
 def worker_main(args: argparse.Namespace) -> None:
     """Entry point of one `--workers` process (spawned: a fresh interpreter)."""
     logs.configure(args.log_level)
-    raise SystemExit(_serve(args, reuse_port=True))
+    try:
+        code = _serve(args, reuse_port=True)
+    except Exception:
+        log.exception("worker failed", extra={"event": "crashed", "exit_code": EXIT_RUNTIME})
+        code = EXIT_RUNTIME
+    raise SystemExit(code)
 
 
 def _run_workers(args: argparse.Namespace) -> int:

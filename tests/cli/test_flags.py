@@ -42,6 +42,8 @@ OUT_OF_RANGE = [
     ("status", "--timeout", "0", "more than 0 to 3600"),
     ("status", "--timeout", "-5", "more than 0 to 3600"),
     ("test", "--coverage-min", "101", "a percentage from 0 to 100"),
+    ("token", "--ttl", "0", "from 1 to 86400"),
+    ("token", "--ttl", "86401", "from 1 to 86400"),
 ]
 BAD_NUMBERS = ["nan", "inf", "-inf", "1e400", "abc", "", " ", "1_0", "٣", "5\n", "0x10"]
 
