@@ -277,6 +277,7 @@ def _wait_until_in_flight(pending: grpc.Future) -> None:
 def test_sigterm_lets_an_in_flight_call_finish(plain_dir: Path) -> None:
     limits = ("--max-batch", str(BIG_BATCH), "--max-message-bytes", str(BIG_MESSAGE))
     limits += ("--eval-timeout", "0")  # the batch takes seconds on purpose, more when loaded
+    limits += ("--grace", "120")  # so the drain, not the default 10 s, is what ends it
     with ServerProcess(plain_dir, *limits) as server:
         assert server.address is not None and server.process is not None
         options = [("grpc.max_receive_message_length", BIG_MESSAGE)]
