@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 LISTEN ?= 127.0.0.1:9191
+DEV ?= .dev
+SUB ?= 42
 PROTO := protos/pdp/v1/authorizer.proto
 
-.PHONY: install run test lint format proto check image k8s-bundles bench bench-peers clean
+.PHONY: install run test lint format proto check image k8s-bundles bench bench-peers clean dev-bundle run-dev dev-token
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +19,19 @@ install: $(VENV)/.installed
 
 run: install
 	$(VENV)/bin/pdp serve policies --listen $(LISTEN)
+
+# Development only (README "Quick start"): $(DEV)/ is git-ignored and holds a fresh ES256 key
+# (mode 0600, kept across runs) and $(DEV)/bundle, a copy of policies/ trusting only that key.
+dev-bundle: install
+	$(VENV)/bin/pdp dev-bundle policies --out $(DEV)
+
+run-dev: dev-bundle
+	$(VENV)/bin/pdp serve $(DEV)/bundle --listen $(LISTEN)
+
+# `make -s dev-token SUB=42` prints only the token: User 42, valid for one hour.
+dev-token: install
+	@test -f $(DEV)/dev-es256.pem || { echo "no $(DEV)/dev-es256.pem: run make dev-bundle first" >&2; exit 1; }
+	@$(VENV)/bin/pdp token --key $(DEV)/dev-es256.pem --bundle $(DEV)/bundle --sub $(SUB)
 
 test: install
 	$(PY) -m pytest -q -n 2 --dist loadgroup

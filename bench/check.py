@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt
-import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
 
 from bench import bundles
+from pdp import devkit
 
 METHOD = "/envoy.service.auth.v3.Authorization/Check"
 KID = "bench-es256"
@@ -34,14 +31,10 @@ def available(bundle_dir: Path) -> str:
 
 
 def _jwt_issuer(bundle_dir: Path) -> dict[str, Any] | None:
-    routes = bundle_dir / "routes.yaml"
-    if not routes.is_file():
+    if not (bundle_dir / "routes.yaml").is_file():
         return None
-    config = yaml.safe_load(routes.read_text()) or {}
-    for issuer in config.get("identity", {}).get("jwt", {}).get("issuers", []) or []:
-        if "ES256" in issuer.get("algorithms", []) and issuer.get("jwks", {}).get("file"):
-            return issuer
-    return None
+    issuers = devkit.jwks_issuers(bundle_dir)
+    return issuers[0] if issuers else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +62,7 @@ class Signer:
         for name, spec in (principal.get("attributes") or {}).items():
             claim = spec.get("claim") if isinstance(spec, dict) else spec
             claims[claim] = tenant if name == "tenant" else f"{sub}@{tenant}.example"
-        return jwt.encode(claims, self.key, algorithm="ES256", headers={"kid": KID})
+        return devkit.sign(self.key, KID, claims)
 
 
 def prepare_bundle(example: Path, dst: Path) -> Signer:
@@ -79,9 +72,7 @@ def prepare_bundle(example: Path, dst: Path) -> Signer:
     if issuer is None:
         raise RuntimeError("no ES256 issuer with a JWKS file in routes.yaml")
     key = ec.generate_private_key(ec.SECP256R1())
-    jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
-    jwk.update({"kid": KID, "alg": "ES256", "use": "sig"})
-    (dst / issuer["jwks"]["file"]).write_text(json.dumps({"keys": [jwk]}))
+    devkit.trust_only(dst, key, KID)
     return Signer(key, issuer)
 
 

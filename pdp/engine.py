@@ -9,7 +9,7 @@ from typing import Any
 
 import cedarpy
 
-from pdp import evaluation
+from pdp import evaluation, jsonkeys
 from pdp.bundle.compiler import CompiledBundle
 from pdp.errors import RequestError
 from pdp.model import AuthzRequest, Decision
@@ -124,6 +124,9 @@ def cedar_request(request: AuthzRequest) -> dict[str, Any]:
         "resource": request.resource.to_json(),
     }
     if request.context_json is not None:
+        duplicate = jsonkeys.find_duplicate(request.context_json)
+        if duplicate is not None:  # Cedar would silently keep one of the values
+            raise RequestError(f"context_json{duplicate.path}", duplicate.message)
         cedar["context"] = request.context_json
     elif request.context is not None:
         cedar["context"] = dict(request.context)
@@ -149,9 +152,16 @@ def entities_for(
     except ValueError as exc:
         text = entities_json or base_json or ""
         message = _entities_error_detail(text, bundle.schema) or str(exc)
+        duplicate = _duplicate_key(entities_json, base_json)
+        if duplicate is not None:  # Cedar refuses these too, without saying where
+            raise RequestError(f"{field}_json{duplicate.path}", duplicate.message) from None
         if "duplicate" in message or "already exists" in message:
             message += " (request entities may add to the bundle's entities, never change them)"
         raise RequestError(field, message) from None
+
+
+def _duplicate_key(*texts: str | None) -> jsonkeys.DuplicateKey | None:
+    return next(filter(None, (jsonkeys.find_duplicate(t) for t in texts if t)), None)
 
 
 def _entities_error_detail(text: str, schema: cedarpy.Schema | None) -> str | None:

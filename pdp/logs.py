@@ -30,12 +30,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str = "info") -> None:
-    """Send pdp's logs to stderr as JSON lines, and Python warnings with them.
-
-    A library's `warnings.warn` (PyJWT's InsecureKeyLengthWarning, a DeprecationWarning) would
-    otherwise print raw text into a stream whose every line is JSON; it becomes a log line of
-    level warning, logger `py.warnings`, `"event": "python_warning"`.
-    """
+    """Send pdp's logs to stderr as JSON lines, and every other logger's warnings and errors
+    too (grpc, asyncio, Python warnings): nothing else writes plain text there."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("pdp")
@@ -43,13 +39,6 @@ def configure(level: str = "info") -> None:
     root.setLevel(level.upper())
     root.propagate = False
     logging.captureWarnings(True)
-    warnings_log = logging.getLogger("py.warnings")
-    warnings_log.handlers[:] = [handler]
-    warnings_log.filters[:] = [_mark_warning]
-    warnings_log.propagate = False
-
-
-def _mark_warning(record: logging.LogRecord) -> bool:
-    record.event = "python_warning"
-    record.msg = str(record.msg).strip()
-    return True
+    everything = logging.getLogger()
+    everything.handlers[:] = [handler]
+    everything.setLevel(logging.WARNING)

@@ -17,7 +17,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("authorize", help="decide one request against a bundle")
     parser.add_argument("bundle", help="bundle directory")
     parser.add_argument("--principal", required=True, type=_uid, help='e.g. User::"alice"')
-    parser.add_argument("--action", required=True, type=_uid, help='e.g. Action::"read"')
+    parser.add_argument(
+        "--action",
+        required=True,
+        type=_action,
+        help='e.g. readOrder (an Action, as in routes.yaml) or Action::"readOrder"',
+    )
     parser.add_argument("--resource", required=True, type=_uid, help='e.g. Order::"o1"')
     parser.add_argument("--context", default=None, help="context as a Cedar JSON object")
     parser.add_argument("--entities", default=None, help="file with request entities (JSON)")
@@ -41,6 +46,15 @@ def _uid(text: str) -> EntityRef:
         return EntityRef.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _action(text: str) -> EntityRef:
+    """A bare name is an `Action` id, as in routes.yaml; text with `::` is a whole uid."""
+    if "::" in text:
+        return _uid(text)
+    if not text:
+        raise argparse.ArgumentTypeError('expected an action name (readOrder) or uid, got ""')
+    return EntityRef("Action", text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
                     "determining_policies": list(decision.determining_policies),
                     "erroring_policies": list(decision.erroring_policies),
                     "errors": list(decision.errors),
+                    "bundle_revision": decision.bundle_revision,
+                    "decision_id": decision.decision_id,
                 }
             )
         )

@@ -1,39 +1,72 @@
-"""`pdp serve BUNDLE`: load the bundle, serve gRPC and reload on change until SIGTERM/SIGINT."""
+"""`pdp serve BUNDLE`: load the bundle, serve gRPC and reload on change until SIGTERM/SIGINT.
+
+After its flags parse, everything `pdp serve` writes to stderr is a JSON log line, start-time
+errors included; a usage error (exit 2) is argparse's plain text.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+import logging
+import os
 from functools import partial
 
-from pdp import logs
+from pdp import argtypes, logs
+from pdp.bundle import CompiledBundle, load_bundle
 from pdp.bundle.reload import Reloader, bundle_present
 from pdp.bundle.store import BundleStore
 from pdp.bundle.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
-from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, load_or_report
+from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
-from pdp.metrics import parse_address
-from pdp.server import limits, tls
+from pdp.errors import BundleError
+from pdp.server import limits, listen, tls
 from pdp.server.app import ServeConfig, serve
 from pdp.server.workers import Supervisor, prepare_metrics_dir, reserve_port
 
+log = logging.getLogger("pdp.serve")
+
 DEFAULTS = limits.Limits()
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_WORKERS = 256
+MAX_DECISION_LOG_BUFFER = 1_000_000
+# grpc's C core prints its own plain-text lines on stderr (a busy port, every failed TLS
+# handshake); pdp reports what matters as JSON. An operator's own GRPC_VERBOSITY wins.
+GRPC_VERBOSITY = "GRPC_VERBOSITY"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("serve", help="serve a bundle over gRPC")
     parser.add_argument("bundle", help="bundle directory")
     parser.add_argument(
-        "--listen", default="127.0.0.1:9191", help="HOST:PORT or unix:/path (default %(default)s)"
+        "--listen",
+        default="127.0.0.1:9191",
+        type=_listen,
+        metavar="ADDRESS",
+        help="HOST:PORT, [IPv6]:PORT or unix:/path (default %(default)s)",
     )
     parser.add_argument(
-        "--max-message-bytes", type=int, default=DEFAULTS.max_message_bytes, help="per message"
+        "--max-message-bytes",
+        type=argtypes.whole(1024, argtypes.GRPC_MAX_MESSAGE_BYTES),
+        default=DEFAULTS.max_message_bytes,
+        metavar="N",
+        help="bytes of one gRPC message, received or sent (default %(default)s; "
+        "1024 to 2^31-1, grpc's maximum)",
     )
     parser.add_argument(
-        "--max-batch", type=int, default=DEFAULTS.max_batch_items, help="items per batch call"
+        "--max-batch",
+        type=argtypes.whole(1),
+        default=DEFAULTS.max_batch_items,
+        metavar="N",
+        help="items per BatchIsAuthorized call (default %(default)s)",
     )
-    parser.add_argument("--grace", type=float, default=10.0, help="seconds to drain on stop")
+    parser.add_argument(
+        "--grace",
+        type=argtypes.seconds(0),
+        default=10.0,
+        metavar="SECONDS",
+        help="time in-flight calls get to finish on SIGTERM/SIGINT (default %(default)s)",
+    )
     parser.add_argument(
         "--watch",
         choices=WATCH_MODES,
@@ -42,10 +75,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--poll-interval",
-        type=_seconds,
+        type=argtypes.seconds(0.1, 3600),
         default=POLL_INTERVAL_SECONDS,
         metavar="SECONDS",
-        help="scan interval for --watch=poll (default %(default)s)",
+        help="scan interval for --watch=poll, 0.1 to 3600 (default %(default)s)",
     )
     parser.add_argument(
         "--wait-for-bundle",
@@ -67,14 +100,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--decision-log-buffer",
-        type=_positive_int,
+        type=argtypes.whole(1, MAX_DECISION_LOG_BUFFER),
         default=DEFAULT_CAPACITY,
         metavar="N",
         help="entries queued for a slow sink before new ones are dropped (default %(default)s)",
     )
     parser.add_argument(
         "--metrics",
-        type=_address,
+        type=_metrics_address,
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics (default off)",
     )
@@ -86,62 +119,89 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=argtypes.whole(1, MAX_WORKERS),
         default=1,
         metavar="N",
         help="server processes sharing the TCP port (SO_REUSEPORT); one per core (default 1)",
     )
     limits.add_arguments(parser)
     tls.add_arguments(parser)
-    parser.add_argument("--log-level", default="info")
-    parser.set_defaults(run=run)
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="least severe server log line written to stderr (default %(default)s)",
+    )
+    parser.set_defaults(run=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault(GRPC_VERBOSITY, "NONE")  # before grpc starts; the workers inherit it
+    try:  # flags that only make sense together: a usage error, like argparse's own
+        tls.tls_files(args.tls_cert, args.tls_key, args.client_ca)
+    except ValueError as exc:
+        args.parser.error(str(exc))
+    if args.workers > 1 and args.listen.startswith(listen.UNIX_PREFIX):
+        args.parser.error("--workers needs a TCP --listen address, not a unix socket")
     logs.configure(args.log_level)
     try:  # fail fast, before the bundle and any worker: files are named in the message
         tls.check_arguments(args.tls_cert, args.tls_key, args.client_ca)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except tls.TlsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return _failed(EXIT_RUNTIME, str(exc))
+    try:
+        return _run_workers(args) if args.workers > 1 else _serve(args)
+    except Exception:  # a bug: still one JSON line (with the traceback), never plain text
+        log.exception("pdp serve failed", extra={"event": "crashed", "exit_code": EXIT_RUNTIME})
         return EXIT_RUNTIME
-    if args.workers > 1:
-        return _run_workers(args)
-    return _serve(args)
 
 
 def worker_main(args: argparse.Namespace) -> None:
     """Entry point of one `--workers` process (spawned: a fresh interpreter)."""
     logs.configure(args.log_level)
-    raise SystemExit(_serve(args, reuse_port=True))
+    try:
+        code = _serve(args, reuse_port=True)
+    except Exception:
+        log.exception("worker failed", extra={"event": "crashed", "exit_code": EXIT_RUNTIME})
+        code = EXIT_RUNTIME
+    raise SystemExit(code)
 
 
 def _run_workers(args: argparse.Namespace) -> int:
-    if args.listen.startswith("unix:"):
-        print("error: --workers needs a TCP --listen address, not a unix socket", file=sys.stderr)
-        return EXIT_USAGE
     waiting = args.wait_for_bundle and not bundle_present(args.bundle)
-    if not waiting and load_or_report(args.bundle) is None:  # fail fast, before any worker
+    if not waiting and _load(args.bundle) is None:  # fail fast, before any worker
         return EXIT_BUNDLE
+    address = listen.parse(args.listen)
+    # Without SO_REUSEPORT: the workers would share a port with anything else that set it.
+    problem = listen.bind_problem(address) if address.port else None
+    if problem is not None:
+        return _failed(EXIT_RUNTIME, f"--listen {args.listen}: cannot listen: {problem}")
+    metrics_problem = _metrics_problem(args.metrics)
+    if metrics_problem is not None:
+        return _failed(EXIT_RUNTIME, metrics_problem)
     try:
-        listen, holder = reserve_port(args.listen)
+        reserved, holder = reserve_port(args.listen)
     except OSError as exc:
-        print(f"error: cannot listen on {args.listen}: {exc}", file=sys.stderr)
-        return EXIT_RUNTIME
+        return _failed(
+            EXIT_RUNTIME, f"--listen {args.listen}: cannot listen: {listen.describe(exc)}"
+        )
     metrics_server = None
     try:
         if args.metrics is not None:
             prepare_metrics_dir()
             from pdp.metrics import PrometheusMetrics, serve_metrics
 
-            metrics_server = serve_metrics(args.metrics, PrometheusMetrics())
-        worker_args = argparse.Namespace(**{**vars(args), "listen": listen, "metrics": None})
+            try:
+                metrics_server = serve_metrics(args.metrics, PrometheusMetrics())
+            except OSError as exc:
+                return _failed(EXIT_RUNTIME, _metrics_error(args.metrics, exc))
+        # Without the parser: its value types are closures, which a spawned worker cannot get.
+        worker_args = argparse.Namespace(
+            **{**vars(args), "listen": reserved, "metrics": None, "parser": None}
+        )
         return Supervisor(worker_args, worker_main).run()
     except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_RUNTIME
+        return _failed(EXIT_RUNTIME, str(exc))
     finally:
         if metrics_server is not None:
             metrics_server.stop()
@@ -150,15 +210,23 @@ def _run_workers(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
+    if not reuse_port:  # a worker's metrics are the supervisor's, checked there
+        metrics_problem = _metrics_problem(args.metrics)
+        if metrics_problem is not None:
+            return _failed(EXIT_RUNTIME, metrics_problem)
     store = BundleStore()
     reloader = Reloader(args.bundle, store)
     watcher = make_watcher(args.watch, args.bundle, reloader.request, args.poll_interval)
     if args.wait_for_bundle and not bundle_present(args.bundle):
-        print(f"waiting for a bundle at {args.bundle} (NOT_SERVING until then)", file=sys.stderr)
+        log.warning(
+            "waiting for a bundle at %s (NOT_SERVING until then)",
+            args.bundle,
+            extra={"event": "bundle_waiting", "path": args.bundle},
+        )
         if watcher is None:
             reloader.request("waiting for a bundle")
     else:
-        bundle = load_or_report(args.bundle)
+        bundle = _load(args.bundle)
         if bundle is None:
             return EXIT_BUNDLE
         store.activate(bundle)
@@ -171,8 +239,7 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
             store,
         )
     except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_RUNTIME
+        return _failed(EXIT_RUNTIME, _recorder_error(args, exc))
     config = ServeConfig(
         bundle_path=args.bundle,
         listen=args.listen,
@@ -191,18 +258,89 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
         hangup = partial(reloader.request, "SIGHUP")
         asyncio.run(serve(store, config, components, on_hangup=hangup))
     except (OSError, tls.TlsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_RUNTIME
+        return _failed(EXIT_RUNTIME, str(exc))
     finally:
         recorder.stop()
     return EXIT_OK
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
-    return value
+def _load(path: str) -> CompiledBundle | None:
+    """The bundle at `path`, logged as `bundle_loaded`; None (logged) when it does not load."""
+    try:
+        bundle = load_bundle(path)
+    except BundleError as exc:
+        problems = sorted(exc.problems, key=lambda p: (p.file, p.line or 0, p.column or 0))
+        log.error(
+            "bundle %s does not load (%d problem(s))",
+            path,
+            len(problems),
+            extra={
+                "event": "bundle_load_failed",
+                "path": path,
+                "errors": [str(p) for p in problems],
+                # A warning can explain an error (entity.json next to an unknown entity).
+                "warnings": [str(w) for w in getattr(exc, "warnings", ())],
+                "exit_code": EXIT_BUNDLE,
+            },
+        )
+        return None
+    log.log(
+        logging.WARNING if bundle.warnings else logging.INFO,
+        "bundle loaded",
+        extra={
+            "event": "bundle_loaded",
+            "path": path,
+            "bundle_name": bundle.name,
+            "revision": bundle.revision,
+            "policies": bundle.policy_count,
+            "entities": bundle.entity_count,
+            "warnings": [str(w) for w in bundle.warnings],
+        },
+    )
+    return bundle
+
+
+def _failed(code: int, message: str) -> int:
+    """Log why `pdp serve` cannot start (or stops) as JSON; return the exit code."""
+    log.error(message, extra={"event": "start_failed", "exit_code": code})
+    return code
+
+
+def _metrics_problem(address: str | None) -> str | None:
+    """Why --metrics cannot be served, found before anything starts; None when it can."""
+    if address is None:
+        return None
+    parsed = listen.parse(address, unix=False)
+    problem = listen.bind_problem(parsed) if parsed.port else None
+    return None if problem is None else f"--metrics {address}: cannot listen: {problem}"
+
+
+def _recorder_error(args: argparse.Namespace, exc: OSError) -> str:
+    """Which of --decision-log and --metrics failed to open, and why."""
+    if args.metrics is not None and exc.filename is None and exc.errno in listen.BIND_ERRORS:
+        return _metrics_error(args.metrics, exc)
+    where = exc.filename or args.decision_log
+    return f"--decision-log {where}: cannot open: {exc.strerror or exc}"
+
+
+def _metrics_error(address: str | None, exc: OSError) -> str:
+    return f"--metrics {address}: cannot listen: {listen.describe(exc)}"
+
+
+def _listen(text: str) -> str:
+    try:
+        listen.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _metrics_address(text: str) -> str:
+    try:
+        listen.parse(text, unix=False)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _sampling(text: str) -> Sampling:
@@ -210,17 +348,3 @@ def _sampling(text: str) -> Sampling:
         return Sampling.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
-    return int(text)
-
-
-def _address(text: str) -> str:
-    try:
-        parse_address(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text

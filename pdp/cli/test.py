@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pdp import argtypes
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_TEST_FAILED, EXIT_USAGE
 from pdp.policytest import FORMATS, render, run_path
 
@@ -35,22 +36,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--coverage-min",
-        type=_percent,
+        type=argtypes.number(0, 100, "a percentage"),
         metavar="N",
         help="fail (exit 4) when under N percent of policies were determining in some case",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
     parser.set_defaults(run=run)
-
-
-def _percent(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 100, not {text}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

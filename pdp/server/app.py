@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from pdp.bundle.store import BundleStatus, BundleStore
 from pdp.bundle.watcher import Lifecycle
 from pdp.decisionlog import Recorder
+from pdp.server import listen
 from pdp.server.authorizer import AuthorizerService
 from pdp.server.extauthz import ExtAuthzService
 from pdp.server.limits import Limits
@@ -25,6 +26,11 @@ from pdp.server.tls import DEFAULT_SOCKET_MODE, add_listener, tls_files
 from pdp.v1 import authorizer_pb2, authorizer_pb2_grpc
 
 log = logging.getLogger("pdp.server")
+
+
+class ListenError(OSError):
+    """The listen address cannot be bound; the message names the flag and the cause."""
+
 
 AUTHORIZER_SERVICE = authorizer_pb2.DESCRIPTOR.services_by_name["Authorizer"].full_name
 EXT_AUTHZ_SERVICE = "envoy.service.auth.v3.Authorization"
@@ -102,18 +108,34 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
     await set_health(store.current is not None)
     store.subscribe(on_status)
 
-    if config.listen.startswith("unix:") and _unix_socket_in_use(config.listen[5:]):
-        raise OSError(f"cannot listen on {config.listen}: another server is listening there")
-    files = tls_files(config.tls_cert, config.tls_key, config.client_ca)
-    port = add_listener(server, config.listen, files, config.unix_socket_mode)
-    if port == 0:
-        raise OSError(f"cannot listen on {config.listen}: address in use or not available")
+    port = _bind(server, config)
     address = config.listen
     if not config.listen.startswith("unix:"):
         address = f"{config.listen.rsplit(':', 1)[0]}:{port}"
     await server.start()
     log.info("listening", extra={"event": "listening", "address": address})
     return RunningServer(server, health, address)
+
+
+def _bind(server: grpc.aio.Server, config: ServeConfig) -> int:
+    """Add the listener; ListenError naming --listen and the cause when it cannot be bound.
+
+    A plain socket bind is tried first: it tells why (in use, not available, ...) where grpc
+    only says that it could not, and a busy port then never reaches grpc at all.
+    """
+    address = listen.parse(config.listen)  # ValueError for a malformed one
+    where = f"--listen {config.listen}: cannot listen"
+    if address.unix and _unix_socket_in_use(address.path):
+        raise ListenError(f"{where}: another server is listening there")
+    problem = listen.bind_problem(address, config.reuse_port)
+    if problem is not None:
+        raise ListenError(f"{where}: {problem}")
+    files = tls_files(config.tls_cert, config.tls_key, config.client_ca)
+    port = add_listener(server, config.listen, files, config.unix_socket_mode)
+    if port == 0:  # taken in between, or a cause the probe does not see
+        problem = listen.bind_problem(address, config.reuse_port) or "grpc could not bind it"
+        raise ListenError(f"{where}: {problem}")
+    return port
 
 
 def _unix_socket_in_use(path: str) -> bool:

@@ -13,12 +13,13 @@ import json
 import math
 import time
 from collections import ChainMap
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from google.protobuf import struct_pb2
 
+from pdp import argtypes
 from pdp.errors import LimitExceeded, PdpError
 from pdp.gateway.paths import MAX_PATH_BYTES
 
@@ -41,28 +42,55 @@ class Limits:
     max_path_bytes: int = 8192  # Check: the request path with its query
 
 
-# Limit field -> (flag, help); `pdp serve` builds its flags from this table.
-_FLAGS: dict[str, tuple[str, str]] = {
-    "max_entities": ("--max-entities", "request entities per call (a batch: shared, and per item)"),
-    "max_depth": ("--max-depth", "nesting of objects and lists in context, attrs and tags"),
-    "max_id_length": ("--max-id-length", "characters of an entity type or id"),
-    "max_string_length": ("--max-string-length", "characters of any other string or key"),
-    "max_context_keys": ("--max-context-keys", "record keys in a context, all levels"),
-    "max_ancestors": ("--max-ancestors", "entity-ancestor pairs of the request entities"),
-    "eval_timeout_seconds": ("--eval-timeout", "seconds of evaluation per call; 0: no bound"),
-    "max_headers": ("--max-headers", "Check: HTTP headers per request"),
-    "max_header_bytes": ("--max-header-bytes", "Check: bytes of all header names and values"),
-    "max_path_bytes": ("--max-path-bytes", "Check: bytes of the path with its query"),
-}
-# Hard maxima: what the code behind a flag honours at most. A flag must never promise more
-# (a larger value is a usage error), or a request "within" it would be refused elsewhere.
-FLAG_MAXIMA: dict[str, tuple[int, str]] = {
-    "max_path_bytes": (MAX_PATH_BYTES, "the longest path the normalizer reads"),
+# Limit field -> (flag, help, accepted range); `pdp serve` builds its flags from this table.
+_FLAGS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
+    "max_entities": (
+        "--max-entities",
+        "request entities per call (a batch: shared, and per item)",
+        argtypes.whole(1),
+    ),
+    "max_depth": (  # Cedar's JSON parser refuses a context nested deeper than 128 levels
+        "--max-depth",
+        "nesting of objects and lists in context, attrs and tags",
+        argtypes.whole(1, 128),
+    ),
+    "max_id_length": ("--max-id-length", "characters of an entity type or id", argtypes.whole(1)),
+    "max_string_length": (
+        "--max-string-length",
+        "characters of any other string or key",
+        argtypes.whole(1),
+    ),
+    "max_context_keys": (
+        "--max-context-keys",
+        "record keys in a context, all levels",
+        argtypes.whole(1),
+    ),
+    "max_ancestors": (
+        "--max-ancestors",
+        "entity-ancestor pairs of the request entities",
+        argtypes.whole(1),
+    ),
+    "eval_timeout_seconds": (
+        "--eval-timeout",
+        "seconds of evaluation per call; 0: no bound",
+        argtypes.seconds(0),
+    ),
+    "max_headers": ("--max-headers", "Check: HTTP headers per request", argtypes.whole(1)),
+    "max_header_bytes": (
+        "--max-header-bytes",
+        "Check: bytes of all header names and values",
+        argtypes.whole(1),
+    ),
+    "max_path_bytes": (  # never more than the normalizer reads (a flag must not promise more)
+        "--max-path-bytes",
+        f"Check: bytes of the path with its query, at most {MAX_PATH_BYTES}",
+        argtypes.whole(1, MAX_PATH_BYTES),
+    ),
 }
 FLAG_NAMES = {
     "max_message_bytes": "--max-message-bytes",
     "max_batch_items": "--max-batch",
-    **{name: flag for name, (flag, _) in _FLAGS.items()},
+    **{name: flag for name, (flag, _, _) in _FLAGS.items()},
 }
 
 
@@ -83,12 +111,8 @@ class DeadlineExceeded(PdpError):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The limit flags of `pdp serve` (besides --max-message-bytes and --max-batch)."""
     defaults = Limits()
-    for name, (flag, text) in _FLAGS.items():
+    for name, (flag, text, kind) in _FLAGS.items():
         default = getattr(defaults, name)
-        kind = _non_negative_seconds if isinstance(default, float) else _positive_int
-        if name in FLAG_MAXIMA:
-            kind = _bounded_int(*FLAG_MAXIMA[name])
-            text = f"{text}, at most {FLAG_MAXIMA[name][0]}"
         parser.add_argument(
             flag,
             dest=name,
@@ -105,32 +129,6 @@ def from_args(args: argparse.Namespace) -> Limits:
     values["max_message_bytes"] = args.max_message_bytes
     values["max_batch_items"] = args.max_batch
     return Limits(**values)
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
-    return int(text)
-
-
-def _bounded_int(maximum: int, why: str) -> Any:
-    def parse(text: str) -> int:
-        value = _positive_int(text)
-        if value > maximum:
-            raise argparse.ArgumentTypeError(f"must be at most {maximum} ({why}), not {text}")
-        return value
-
-    return parse
-
-
-def _non_negative_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds (0: none), not {text}")
-    return value
 
 
 def _over(field: str, what: str, limits: Limits, name: str) -> LimitExceeded:

@@ -303,10 +303,8 @@ def check_arguments(cert: str | None, key: str | None, client_ca: str | None) ->
 
 
 def _mode(text: str) -> int:
-    try:
-        mode = int(text, 8)
-    except ValueError:
-        mode = -1
+    octal = text.isascii() and text.isdigit() and "8" not in text and "9" not in text
+    mode = int(text, 8) if octal else -1
     if not 0 <= mode <= 0o777:
         raise argparse.ArgumentTypeError(f"must be an octal mode such as 0660, not {text}")
     return mode

@@ -79,12 +79,64 @@ def test_deny_exits_5(bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_json_output(bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(authorize(bundle, 'User::"42"', 'Order::"o-1"', "--json")) == 0
-    assert json.loads(capsys.readouterr().out) == {
+    shown = json.loads(capsys.readouterr().out)
+    decision_id = shown.pop("decision_id")
+    assert shown == {
         "decision": "allow",
         "determining_policies": ["owner-reads"],
         "erroring_policies": [],
         "errors": [],
+        "bundle_revision": "r1",
     }
+    assert isinstance(decision_id, str) and len(decision_id) >= 16
+    assert main(authorize(bundle, 'User::"43"', 'Order::"o-1"', "--json")) == 5
+    assert json.loads(capsys.readouterr().out)["decision_id"] != decision_id
+
+
+@pytest.mark.parametrize("action", ["readOrder", 'Action::"readOrder"'])
+def test_the_action_may_be_a_bare_name_as_in_routes_yaml(
+    bundle: Path, capsys: pytest.CaptureFixture[str], action: str
+) -> None:
+    argv = authorize(bundle, 'User::"42"', 'Order::"o-1"', "--json")
+    argv[argv.index("--action") + 1] = action
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["determining_policies"] == ["owner-reads"]
+    argv = authorize(bundle, 'User::"43"', 'Order::"o-1"')
+    argv[argv.index("--action") + 1] = action
+    assert main(argv) == 5
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ("Shop::readOrder", "expected an entity uid like User::\"alice\", got 'Shop::readOrder'"),
+        ("", 'expected an action name (readOrder) or uid, got ""'),
+    ],
+)
+def test_a_bare_action_with_colons_is_read_as_a_uid(
+    bundle: Path, capsys: pytest.CaptureFixture[str], action: str, message: str
+) -> None:
+    argv = authorize(bundle, 'User::"42"', 'Order::"o-1"')
+    argv[argv.index("--action") + 1] = action
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert f"argument --action: {message}" in capsys.readouterr().err
+
+
+def test_a_namespaced_action_uid_keeps_its_namespace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_bundle(
+        tmp_path / "ns",
+        {"p.cedar": 'permit (principal, action == Shop::Action::"readOrder", resource);'},
+    )
+    argv = authorize(root, 'User::"42"', 'Order::"o-1"')
+    argv[argv.index("--action") + 1] = 'Shop::Action::"readOrder"'
+    assert main(argv) == 0
+    argv[argv.index("--action") + 1] = "readOrder"  # Action::"readOrder": another action
+    assert main(argv) == 5
+    capsys.readouterr()
 
 
 def test_request_entities_and_context(

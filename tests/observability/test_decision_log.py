@@ -191,7 +191,7 @@ def test_rate_sampling_logs_a_fraction_of_allows(bundle: Path) -> None:
     [
         (["--decision-log-sample", "1.5"], "between 0 and 1"),
         (["--decision-log-sample", "some"], "deny-only"),
-        (["--decision-log-buffer", "0"], "positive"),
+        (["--decision-log-buffer", "0"], "from 1 to 1000000"),
         (["--metrics", "9100"], "HOST:PORT"),
     ],
 )

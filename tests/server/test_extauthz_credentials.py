@@ -162,7 +162,7 @@ def test_a_path_limit_past_what_the_normalizer_reads_is_a_usage_error() -> None:
         timeout=30,
     )
     assert run.returncode == 2
-    assert "--max-path-bytes: must be at most 65536" in run.stderr
+    assert "--max-path-bytes: must be a whole number from 1 to 65536" in run.stderr
 
 
 def test_a_raised_path_limit_is_honoured_by_the_route_match(tmp_path: Path) -> None:

@@ -1,0 +1,61 @@
+"""argparse value types for numeric flags: each refuses a value outside its stated range."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Callable
+
+# grpc takes message sizes as a C int; a bigger value is refused, never silently clamped.
+GRPC_MAX_MESSAGE_BYTES = 2**31 - 1
+MAX_COUNT = 2**31 - 1  # no protobuf message, hence no request, holds more of anything
+DAY_SECONDS = 86_400.0
+# Plain decimal numbers only: float() would also take "nan", "1_0" and non-ASCII digits.
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+
+
+def whole(low: int, high: int = MAX_COUNT) -> Callable[[str], int]:
+    """A whole number in [low, high]; argparse names the flag in front of the message."""
+
+    def parse(text: str) -> int:
+        digits = text.removeprefix("-").removeprefix("+")
+        value = int(text) if digits.isdigit() and digits.isascii() else None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number from {low} to {high}, not {text!r}"
+            )
+        return value
+
+    parse.__name__ = "whole number"  # argparse shows it for a ValueError only; kept tidy
+    return parse
+
+
+def seconds(
+    low: float, high: float = DAY_SECONDS, low_open: bool = False
+) -> Callable[[str], float]:
+    """A number of seconds in [low, high] (or (low, high] when `low_open`)."""
+    return number(low, high, "a number of seconds", low_open)
+
+
+def number(
+    low: float, high: float, what: str = "a number", low_open: bool = False
+) -> Callable[[str], float]:
+    """A plain decimal number in [low, high] (or (low, high] when `low_open`); no nan or inf."""
+
+    def parse(text: str) -> float:
+        value = float(text) if _DECIMAL.fullmatch(text) else math.nan
+        above_low = value > low if low_open else value >= low
+        if not (math.isfinite(value) and above_low and value <= high):
+            bound = f"more than {_number(low)}" if low_open else f"from {_number(low)}"
+            raise argparse.ArgumentTypeError(
+                f"must be {what} {bound} to {_number(high)}, not {text!r}"
+            )
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value)

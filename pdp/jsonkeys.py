@@ -1,0 +1,92 @@
+"""Duplicate keys in JSON text: found cheaply, and named by where they are.
+
+JSON text with a key twice (`{"a": 1, "a": 2}`) means different things to different parsers;
+Cedar silently keeps one of them in a context. pdp refuses such text instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateKey:
+    """The first object found with a key twice: its path (`.order.lines[3]`) and the key."""
+
+    path: str
+    key: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"duplicate key {json.dumps(self.key, ensure_ascii=False)}: a key may appear once "
+            "in an object (parsers disagree on which value counts)"
+        )
+
+
+class _Found(Exception):
+    pass
+
+
+class _Marker:
+    """Stands in for the object holding the duplicate, so a walk can find where it is."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def find_duplicate(text: str) -> DuplicateKey | None:
+    """The first duplicate key in `text`; None when there is none or `text` is not JSON.
+
+    Text with fewer than two colons holds at most one key and is not parsed at all.
+    """
+    if text.count(":") < 2:
+        return None
+    try:
+        json.loads(text, object_pairs_hook=_refuse_duplicates)
+    except _Found:
+        return _locate(json.loads(text, object_pairs_hook=_mark_duplicates))
+    except (ValueError, RecursionError):  # not JSON: the parser behind reports it, located
+        return None
+    return None
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _Found
+    return result
+
+
+def _mark_duplicates(pairs: list[tuple[str, Any]]) -> Any:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            return _Marker(key)
+        result[key] = value
+    return result
+
+
+def _locate(document: Any) -> DuplicateKey | None:
+    """Where the first marker is, walking without recursion (the text may nest deeply)."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, _Marker):
+            return DuplicateKey(path, value.key)
+        if isinstance(value, dict):
+            items = [(f"{path}{_step(k)}", v) for k, v in value.items()]
+        elif isinstance(value, list):
+            items = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+        else:
+            continue
+        stack.extend(reversed(items))  # depth first, in document order
+    return None
+
+
+def _step(key: str) -> str:
+    return f".{key}" if key.isidentifier() else f"[{json.dumps(key, ensure_ascii=False)}]"
