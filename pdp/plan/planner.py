@@ -1,0 +1,217 @@
+"""Plans a question with the resource unknown, over one compiled bundle: plain data in and out."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import cedarpy
+
+from pdp import engine
+from pdp.bundle.compiler import CompiledBundle
+from pdp.errors import RequestError
+from pdp.model import AuthzRequest, EntityRef
+from pdp.plan import condition as c
+from pdp.plan import est, probe
+from pdp.plan.hierarchy import Hierarchy
+from pdp.plan.model import Plan, PlanKind, PlanRequest, UnsupportedPart
+from pdp.plan.translate import Translator
+
+MAX_CONDITION_SIZE = 20_000  # nodes and listed entities of one policy's condition
+_TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*$")
+_NO_POLICIES = cedarpy.PolicySet.from_str("")
+_UNKNOWN_ROUNDS = 3
+
+
+def plan_resources(bundle: CompiledBundle, request: PlanRequest) -> Plan:
+    """The plan for `request`; RequestError (naming the field) when the request is malformed."""
+    context = _context(request)
+    entities = _entities(bundle, request)
+    _validate(bundle, request, context, entities)
+    partial = {"principal": _cedar_uid(request.principal), "action": _cedar_uid(request.action)}
+    partial["context"] = context
+    residuals, entities = _residuals(bundle, partial, entities)
+    hierarchy = Hierarchy(bundle, request.entities_json)
+    closed = [expr for residual in residuals.values() for expr in _closed_parts(residual)]
+    evaluated = probe.evaluate(closed, partial, entities, bundle.schema)
+
+    order = {internal_id: n for n, internal_id in enumerate(bundle.by_internal_id)}
+    permits: list[c.Node] = []
+    forbids: list[c.Node] = []
+    policies: list[str] = []
+    for internal_id, residual in sorted(residuals.items(), key=lambda item: order[item[0]]):
+        info = bundle.by_internal_id[internal_id]
+        applies = Translator(info.id, request.resource_type, hierarchy, evaluated).policy(residual)
+        if c.size(applies) > MAX_CONDITION_SIZE:
+            reason = f"its condition is over {MAX_CONDITION_SIZE} nodes and entities"
+            applies = c.unsupported(info.id, "the whole policy", reason, True)
+        if c.is_const(applies, False):
+            continue
+        policies.append(info.id)
+        (permits if residual.get("effect") == "permit" else forbids).append(applies)
+    condition = c.and_(c.or_(*permits), c.not_(c.or_(*forbids)))
+    return Plan(
+        kind=_kind(condition),
+        condition=condition,
+        policies=tuple(policies),
+        resource_type=request.resource_type,
+        decision_id=engine.new_decision_id(),
+        bundle_revision=bundle.revision,
+        unsupported=tuple(_unsupported_parts(condition)),
+    )
+
+
+def _kind(condition: c.Node) -> PlanKind:
+    if c.is_const(condition, True):
+        return PlanKind.ALWAYS_ALLOWED
+    if c.is_const(condition, False):
+        return PlanKind.ALWAYS_DENIED
+    return PlanKind.CONDITIONAL
+
+
+def _unsupported_parts(condition: c.Node) -> Iterator[UnsupportedPart]:
+    seen = set()
+    for node in c.walk(condition):
+        if node.get("op") == "unsupported":
+            part = UnsupportedPart(node["policy"], node["expression"], node["reason"])
+            if part not in seen:
+                seen.add(part)
+                yield part
+
+
+# --- the request -------------------------------------------------------------------------
+
+
+def _context(request: PlanRequest) -> dict[str, Any] | str:
+    if request.context is not None and request.context_json is not None:
+        raise RequestError("context_json", "set either context or context_json, not both")
+    if request.context_json is not None:
+        return request.context_json
+    return dict(request.context) if request.context is not None else {}
+
+
+def _entities(bundle: CompiledBundle, request: PlanRequest) -> cedarpy.Entities:
+    """The bundle's entities with the request's merged over them (all of them: `in` needs
+    every descendant of a policy's target, not only what the principal reaches)."""
+    text = request.entities_json
+    if not text:
+        return bundle.entities
+    try:
+        return bundle.entities.with_added_json_str(text, bundle.schema)
+    except RecursionError:
+        raise RequestError("entities", "nested too deeply") from None
+    except ValueError as exc:
+        # engine's path names the problem precisely (and finds conflicts with the bundle)
+        engine.entities_for(bundle, [_probe_request(request, {})], text)
+        raise RequestError("entities", str(exc)) from None
+
+
+def _probe_request(request: PlanRequest, context: dict[str, Any] | str) -> dict[str, Any]:
+    cedar = engine.cedar_request(_as_authz(request))
+    cedar["context"] = context
+    return cedar
+
+
+def _as_authz(request: PlanRequest) -> AuthzRequest:
+    return AuthzRequest(
+        principal=request.principal,
+        action=request.action,
+        resource=EntityRef(request.resource_type, ""),
+        context=request.context,
+        context_json=request.context_json,
+        entities_json=request.entities_json,
+    )
+
+
+def _validate(
+    bundle: CompiledBundle,
+    request: PlanRequest,
+    context: dict[str, Any] | str,
+    entities: cedarpy.Entities,
+) -> None:
+    """Refuse what IsAuthorized would refuse for a resource of this type, naming the field."""
+    if not request.resource_type:
+        raise RequestError("resource_type", "must not be empty")
+    if not _TYPE_NAME.match(request.resource_type):
+        raise RequestError("resource_type", f"{request.resource_type!r} is not an entity type name")
+    cedar = _probe_request(request, context)
+    result = cedarpy.is_authorized(cedar, _NO_POLICIES, entities, bundle.schema)
+    if result.decision is cedarpy.Decision.NoDecision:
+        error = engine.request_error(list(result.diagnostics.errors), _as_authz(request))
+        if error.field == "resource":
+            raise RequestError("resource_type", error.message.replace("resource type", "type"))
+        raise error
+
+
+# --- partial evaluation ------------------------------------------------------------------
+
+
+def _residuals(
+    bundle: CompiledBundle, partial: dict[str, Any], entities: cedarpy.Entities
+) -> tuple[dict[str, dict[str, Any]], cedarpy.Entities]:
+    """Residual policies with the resource unknown, by internal id, and the entities used.
+
+    Cedar's partial evaluation turns an entity missing from the store (say, a principal
+    known only from a token) into an unknown, where IsAuthorized treats it as an entity
+    without attributes or parents. Such entities are added, empty, and the call repeated.
+    """
+    for _ in range(_UNKNOWN_ROUNDS):
+        result = cedarpy.is_authorized_partial(partial, bundle.policy_set, entities, bundle.schema)
+        missing = [u for u in result.diagnostics.unknown_entities if u != est.RESOURCE]
+        empties = [_empty_entity(text) for text in missing]
+        if not empties or None in empties:
+            break
+        entities = entities.with_added_json_str(json.dumps(empties), None)
+    if result.decision is cedarpy.Decision.NoDecision and not result.residuals:
+        raise RequestError("request", "; ".join(result.diagnostics.errors) or "request rejected")
+    return result.residuals or {}, entities
+
+
+def _closed_parts(residual: dict[str, Any]) -> Iterator[est.Expr]:
+    """The largest sub-expressions of a residual that do not involve the resource."""
+    stack = [cond["body"] for cond in residual.get("conditions", [])]
+    while stack:
+        expr = stack.pop()
+        if est.is_closed(expr):
+            yield expr
+        else:
+            stack.extend(est.children(expr))
+
+
+# --- Cedar's uid text --------------------------------------------------------------------
+
+_CEDAR_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
+_UID_TEXT = re.compile(r"^(?P<type>" + _TYPE_NAME.pattern[1:-1] + r')::"(?P<id>.*)"$', re.S)
+_UNESCAPE = re.compile(r"\\(u\{[0-9a-fA-F]{1,6}\}|.)", re.S)
+_SIMPLE = {"n": "\n", "r": "\r", "t": "\t", "0": "\0", "\\": "\\", '"': '"', "'": "'"}
+
+
+def _cedar_uid(ref: EntityRef) -> str:
+    """`Type::"id"` in Cedar's own string syntax (Cedar writes `\\u{1}`, not JSON's `\\u0001`)."""
+    chars = []
+    for char in ref.id:
+        if char in _CEDAR_ESCAPES:
+            chars.append(_CEDAR_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            chars.append(f"\\u{{{ord(char):x}}}")
+        else:
+            chars.append(char)
+    return f'{ref.type}::"{"".join(chars)}"'
+
+
+def _empty_entity(text: str) -> dict[str, Any] | None:
+    """An entity without attributes or parents for a uid as Cedar prints it; None if unread."""
+    match = _UID_TEXT.match(text)
+    if match is None:
+        return None
+
+    def unescape(found: re.Match[str]) -> str:
+        escape = found.group(1)
+        if escape.startswith("u{"):
+            return chr(int(escape[2:-1], 16))
+        return _SIMPLE.get(escape, "\\" + escape)
+
+    ident = _UNESCAPE.sub(unescape, match.group("id"))
+    return {"uid": {"type": match.group("type"), "id": ident}, "attrs": {}, "parents": []}
