@@ -21,18 +21,20 @@ from pdp.plan.translate import Translator
 
 MAX_CONDITION_SIZE = 20_000  # nodes and listed entities of one policy's condition
 _TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*$")
-_NO_POLICIES = cedarpy.PolicySet.from_str("")
 _UNKNOWN_ROUNDS = 3
 
 
 def plan_resources(bundle: CompiledBundle, request: PlanRequest) -> Plan:
     """The plan for `request`; RequestError (naming the field) when the request is malformed."""
     context = _context(request)
+    partial = {
+        "principal": _cedar_uid(request.principal, "principal"),
+        "action": _cedar_uid(request.action, "action"),
+        "context": context,
+    }
+    _validate(bundle, request, partial["action"])
     entities = _entities(bundle, request)
-    _validate(bundle, request, context, entities)
-    partial = {"principal": _cedar_uid(request.principal), "action": _cedar_uid(request.action)}
-    partial["context"] = context
-    residuals, entities = _residuals(bundle, partial, entities)
+    residuals, entities = _residuals(bundle, request, partial, entities)
     hierarchy = Hierarchy(bundle, request.entities_json)
     closed = [expr for residual in residuals.values() for expr in _closed_parts(residual)]
     evaluated = probe.evaluate(closed, partial, entities, bundle.schema)
@@ -104,14 +106,8 @@ def _entities(bundle: CompiledBundle, request: PlanRequest) -> cedarpy.Entities:
         raise RequestError("entities", "nested too deeply") from None
     except ValueError as exc:
         # engine's path names the problem precisely (and finds conflicts with the bundle)
-        engine.entities_for(bundle, [_probe_request(request, {})], text)
+        engine.entities_for(bundle, [engine.cedar_request(_as_authz(request))], text)
         raise RequestError("entities", str(exc)) from None
-
-
-def _probe_request(request: PlanRequest, context: dict[str, Any] | str) -> dict[str, Any]:
-    cedar = engine.cedar_request(_as_authz(request))
-    cedar["context"] = context
-    return cedar
 
 
 def _as_authz(request: PlanRequest) -> AuthzRequest:
@@ -125,31 +121,54 @@ def _as_authz(request: PlanRequest) -> AuthzRequest:
     )
 
 
-def _validate(
-    bundle: CompiledBundle,
-    request: PlanRequest,
-    context: dict[str, Any] | str,
-    entities: cedarpy.Entities,
-) -> None:
-    """Refuse what IsAuthorized would refuse for a resource of this type, naming the field."""
-    if not request.resource_type:
+def _validate(bundle: CompiledBundle, request: PlanRequest, action: str) -> None:
+    """Refuse a resource type IsAuthorized would refuse, naming the field. (Principal, action
+    and context are checked by Cedar's partial evaluation, as IsAuthorized checks them.)"""
+    kind = request.resource_type
+    if not kind:
         raise RequestError("resource_type", "must not be empty")
-    if not _TYPE_NAME.match(request.resource_type):
-        raise RequestError("resource_type", f"{request.resource_type!r} is not an entity type name")
-    cedar = _probe_request(request, context)
-    result = cedarpy.is_authorized(cedar, _NO_POLICIES, entities, bundle.schema)
-    if result.decision is cedarpy.Decision.NoDecision:
-        error = engine.request_error(list(result.diagnostics.errors), _as_authz(request))
-        if error.field == "resource":
-            raise RequestError("resource_type", error.message.replace("resource type", "type"))
-        raise error
+    if not _TYPE_NAME.fullmatch(kind):
+        raise RequestError("resource_type", f"{kind!r} is not an entity type name")
+    if bundle.schema is None:
+        return
+    errors = _scope_errors(bundle.schema, action, kind)
+    if any("unrecognized action" in e for e in errors):
+        raise RequestError("action", f"action {action} is not declared in the schema")
+    if any("unrecognized entity type" in e for e in errors):
+        raise RequestError("resource_type", f"entity type `{kind}` is not declared in the schema")
+    if errors:
+        raise RequestError("resource_type", f"action {action} does not apply to type `{kind}`")
+
+
+_SCOPE_CACHE: dict[tuple[int, str, str], tuple[cedarpy.Schema, tuple[str, ...]]] = {}
+
+
+def _scope_errors(schema: cedarpy.Schema, action: str, kind: str) -> tuple[str, ...]:
+    """What Cedar's validator says of `permit(principal, action == A, resource is T);`."""
+    key = (id(schema), action, kind)
+    cached = _SCOPE_CACHE.get(key)
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    text = f"permit(principal, action == {action}, resource is {kind});"
+    try:
+        result = cedarpy.validate_policies(text, schema)
+        errors = () if result.validation_passed else tuple(str(e) for e in result.errors)
+    except ValueError as exc:  # never expected: both parts were checked
+        errors = (f"unrecognized action: {exc}",)
+    if len(_SCOPE_CACHE) > 1024:
+        _SCOPE_CACHE.clear()
+    _SCOPE_CACHE[key] = (schema, errors)
+    return errors
 
 
 # --- partial evaluation ------------------------------------------------------------------
 
 
 def _residuals(
-    bundle: CompiledBundle, partial: dict[str, Any], entities: cedarpy.Entities
+    bundle: CompiledBundle,
+    request: PlanRequest,
+    partial: dict[str, Any],
+    entities: cedarpy.Entities,
 ) -> tuple[dict[str, dict[str, Any]], cedarpy.Entities]:
     """Residual policies with the resource unknown, by internal id, and the entities used.
 
@@ -165,7 +184,7 @@ def _residuals(
             break
         entities = entities.with_added_json_str(json.dumps(empties), None)
     if result.decision is cedarpy.Decision.NoDecision and not result.residuals:
-        raise RequestError("request", "; ".join(result.diagnostics.errors) or "request rejected")
+        raise engine.request_error(list(result.diagnostics.errors), _as_authz(request))
     return result.residuals or {}, entities
 
 
@@ -182,28 +201,39 @@ def _closed_parts(residual: dict[str, Any]) -> Iterator[est.Expr]:
 
 # --- Cedar's uid text --------------------------------------------------------------------
 
-_CEDAR_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9_.:/@+=-]*$")
+_CEDAR_UID = r'[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*::"(?:[^"\\]|\\.)*"'
+_RENDERED = re.compile(rf"principal == (?P<uid>{_CEDAR_UID}), action, resource\);\s*$", re.S)
 _UID_TEXT = re.compile(r"^(?P<type>" + _TYPE_NAME.pattern[1:-1] + r')::"(?P<id>.*)"$', re.S)
 _UNESCAPE = re.compile(r"\\(u\{[0-9a-fA-F]{1,6}\}|.)", re.S)
 _SIMPLE = {"n": "\n", "r": "\r", "t": "\t", "0": "\0", "\\": "\\", '"': '"', "'": "'"}
 
 
-def _cedar_uid(ref: EntityRef) -> str:
-    """`Type::"id"` in Cedar's own string syntax (Cedar writes `\\u{1}`, not JSON's `\\u0001`)."""
-    chars = []
-    for char in ref.id:
-        if char in _CEDAR_ESCAPES:
-            chars.append(_CEDAR_ESCAPES[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            chars.append(f"\\u{{{ord(char):x}}}")
-        else:
-            chars.append(char)
-    return f'{ref.type}::"{"".join(chars)}"'
+def _cedar_uid(ref: EntityRef, field: str) -> str:
+    """`Type::"id"` exactly as Cedar writes it: its uid parser takes only that normal form
+    (`\\'` for a quote, `\\u{e2c9}` for what it does not print), so Cedar writes it here."""
+    if _PLAIN_ID.fullmatch(ref.id):
+        return f'{ref.type}::"{ref.id}"'
+    policy = {
+        "effect": "permit",
+        "principal": {"op": "==", "entity": ref.to_json()},
+        "action": {"op": "All"},
+        "resource": {"op": "All"},
+        "conditions": [],
+    }
+    document = {"staticPolicies": {"uid": policy}, "templates": {}, "templateLinks": []}
+    try:
+        match = _RENDERED.search(cedarpy.policies_from_json_str(json.dumps(document)))
+    except ValueError as exc:
+        raise RequestError(field, f"not a Cedar entity uid: {exc}") from None
+    if match is None:  # never expected: Cedar renders every uid this way
+        raise RequestError(field, f"cannot write {ref} as Cedar text")
+    return match.group("uid")
 
 
 def _empty_entity(text: str) -> dict[str, Any] | None:
     """An entity without attributes or parents for a uid as Cedar prints it; None if unread."""
-    match = _UID_TEXT.match(text)
+    match = _UID_TEXT.fullmatch(text)
     if match is None:
         return None
 
