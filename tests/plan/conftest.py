@@ -24,3 +24,9 @@ def postgres_engine() -> Iterator[sa.Engine]:
     finally:
         engine.dispose()
         server.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def engines(postgres_engine: sa.Engine) -> list[sa.Engine]:
+    """SQLite (in memory) and PostgreSQL: every filter runs on both."""
+    return [sa.create_engine("sqlite://"), postgres_engine]
