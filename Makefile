@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LISTEN ?= 127.0.0.1:9191
 PROTO := protos/pdp/v1/authorizer.proto
 
-.PHONY: install run test lint format proto check bench bench-peers clean
+.PHONY: install run test test-deps lint format proto check bench bench-peers clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,19 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/pdp serve policies --listen $(LISTEN)
 
-test: install
+test: install test-deps
 	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+# PostgreSQL for the query plan tests: Debian's package, installed when missing. The tests
+# start their own server on a temporary directory and port (tests/support/postgres.py); a
+# cluster the package's install may have started is stopped again, never used.
+POSTGRES_INSTALL = ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	{ apt-get install -y -qq postgresql || { apt-get update -qq && apt-get install -y -qq postgresql; }; } \
+	&& { pg_lsclusters --no-header 2>/dev/null | awk '$$4 == "online" {print $$1, $$2}' \
+	| while read version cluster; do pg_ctlcluster "$$version" "$$cluster" stop; done; }; }
+
+test-deps:
+	@$(POSTGRES_INSTALL)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -73,9 +73,15 @@ def render(plan: Plan, mapping: ResourceMapping, dialect: str, literal: bool) ->
     psycopg's `%(name)s`. PlanUnsupported when the mapping cannot express the plan.
     """
     where = to_filter(plan, mapping)
+    # Compiled inside `SELECT 1 FROM <table> WHERE ...`, so that join-table subqueries refer
+    # to the outer row, as they do in the application's own query.
+    query = sa.select(sa.literal_column("1")).select_from(mapping.id.table).where(where)
     options = {"literal_binds": True} if literal else {"render_postcompile": True}
-    compiled = where.compile(dialect=_DIALECTS[dialect](), compile_kwargs=options)
-    text = " ".join(str(compiled).split())
+    compiled = query.compile(dialect=_DIALECTS[dialect](), compile_kwargs=options)
+    _, found, condition = str(compiled).partition(" \nWHERE ")
+    if not found:
+        raise AssertionError(f"no WHERE in {compiled}")
+    text = " ".join(condition.split())
     if literal:
         return text, None
     params = compiled.construct_params()

@@ -23,7 +23,6 @@ never errors; the planner has already turned Cedar's error rules into and/or/not
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -47,8 +46,9 @@ def is_const(node: Node, flag: bool) -> bool:
 
 
 def key(node: Node) -> str:
-    """A canonical text of `node`, for deduplication."""
-    return json.dumps(node, sort_keys=True, separators=(",", ":"))
+    """A text of `node` for deduplication (nodes are built by the same constructors, so equal
+    nodes have their keys in the same order; a miss only keeps a duplicate)."""
+    return repr(node)
 
 
 def and_(*args: Node) -> Node:

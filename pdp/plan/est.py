@@ -91,13 +91,22 @@ def is_resource(expr: Expr) -> bool:
 
 def is_closed(expr: Expr) -> bool:
     """Whether `expr` holds no unknown: Cedar can evaluate it to a value or an error."""
-    stack = [expr]
+    return id(expr) not in open_nodes(expr)
+
+
+def open_nodes(expr: Expr) -> set[int]:
+    """The ids of the nodes of `expr` that hold an unknown (bottom-up, one pass)."""
+    found: set[int] = set()
+    stack: list[tuple[Expr, bool]] = [(expr, False)]
     while stack:
-        node = stack.pop()
-        if unknown_name(node) is not None:
-            return False
-        stack.extend(children(node))
-    return True
+        node, visited = stack.pop()
+        if visited:
+            if unknown_name(node) is not None or any(id(c) in found for c in children(node)):
+                found.add(id(node))
+            continue
+        stack.append((node, True))
+        stack.extend((child, False) for child in children(node))
+    return found
 
 
 def literal(expr: Expr) -> Any:

@@ -36,7 +36,12 @@ def plan_resources(bundle: CompiledBundle, request: PlanRequest) -> Plan:
     entities = _entities(bundle, request)
     residuals, entities = _residuals(bundle, request, partial, entities)
     hierarchy = Hierarchy(bundle, request.entities_json)
-    closed = [expr for residual in residuals.values() for expr in _closed_parts(residual)]
+    closed = [
+        expr
+        for residual in residuals.values()
+        if not _never_applies(residual)
+        for expr in _closed_parts(residual)
+    ]
     evaluated = probe.evaluate(closed, partial, entities, bundle.schema)
 
     order = {internal_id: n for n, internal_id in enumerate(bundle.by_internal_id)}
@@ -44,6 +49,8 @@ def plan_resources(bundle: CompiledBundle, request: PlanRequest) -> Plan:
     forbids: list[c.Node] = []
     policies: list[str] = []
     for internal_id, residual in sorted(residuals.items(), key=lambda item: order[item[0]]):
+        if _never_applies(residual):
+            continue
         info = bundle.by_internal_id[internal_id]
         applies = Translator(info.id, request.resource_type, hierarchy, evaluated).policy(residual)
         if c.size(applies) > MAX_CONDITION_SIZE:
@@ -62,6 +69,13 @@ def plan_resources(bundle: CompiledBundle, request: PlanRequest) -> Plan:
         decision_id=engine.new_decision_id(),
         bundle_revision=bundle.revision,
         unsupported=tuple(_unsupported_parts(condition)),
+    )
+
+
+def _never_applies(residual: dict[str, Any]) -> bool:
+    """A residual Cedar already decided: `when { false }` (most policies of a bundle)."""
+    return any(
+        cond["body"] == {"Value": cond["kind"] != "when"} for cond in residual.get("conditions", [])
     )
 
 
@@ -190,13 +204,16 @@ def _residuals(
 
 def _closed_parts(residual: dict[str, Any]) -> Iterator[est.Expr]:
     """The largest sub-expressions of a residual that do not involve the resource."""
-    stack = [cond["body"] for cond in residual.get("conditions", [])]
-    while stack:
-        expr = stack.pop()
-        if est.is_closed(expr):
-            yield expr
-        else:
-            stack.extend(est.children(expr))
+    for cond in residual.get("conditions", []):
+        opened = est.open_nodes(cond["body"])
+        stack = [cond["body"]]
+        while stack:
+            expr = stack.pop()
+            if id(expr) not in opened:
+                if "Value" not in expr:
+                    yield expr
+            else:
+                stack.extend(est.children(expr))
 
 
 # --- Cedar's uid text --------------------------------------------------------------------

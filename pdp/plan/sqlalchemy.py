@@ -114,7 +114,9 @@ class _Set:
         return _Leaf(self.table.present.is_(True))
 
     def rows(self, *where: ColumnElement[bool]) -> ColumnElement[bool]:
-        return sa.exists().where(self.table.key == self.resource_id, *where)
+        return _correlated(
+            sa.exists().where(self.table.key == self.resource_id, *where), self.resource_id
+        )
 
     def element(self) -> _Column:
         return _Column(self.table.value, self.kind, self.entity_type)
@@ -302,7 +304,7 @@ class _Writer:
                     continue
                 if isinstance(where, ParentTable):
                     rows = sa.exists().where(where.key == self._mapping.id, where.parent.in_(ids))
-                    parts.append(_Leaf(rows))
+                    parts.append(_Leaf(_correlated(rows, self._mapping.id)))
                 else:
                     parts.append(_Leaf(where.in_(ids), (where,)))
         return _any(parts)
@@ -399,6 +401,12 @@ _LEAVES = {
     "isEmpty": "_is_empty",
     "kind": "_kind",
 }
+
+
+def _correlated(exists: Any, resource_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """A join-table EXISTS tied to the resource row of the enclosing query."""
+    table = getattr(resource_id, "table", None)
+    return exists.correlate(table) if table is not None else exists
 
 
 def _emit(sql: _Sql) -> ColumnElement[bool]:

@@ -129,6 +129,10 @@ class Translator:
         self._hierarchy = hierarchy
         self._evaluated = evaluated
         self._memo: dict[int, Pair] = {}
+        self._open: set[int] = set()
+
+    def _is_closed(self, expr: est.Expr) -> bool:
+        return id(expr) not in self._open
 
     def policy(self, residual: dict[str, Any]) -> c.Node:
         """T of a residual policy: the rows it applies to."""
@@ -137,6 +141,7 @@ class Translator:
                 return c.unsupported(self._policy, scope, f"{scope} scope left unevaluated", True)
         parts = []
         for cond in residual.get("conditions", []):
+            self._open |= est.open_nodes(cond["body"])
             truth, falsity = self.pair(cond["body"])
             parts.append(truth if cond["kind"] == "when" else falsity)
         return c.and_(*parts)
@@ -165,7 +170,7 @@ class Translator:
 
     def _pair(self, expr: est.Expr) -> Pair:
         op = est.operator(expr)
-        if est.is_closed(expr):
+        if self._is_closed(expr):
             outcome = self._closed(expr)
             if outcome.error or not isinstance(outcome.value, bool):
                 return _NEITHER  # an error, or a condition that is no boolean: an error too
@@ -225,6 +230,8 @@ class Translator:
         raise Unsupported(f"{op} over the resource")
 
     def _closed(self, expr: est.Expr) -> Evaluated:
+        if "Value" in expr:
+            return Evaluated(expr["Value"])
         outcome = self._evaluated.get(key(expr))
         if outcome is None or outcome.unknown:
             raise Unsupported("Cedar's value for this part could not be read")
@@ -234,7 +241,7 @@ class Translator:
 
     def operand(self, expr: est.Expr) -> Operand:
         """`expr` as a term; Unsupported when it is none (arithmetic over the resource, ...)."""
-        if est.is_closed(expr):
+        if self._is_closed(expr):
             outcome = self._closed(expr)
             if outcome.error:
                 return _ERROR
@@ -258,7 +265,7 @@ class Translator:
         raise Unsupported(f"{op} as a value over the resource")
 
     def _boolean_or_operand(self, expr: est.Expr) -> Operand | Pair:
-        if not est.is_closed(expr) and est.operator(expr) in _BOOLEAN_SHAPED:
+        if not self._is_closed(expr) and est.operator(expr) in _BOOLEAN_SHAPED:
             return self.pair(expr)
         return self.operand(expr)
 
