@@ -171,9 +171,21 @@ def walk(node: Node) -> Iterator[Node]:
             stack.extend(reversed(current["args"]))
 
 
-def size(node: Node) -> int:
-    """Nodes and listed entities of a tree: what a consumer has to process."""
-    total = 0
-    for current in walk(node):
-        total += 1 + len(current.get("entities", ()))
-    return total
+class Sizer:
+    """Sizes of trees that share subtrees (as T and F of one expression do), each node once.
+
+    Nodes are kept alive with their size, so an id is never reused for another node.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[Node, int]] = {}
+
+    def size(self, node: Node) -> int:
+        found = self._known.get(id(node))
+        if found is not None:
+            return found[1]
+        total = 1 + len(node.get("entities", ()))
+        if node.get("op") in ("and", "or", "not"):
+            total += sum(self.size(arg) for arg in node["args"])
+        self._known[id(node)] = (node, total)
+        return total

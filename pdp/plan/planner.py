@@ -17,9 +17,9 @@ from pdp.plan import condition as c
 from pdp.plan import est, probe
 from pdp.plan.hierarchy import Hierarchy
 from pdp.plan.model import Plan, PlanKind, PlanRequest, UnsupportedPart
-from pdp.plan.translate import Translator
+from pdp.plan.translate import MAX_SIZE, Translator
 
-MAX_CONDITION_SIZE = 20_000  # nodes and listed entities of one policy's condition
+MAX_PLAN_SIZE = 5 * MAX_SIZE
 _TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*$")
 _UNKNOWN_ROUNDS = 3
 
@@ -53,14 +53,17 @@ def plan_resources(bundle: CompiledBundle, request: PlanRequest) -> Plan:
             continue
         info = bundle.by_internal_id[internal_id]
         applies = Translator(info.id, request.resource_type, hierarchy, evaluated).policy(residual)
-        if c.size(applies) > MAX_CONDITION_SIZE:
-            reason = f"its condition is over {MAX_CONDITION_SIZE} nodes and entities"
+        if c.Sizer().size(applies) > MAX_SIZE:
+            reason = f"its condition is over {MAX_SIZE} nodes and entities"
             applies = c.unsupported(info.id, "the whole policy", reason, True)
         if c.is_const(applies, False):
             continue
         policies.append(info.id)
         (permits if residual.get("effect") == "permit" else forbids).append(applies)
     condition = c.and_(c.or_(*permits), c.not_(c.or_(*forbids)))
+    if c.Sizer().size(condition) > MAX_PLAN_SIZE:
+        reason = f"the plan is over {MAX_PLAN_SIZE} nodes and entities"
+        condition = c.unsupported("", "the whole plan", reason, True)
     return Plan(
         kind=_kind(condition),
         condition=condition,

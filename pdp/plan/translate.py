@@ -27,6 +27,7 @@ from pdp.plan.hierarchy import Hierarchy
 from pdp.plan.probe import Evaluated, key
 
 Pair = tuple[c.Node, c.Node]  # (T, F)
+MAX_SIZE = 20_000  # nodes and listed entities of one condition: over it, a part is unsupported
 _BOOLEAN_EXTENSIONS = frozenset(
     (
         "lessThan",
@@ -130,6 +131,7 @@ class Translator:
         self._evaluated = evaluated
         self._memo: dict[int, Pair] = {}
         self._open: set[int] = set()
+        self._sizer = c.Sizer()
 
     def _is_closed(self, expr: est.Expr) -> bool:
         return id(expr) not in self._open
@@ -152,6 +154,8 @@ class Translator:
         if found is None:
             try:
                 found = self._pair(expr)
+                if max(self._sizer.size(found[0]), self._sizer.size(found[1])) > MAX_SIZE:
+                    raise Unsupported(f"its condition is over {MAX_SIZE} nodes and entities")
             except Unsupported as exc:
                 found = self._unsupported(expr, exc.reason)
             except RecursionError:

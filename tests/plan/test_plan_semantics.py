@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from pdp.plan import PlanKind, PlanUnsupported
+from pdp.plan import PlanKind, PlanUnsupported, plan_resources
 from pdp.plan.predicate import to_predicate
 from pdp.plan.sqlalchemy import to_filter
-from tests.plan.docs import MAPPING, bundle_of, check, doc, ref
+from tests.plan.docs import MAPPING, bundle_of, check, doc, question, ref
 
 PERMIT_ALL = "permit(principal, action, resource);\n"
 
@@ -206,3 +206,22 @@ def test_an_unsupported_part_that_cannot_matter_is_dropped(engines: list[sa.Engi
     plan, tally, _ = check(bundle, "u1", [doc("d1", name="x"), doc("d2")], engines)
     _exact(tally)
     assert not plan.unsupported
+
+
+def test_conditions_that_grow_with_every_level_are_cut_off() -> None:
+    """T and F of alternating `!`/`||`/`&&` double at each level: the planner names the part
+    instead of building (or walking) an exponential tree."""
+    expr = "resource.level < 5"
+    for level in range(40):
+        if level % 2:
+            expr = f'(!({expr}) || resource.name == "x{level}")'
+        else:
+            expr = f"({expr} && resource has name)"
+    bundle = bundle_of(f"permit(principal, action, resource) when {{ {expr} }};")
+    plan = plan_resources(bundle, question("u1"))
+    assert plan.kind is PlanKind.CONDITIONAL
+    assert {p.reason for p in plan.unsupported} == {
+        "its condition is over 20000 nodes and entities"
+    }
+    with pytest.raises(PlanUnsupported, match="over 20000 nodes"):
+        to_filter(plan, MAPPING)
