@@ -7,7 +7,7 @@ DEV ?= .dev
 SUB ?= 42
 PROTO := protos/pdp/v1/authorizer.proto
 
-.PHONY: install run test lint format proto check image k8s-bundles bench bench-peers clean dev-bundle run-dev dev-token
+.PHONY: install run test test-deps lint format proto check image k8s-bundles bench bench-peers clean dev-bundle run-dev dev-token
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,19 @@ dev-token: install
 	@test -f $(DEV)/dev-es256.pem || { echo "no $(DEV)/dev-es256.pem: run make dev-bundle first" >&2; exit 1; }
 	@$(VENV)/bin/pdp token --key $(DEV)/dev-es256.pem --bundle $(DEV)/bundle --sub $(SUB)
 
-test: install
+test: install test-deps
 	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+# PostgreSQL for the query plan tests: Debian's package, installed when missing. The tests
+# start their own server on a temporary directory and port (tests/support/postgres.py); a
+# cluster the package's install may have started is stopped again, never used.
+POSTGRES_INSTALL = ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	{ apt-get install -y -qq postgresql || { apt-get update -qq && apt-get install -y -qq postgresql; }; } \
+	&& { pg_lsclusters --no-header 2>/dev/null | awk '$$4 == "online" {print $$1, $$2}' \
+	| while read version cluster; do pg_ctlcluster "$$version" "$$cluster" stop; done; }; }
+
+test-deps:
+	@$(POSTGRES_INSTALL)
 
 lint: install
 	$(VENV)/bin/ruff check .

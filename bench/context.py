@@ -17,7 +17,7 @@ from bench.report import Row
 IS_AUTHORIZED = "/pdp.v1.Authorizer/IsAuthorized"
 BATCH = "/pdp.v1.Authorizer/BatchIsAuthorized"
 GET_STATUS = "/pdp.v1.Authorizer/GetStatus"
-SECTIONS = ("floor", "peer", "pdp", "workers", "policies", "entities", "reload")
+SECTIONS = ("floor", "plan", "peer", "pdp", "workers", "policies", "entities", "reload")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """`make bench`: floors, pdp serve, the Cerbos peer and the sweeps in one run; one table.
 
 Environment: BENCH_QUICK=1 (short, for development), BENCH_PEERS=1 (Cerbos too),
-BENCH_DURATION=S (seconds per 1/8/32 point), BENCH_ONLY=floor,peer,pdp,workers,policies,
-entities,reload (sections), BENCH_DECISION_LOG=0 (pdp serve without its decision log).
+BENCH_DURATION=S (seconds per 1/8/32 point), BENCH_ONLY=floor,plan,peer,pdp,workers,
+policies,entities,reload (sections), BENCH_DECISION_LOG=0 (pdp serve without its decision log).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import grpc
 
-from bench import bundles, cerbos, check, client, inproc, procs, report, servers, summary
+from bench import bundles, cerbos, check, client, inproc, plans, procs, report, servers, summary
 from bench.context import BATCH, GET_STATUS, IS_AUTHORIZED, Bench, Settings
 from bench.measure import Contender, first_pass, frames, points, rounds, verify_bodies
 from bench.mix import Call, distinct_pairs, entity_sweep_mix, orders_mix, policy_sweep_mix
@@ -116,6 +116,28 @@ def section_floor(bench: Bench, bundle: Path, calls: list[Call], bodies_calls: l
     verify_bodies(floor)
     bench.shared["floor"] = floor
     bench.rows += points(bench, floor, "floor")
+
+
+# --- query plans --------------------------------------------------------------------------
+
+
+def section_plan(bench: Bench, bundle: Path) -> None:
+    """One line: PlanResources' engine cost on the example bundle vs one IsAuthorized's."""
+    result = plans.measure(bundle, min(2.0, bench.settings.duration))
+    ratio = result.plan_p50_us / result.decide_p50_us if result.decide_p50_us else 0.0
+    bench.rows.append(
+        Row(
+            "plan",
+            "PlanResources in-process (listOrders over Order)",
+            "-",
+            result.plan_p50_us,
+            result.plan_p99_us,
+            note=f"{ratio:.1f}x one IsAuthorized in-process ({result.decide_p50_us:,.0f} µs "
+            f"p50); {result.plans} plans over customer, support and admin",
+            raw={"plan": asdict(result)},
+        )
+    )
+    bench.log(f"plan: p50 {result.plan_p50_us:.0f} µs, {ratio:.1f}x IsAuthorized")
 
 
 # --- the peer -----------------------------------------------------------------------------
@@ -485,6 +507,7 @@ def run(settings: Settings) -> int:
         bodies_calls = pick_bodies(calls, settings.h2load_procs)
         steps: list[tuple[str, Callable[[], None]]] = [
             ("floor", lambda: section_floor(bench, bundle, calls, bodies_calls)),
+            ("plan", lambda: section_plan(bench, bundle)),
             ("peer", lambda: section_peer(bench, calls, bodies_calls)),
             ("pdp", lambda: section_pdp(bench, bundle, signer, calls, bodies_calls)),
             ("workers", lambda: section_workers(bench, bundle, calls)),

@@ -181,7 +181,7 @@ def _decision(
     bundle: CompiledBundle, outcome: evaluation.Outcome, request: AuthzRequest
 ) -> Decision:
     if outcome.allowed is None:
-        raise _request_error(list(outcome.errors), request)
+        raise request_error(list(outcome.errors), request)
     by_id = bundle.by_internal_id
     errors: list[str] = []
     erroring: list[str] = []
@@ -204,7 +204,8 @@ def _decision(
     )
 
 
-def _request_error(errors: list[str], request: AuthzRequest) -> RequestError:
+def request_error(errors: list[str], request: AuthzRequest) -> RequestError:
+    """The RequestError for Cedar's errors building `request`, naming the field they concern."""
     message = "; ".join(e.removeprefix(_BUILD_PREFIX) for e in errors) or "request rejected"
     lowered = message.lower()
     positions = {name: lowered.find(name) for name in _FIELDS if name in lowered}

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pdp.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-APIS = ("IsAuthorized", "BatchIsAuthorized", "Check")
+APIS = ("IsAuthorized", "BatchIsAuthorized", "Check", "PlanResources")
 DROP_REASONS = ("queue_full", "write_error")
 # From a cache-hot single decision (~100 us) to a slow batch or a stalled event loop.
 LATENCY_BUCKETS = (
@@ -59,6 +59,9 @@ class Metrics:
 
     def request_error(self, api: str, code: str) -> None:
         """A call of `api` that ended with gRPC status `code` and no decision."""
+
+    def plan(self, api: str, outcome: str) -> None:
+        """A query plan made: `outcome` is allow (always allowed), deny or conditional."""
 
     def authn_failure(self, reason: str) -> None:
         """A gateway credential that failed verification, by a short reason token."""
@@ -182,6 +185,9 @@ class PrometheusMetrics(Metrics):
 
     def request_error(self, api: str, code: str) -> None:
         self._errors.labels(api, code).inc()
+
+    def plan(self, api: str, outcome: str) -> None:
+        self._decisions.labels(api, outcome).inc()
 
     def authn_failure(self, reason: str) -> None:
         self._authn.labels(label_token(reason)).inc()

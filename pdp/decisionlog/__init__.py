@@ -11,7 +11,9 @@ from pdp.decisionlog.entry import (
     CHECK,
     IS_AUTHORIZED,
     MAX_LINE_BYTES,
+    PLAN_RESOURCES,
     GatewayFields,
+    PlanFields,
     Record,
 )
 from pdp.decisionlog.masking import MASKED, LogRules, Masker
@@ -26,11 +28,13 @@ __all__ = [
     "IS_AUTHORIZED",
     "MASKED",
     "MAX_LINE_BYTES",
+    "PLAN_RESOURCES",
     "DecisionLog",
     "GatewayFields",
     "LazyRequests",
     "LogRules",
     "Masker",
+    "PlanFields",
     "Record",
     "Recorder",
     "Sampling",

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 IS_AUTHORIZED = "IsAuthorized"
 BATCH_IS_AUTHORIZED = "BatchIsAuthorized"
 CHECK = "Check"
+PLAN_RESOURCES = "PlanResources"
 MAX_LINE_BYTES = 64 * 1024
 
 
@@ -46,6 +47,15 @@ class GatewayFields:
     trace_id: str | None = None  # from a valid W3C traceparent header, never the raw header
 
 
+@dataclass(frozen=True, slots=True)
+class PlanFields:
+    """What a query plan (PlanResources) adds to its line: it decides no single resource."""
+
+    kind: str  # ALWAYS_ALLOWED, ALWAYS_DENIED or CONDITIONAL
+    resource_type: str
+    unsupported: int = 0  # parts the plan could not express
+
+
 @dataclass(slots=True)  # not frozen: built on the request path, and frozen costs more
 class Record:
     """What one call hands over: references only; the writer thread builds the lines."""
@@ -59,6 +69,7 @@ class Record:
     indices: Sequence[int] | None = None  # batch items kept by sampling; None: all
     shared_entities: str | None = None
     gateway: GatewayFields | None = None
+    plan: PlanFields | None = None
 
     @property
     def count(self) -> int:
@@ -110,9 +121,20 @@ def build_entry(record: Record, index: int, masker: Masker, rules: LogRules) -> 
         entry["batch_index"] = index
     if gateway is not None:
         entry.update(_gateway_fields(gateway))
+    if record.plan is not None:
+        entry["resource"] = None
+        entry["decision"] = _PLAN_OUTCOMES[record.plan.kind]
+        entry["plan"] = {
+            "kind": record.plan.kind,
+            "resource_type": record.plan.resource_type,
+            "unsupported": record.plan.unsupported,
+        }
     if request is not None:
         _add_request_data(entry, record, request, masker, rules)
     return entry
+
+
+_PLAN_OUTCOMES = {"ALWAYS_ALLOWED": "allow", "ALWAYS_DENIED": "deny", "CONDITIONAL": "conditional"}
 
 
 def _add_request_data(

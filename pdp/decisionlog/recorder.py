@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pdp.decisionlog.entry import GatewayFields, Record
+from pdp.decisionlog.entry import GatewayFields, PlanFields, Record
 from pdp.decisionlog.sink import open_sink
 from pdp.decisionlog.writer import DEFAULT_CAPACITY, DecisionLog, Sampling
 from pdp.metrics import Metrics, MetricsServer, PrometheusMetrics, multiprocess_mode, serve_metrics
@@ -142,6 +142,27 @@ class Recorder:
                 shared_entities=shared_entities,
             )
         )
+
+    def plan(
+        self,
+        api: str,
+        started: float,
+        bundle: CompiledBundle | None,
+        decision: Decision,
+        request: AuthzRequest,
+        fields: PlanFields,
+    ) -> None:
+        """One query plan, logged as a line with a `plan` object (`decision`: allow, deny or
+        conditional); `decision` carries its id, policies and unsupported parts."""
+        seconds = time.perf_counter() - started
+        outcome = {"ALWAYS_ALLOWED": "allow", "ALWAYS_DENIED": "deny"}.get(fields.kind)
+        self.metrics.call(api, seconds)
+        self.metrics.plan(api, outcome or "conditional")
+        sink = self.decision_log
+        if sink is not None and sink.sampling.keep(decision.allowed):
+            sink.submit(
+                Record(api, time.time(), seconds, bundle, (decision,), (request,), plan=fields)
+            )
 
     def failed(self, api: str, started: float, code: str) -> None:
         """A call that ended with a gRPC error status `code` and no decision."""

@@ -16,9 +16,17 @@ import pdp
 from pdp import engine
 from pdp.bundle.compiler import CompiledBundle
 from pdp.bundle.store import BundleStore
-from pdp.decisionlog import BATCH_IS_AUTHORIZED, IS_AUTHORIZED, LazyRequests, Recorder
+from pdp.decisionlog import (
+    BATCH_IS_AUTHORIZED,
+    IS_AUTHORIZED,
+    PLAN_RESOURCES,
+    LazyRequests,
+    PlanFields,
+    Recorder,
+)
 from pdp.errors import LimitExceeded, RequestError
-from pdp.model import AuthzRequest, Decision
+from pdp.model import AuthzRequest, Decision, EntityRef
+from pdp.plan import Plan, PlanKind, PlanRequest, plan_resources
 from pdp.server import convert
 from pdp.server.limits import (
     Deadline,
@@ -26,6 +34,7 @@ from pdp.server.limits import (
     Limits,
     Parents,
     check_batch,
+    check_plan_request,
     check_request,
     deadline,
 )
@@ -91,6 +100,25 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         items = LazyRequests(request.requests, _logged_request)
         self._recorder.batch(BATCH_IS_AUTHORIZED, started, bundle, decisions, items, shared)
         return pb.BatchIsAuthorizedResponse(results=[convert.response(d) for d in decisions])
+
+    async def PlanResources(
+        self, request: pb.PlanResourcesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PlanResourcesResponse:
+        started = time.perf_counter()
+        bundle = await self._bundle(context, PLAN_RESOURCES, started)
+        try:
+            deadline(context.time_remaining(), self._limits)  # no work for an expired call
+            check_plan_request(request, self._limits)
+            question = convert.plan_request(request)
+            plan = plan_resources(bundle, question)
+        except RequestError as exc:
+            self._recorder.failed(PLAN_RESOURCES, started, _status(exc).name)
+            await _abort(context, convert.named_as_sent(exc, request))
+        except Exception as exc:  # fail closed: a status without a plan, never an allow
+            await self._failed(context, PLAN_RESOURCES, started, exc)
+        decision, logged, fields = _plan_log(plan, question)
+        self._recorder.plan(PLAN_RESOURCES, started, bundle, decision, logged, fields)
+        return convert.plan_response(plan)
 
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext
@@ -205,6 +233,30 @@ def _logged_request(item: pb.IsAuthorizedRequest) -> AuthzRequest | None:
         return convert.authz_request(item)
     except RequestError:
         return None
+
+
+def _plan_log(plan: Plan, question: PlanRequest) -> tuple[Decision, AuthzRequest, PlanFields]:
+    """A plan as the decision log records it (the resource is its type, not one entity)."""
+    decision = Decision(
+        allowed=plan.kind is PlanKind.ALWAYS_ALLOWED,
+        determining_policies=plan.policies,
+        erroring_policies=(),
+        errors=tuple(
+            f"unsupported in {p.policy}: {p.expression} ({p.reason})" for p in plan.unsupported
+        ),
+        decision_id=plan.decision_id,
+        bundle_revision=plan.bundle_revision,
+    )
+    logged = AuthzRequest(
+        principal=question.principal,
+        action=question.action,
+        resource=EntityRef(question.resource_type, ""),
+        context=question.context,
+        context_json=question.context_json,
+        entities_json=question.entities_json,
+    )
+    fields = PlanFields(plan.kind.value, plan.resource_type, len(plan.unsupported))
+    return decision, logged, fields
 
 
 def _status(error: RequestError) -> grpc.StatusCode:

@@ -11,9 +11,15 @@ from google.protobuf import struct_pb2
 
 from pdp.errors import RequestError
 from pdp.model import AuthzRequest, Decision, EntityRef
+from pdp.plan import Plan, PlanKind, PlanRequest
 from pdp.v1 import authorizer_pb2 as pb
 
 _DECISIONS = {True: pb.DECISION_ALLOW, False: pb.DECISION_DENY}
+_PLAN_KINDS = {
+    PlanKind.ALWAYS_ALLOWED: pb.PLAN_KIND_ALWAYS_ALLOWED,
+    PlanKind.ALWAYS_DENIED: pb.PLAN_KIND_ALWAYS_DENIED,
+    PlanKind.CONDITIONAL: pb.PLAN_KIND_CONDITIONAL,
+}
 _LONG_MIN = -(2**63)
 
 
@@ -114,4 +120,33 @@ def response(decision: Decision) -> pb.IsAuthorizedResponse:
         decision_id=decision.decision_id,
         bundle_revision=decision.bundle_revision,
         erroring_policies=decision.erroring_policies,
+    )
+
+
+def plan_request(message: pb.PlanResourcesRequest) -> PlanRequest:
+    """The model question for a PlanResourcesRequest."""
+    has_context = message.HasField("context")
+    if has_context and message.context_json:
+        raise RequestError("context_json", "set either context or context_json, not both")
+    return PlanRequest(
+        principal=entity_ref(message, "principal"),
+        action=entity_ref(message, "action"),
+        resource_type=message.resource_type,
+        context=struct_to_cedar(message.context, "context") if has_context else None,
+        context_json=message.context_json or None,
+        entities_json=entities_json(message.entities, message.entities_json, "entities"),
+    )
+
+
+def plan_response(plan: Plan) -> pb.PlanResourcesResponse:
+    return pb.PlanResourcesResponse(
+        kind=_PLAN_KINDS[plan.kind],
+        condition_json=json.dumps(plan.condition, separators=(",", ":"), ensure_ascii=False),
+        policies=plan.policies,
+        unsupported=[
+            pb.UnsupportedPart(policy=p.policy, expression=p.expression, reason=p.reason)
+            for p in plan.unsupported
+        ],
+        decision_id=plan.decision_id,
+        bundle_revision=plan.bundle_revision,
     )

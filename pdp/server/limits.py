@@ -152,6 +152,22 @@ def check_request(
     """
     for name in ("principal", "action", "resource"):
         _check_uid(getattr(message, name), f"{prefix}{name}", limits)
+    _check_context_and_entities(message, limits, prefix, shared)
+
+
+def check_plan_request(message: Any, limits: Limits) -> None:
+    """Raise LimitExceeded when a PlanResourcesRequest is over a limit."""
+    for name in ("principal", "action"):
+        _check_uid(getattr(message, name), name, limits)
+    if len(message.resource_type) > limits.max_id_length:
+        count = f"{len(message.resource_type)} characters"
+        raise _over("resource_type", count, limits, "max_id_length")
+    _check_context_and_entities(message, limits, "", None)
+
+
+def _check_context_and_entities(
+    message: Any, limits: Limits, prefix: str, shared: Parents | None
+) -> None:
     if message.HasField("context"):
         _check_struct(message.context, f"{prefix}context", limits, count_keys=True)
     context_json = message.context_json

@@ -16,9 +16,20 @@ class Decision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DECISION_UNSPECIFIED: _ClassVar[Decision]
     DECISION_ALLOW: _ClassVar[Decision]
     DECISION_DENY: _ClassVar[Decision]
+
+class PlanKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PLAN_KIND_UNSPECIFIED: _ClassVar[PlanKind]
+    PLAN_KIND_ALWAYS_ALLOWED: _ClassVar[PlanKind]
+    PLAN_KIND_ALWAYS_DENIED: _ClassVar[PlanKind]
+    PLAN_KIND_CONDITIONAL: _ClassVar[PlanKind]
 DECISION_UNSPECIFIED: Decision
 DECISION_ALLOW: Decision
 DECISION_DENY: Decision
+PLAN_KIND_UNSPECIFIED: PlanKind
+PLAN_KIND_ALWAYS_ALLOWED: PlanKind
+PLAN_KIND_ALWAYS_DENIED: PlanKind
+PLAN_KIND_CONDITIONAL: PlanKind
 
 class EntityUid(_message.Message):
     __slots__ = ("type", "id")
@@ -129,3 +140,47 @@ class GetStatusResponse(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     pid: int
     def __init__(self, serving: _Optional[bool] = ..., bundle_name: _Optional[str] = ..., bundle_revision: _Optional[str] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bundle_path: _Optional[str] = ..., policy_count: _Optional[int] = ..., template_link_count: _Optional[int] = ..., entity_count: _Optional[int] = ..., activations: _Optional[int] = ..., load_failures: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pid: _Optional[int] = ...) -> None: ...
+
+class PlanResourcesRequest(_message.Message):
+    __slots__ = ("principal", "action", "resource_type", "context", "entities", "context_json", "entities_json")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    ENTITIES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ENTITIES_JSON_FIELD_NUMBER: _ClassVar[int]
+    principal: EntityUid
+    action: EntityUid
+    resource_type: str
+    context: _struct_pb2.Struct
+    entities: _containers.RepeatedCompositeFieldContainer[Entity]
+    context_json: str
+    entities_json: str
+    def __init__(self, principal: _Optional[_Union[EntityUid, _Mapping]] = ..., action: _Optional[_Union[EntityUid, _Mapping]] = ..., resource_type: _Optional[str] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., entities: _Optional[_Iterable[_Union[Entity, _Mapping]]] = ..., context_json: _Optional[str] = ..., entities_json: _Optional[str] = ...) -> None: ...
+
+class UnsupportedPart(_message.Message):
+    __slots__ = ("policy", "expression", "reason")
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    EXPRESSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    policy: str
+    expression: str
+    reason: str
+    def __init__(self, policy: _Optional[str] = ..., expression: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PlanResourcesResponse(_message.Message):
+    __slots__ = ("kind", "condition_json", "policies", "unsupported", "decision_id", "bundle_revision")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_JSON_FIELD_NUMBER: _ClassVar[int]
+    POLICIES_FIELD_NUMBER: _ClassVar[int]
+    UNSUPPORTED_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_REVISION_FIELD_NUMBER: _ClassVar[int]
+    kind: PlanKind
+    condition_json: str
+    policies: _containers.RepeatedScalarFieldContainer[str]
+    unsupported: _containers.RepeatedCompositeFieldContainer[UnsupportedPart]
+    decision_id: str
+    bundle_revision: str
+    def __init__(self, kind: _Optional[_Union[PlanKind, str]] = ..., condition_json: _Optional[str] = ..., policies: _Optional[_Iterable[str]] = ..., unsupported: _Optional[_Iterable[_Union[UnsupportedPart, _Mapping]]] = ..., decision_id: _Optional[str] = ..., bundle_revision: _Optional[str] = ...) -> None: ...

@@ -49,6 +49,11 @@ class AuthorizerStub:
                 request_serializer=pdp_dot_v1_dot_authorizer__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=pdp_dot_v1_dot_authorizer__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.PlanResources = channel.unary_unary(
+                '/pdp.v1.Authorizer/PlanResources',
+                request_serializer=pdp_dot_v1_dot_authorizer__pb2.PlanResourcesRequest.SerializeToString,
+                response_deserializer=pdp_dot_v1_dot_authorizer__pb2.PlanResourcesResponse.FromString,
+                _registered_method=True)
 
 
 class AuthorizerServicer:
@@ -75,6 +80,13 @@ class AuthorizerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PlanResources(self, request, context):
+        """Which resources of a type may the principal act on: a query plan (README, "Query plans").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthorizerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +104,11 @@ def add_AuthorizerServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=pdp_dot_v1_dot_authorizer__pb2.GetStatusRequest.FromString,
                     response_serializer=pdp_dot_v1_dot_authorizer__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'PlanResources': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlanResources,
+                    request_deserializer=pdp_dot_v1_dot_authorizer__pb2.PlanResourcesRequest.FromString,
+                    response_serializer=pdp_dot_v1_dot_authorizer__pb2.PlanResourcesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +192,33 @@ class Authorizer:
             '/pdp.v1.Authorizer/GetStatus',
             pdp_dot_v1_dot_authorizer__pb2.GetStatusRequest.SerializeToString,
             pdp_dot_v1_dot_authorizer__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanResources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pdp.v1.Authorizer/PlanResources',
+            pdp_dot_v1_dot_authorizer__pb2.PlanResourcesRequest.SerializeToString,
+            pdp_dot_v1_dot_authorizer__pb2.PlanResourcesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of IsAuthorized, BatchIsAuthorized and Check against live servers.
+"""Property-based fuzzing of IsAuthorized, BatchIsAuthorized, PlanResources and Check, live.
 
 The pdp.v1 server serves `guarded_bundle`, whose only permit is for ALLOWED (with
 `context.ok`): a random request can never be allowed, whatever it carries, so any ALLOW for
@@ -316,6 +316,50 @@ def test_random_requests_are_never_allowed_and_never_crash(
             assert not _is_allowed_triple(message)
 
     run()
+    assert_alive_and_serving(server)
+
+
+def _as_plan(message: pb.IsAuthorizedRequest) -> pb.PlanResourcesRequest:
+    """The same question with the resource left open: its type only."""
+    plan = pb.PlanResourcesRequest(resource_type=message.resource.type)
+    for name in ("principal", "action", "context"):
+        if message.HasField(name):
+            getattr(plan, name).CopyFrom(getattr(message, name))
+    plan.entities.extend(message.entities)
+    plan.context_json = message.context_json
+    plan.entities_json = message.entities_json
+    return plan
+
+
+def test_random_plans_never_allow_and_never_crash(
+    server: ServerProcess, stub: pb_grpc.AuthorizerStub
+) -> None:
+    """Only ALLOWED's principal and action on Doc may get a condition; no plan allows all."""
+
+    @FUZZ
+    @given(st.one_of(random_requests(), malformed))
+    def run(message: pb.IsAuthorizedRequest) -> None:
+        plan = _as_plan(message)
+        try:
+            response = stub.PlanResources(plan, timeout=TIMEOUT)
+        except grpc.RpcError as exc:
+            assert exc.code() in REFUSED, (exc.code(), exc.details())
+            return
+        assert response.kind != pb.PLAN_KIND_ALWAYS_ALLOWED, plan
+        if response.kind == pb.PLAN_KIND_CONDITIONAL:
+            (ptype, pid), (atype, aid), (rtype, _) = ALLOWED
+            assert (plan.principal.type, plan.principal.id) == (ptype, pid), plan
+            assert (plan.action.type, plan.action.id, plan.resource_type) == (atype, aid, rtype)
+        else:
+            assert response.kind == pb.PLAN_KIND_ALWAYS_DENIED
+
+    run()
+    valid = stub.PlanResources(_as_plan(allowed_request()), timeout=TIMEOUT)  # not vacuous
+    assert valid.kind == pb.PLAN_KIND_CONDITIONAL
+    assert json.loads(valid.condition_json) == {
+        "op": "==",
+        "args": [{"var": "resource"}, {"value": {"__entity": {"type": "Doc", "id": "d1"}}}],
+    }
     assert_alive_and_serving(server)
 
 

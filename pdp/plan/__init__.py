@@ -1,0 +1,15 @@
+"""Query plans: which resources of a type a principal may act on, as a condition a database runs."""
+
+from __future__ import annotations
+
+from pdp.plan.model import Plan, PlanKind, PlanRequest, PlanUnsupported, UnsupportedPart
+from pdp.plan.planner import plan_resources
+
+__all__ = [
+    "Plan",
+    "PlanKind",
+    "PlanRequest",
+    "PlanUnsupported",
+    "UnsupportedPart",
+    "plan_resources",
+]
