@@ -72,6 +72,9 @@ k8s-bundles: install
 		> deploy/kubernetes/sidecar/bundle.yaml
 	$(PY) deploy/kubernetes/bundle_configmap.py policies --name orders-policy --namespace pdp \
 		> deploy/kubernetes/gateway/bundle.yaml
+	$(PY) deploy/kubernetes/bundle_configmap.py policies \
+		--write-items deploy/kubernetes/sidecar/deployment.yaml \
+		--write-items deploy/kubernetes/gateway/pdp.yaml
 
 # Benchmarks (README "Benchmarks"): one table, bench/results/latest.json; bounded (~6 min).
 # h2load is Debian's nghttp2-client; bench-peers also installs Cerbos from npm into bench/.peers.

@@ -39,6 +39,14 @@ def configure(level: str = "info") -> None:
     root.setLevel(level.upper())
     root.propagate = False
     logging.captureWarnings(True)
+    logging.getLogger("py.warnings").filters[:] = [_mark_warning]
     everything = logging.getLogger()
     everything.handlers[:] = [handler]
     everything.setLevel(logging.WARNING)
+
+
+def _mark_warning(record: logging.LogRecord) -> bool:
+    """A Python warning's log line: `"event": "python_warning"`, its text on one line."""
+    record.event = "python_warning"
+    record.msg = str(record.msg).strip()
+    return True

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from pdp.bundle import load_bundle
-from pdp.bundle.loader import list_bundle_files
+from pdp.bundle.loader import read_bundle
 from pdp.errors import BundleError
 
 KEY_SEPARATOR = "__"
@@ -58,13 +58,7 @@ def bundle_files(root: Path) -> dict[str, str]:
     """The bundle's content files as {relative path: text}, exactly those pdp reads."""
     if not root.is_dir():
         raise ConfigMapError(f"{root}: not a directory")
-    files: dict[str, str] = {}
-    for path in list_bundle_files(root):
-        try:
-            files[path] = (root / path).read_bytes().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigMapError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    return files
+    return dict(read_bundle(root).files)
 
 
 def items(files: dict[str, str]) -> list[dict[str, str]]:
@@ -119,6 +113,28 @@ def dump(document: Any, header: str = "") -> str:
     return comment + body
 
 
+def rewrite_items(manifest: Path, files: dict[str, str]) -> None:
+    """Replace the flow-style `items:` list(s) in `manifest` with the bundle's, in place."""
+    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
+    out: list[str] = []
+    index = 0
+    found = False
+    while index < len(lines):
+        line = lines[index]
+        out.append(line)
+        index += 1
+        if line.strip() != "items:":
+            continue
+        found = True
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        while index < len(lines) and lines[index].strip().startswith("- { key:"):
+            index += 1
+        out += [f"{indent}- {{ key: {i['key']}, path: {i['path']} }}\n" for i in items(files)]
+    if not found:
+        raise ConfigMapError(f"{manifest}: no `items:` list to rewrite")
+    manifest.write_text("".join(out), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bundle_configmap.py", description="A pdp bundle as a Kubernetes ConfigMap."
@@ -129,8 +145,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--items", action="store_true", help="print the volume `items` list instead"
     )
+    parser.add_argument(
+        "--write-items",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="MANIFEST",
+        help="rewrite the `items:` list of MANIFEST in place (repeatable), print nothing",
+    )
     args = parser.parse_args(argv)
     try:
+        if args.write_items:
+            load_bundle(args.bundle)
+            for manifest in args.write_items:
+                rewrite_items(manifest, bundle_files(args.bundle))
+            return EXIT_OK
         if args.items:
             sys.stdout.write(dump(items(bundle_files(args.bundle))))
             return EXIT_OK

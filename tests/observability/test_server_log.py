@@ -14,7 +14,8 @@ from pdp import logs
 logs.configure("info")
 logging.getLogger("pdp.test").info("from pdp", extra={"event": "x"})
 logging.getLogger("pdp.test").debug("below the level")
-warnings.warn("a library warning")
+import jwt
+warnings.warn("The HMAC key is 6 bytes long", jwt.InsecureKeyLengthWarning)
 logging.getLogger("grpc._cython").error("from grpc")
 logging.getLogger("asyncio").info("below warning: dropped")
 """
@@ -32,4 +33,6 @@ def test_pdp_library_and_python_warnings_are_all_json_lines() -> None:
         ("grpc._cython", "error"),
     ]
     assert lines[0]["event"] == "x"
-    assert "a library warning" in lines[1]["message"]
+    assert lines[1]["event"] == "python_warning"
+    assert "InsecureKeyLengthWarning: The HMAC key is 6 bytes long" in lines[1]["message"]
+    assert done.stdout == ""  # stdout belongs to the decision log
