@@ -156,5 +156,7 @@ def test_generated_plans_select_exactly_what_cedar_allows(engines: list[sa.Engin
         f"SQLite {tally.sqlite_rows}, PostgreSQL {tally.postgres_rows}; "
         f"differences {len(tally.differences)}"
     )
-    assert tally.plans >= 100 and tally.unsupported_plans > 0
+    # Unsupported parts are drawn at random and may not come up in a run; test_plan_semantics
+    # pins them case by case. Here: enough plans and rows for the comparison to mean something.
+    assert tally.plans >= 100
     assert tally.sqlite_rows > 300 and tally.postgres_rows > 300
