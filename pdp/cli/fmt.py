@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cedarpy
 
+from pdp import argtypes
 from pdp.bundle.diagnose import locate_parse_errors, parser_hazard_problem
 from pdp.bundle.files import MAX_FILE_BYTES, is_ignored, read_at_most, too_large
 from pdp.bundle.loader import SourceFile
@@ -20,19 +21,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("fmt", help="format .cedar files in place")
     parser.add_argument("paths", nargs="+", help=".cedar files or directories")
     parser.add_argument("--check", action="store_true", help="only list files that would change")
-    parser.add_argument("--line-width", type=_width, default=80)
-    parser.add_argument("--indent-width", type=_width, default=2)
+    parser.add_argument(
+        "--line-width", type=argtypes.whole(1, 1000), default=80, metavar="N", help="(1 to 1000)"
+    )
+    parser.add_argument(
+        "--indent-width", type=argtypes.whole(0, 32), default=2, metavar="N", help="(0 to 32)"
+    )
     parser.set_defaults(run=run)
-
-
-def _width(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
-    return value
 
 
 def cedar_files(paths: list[str]) -> list[Path]:
