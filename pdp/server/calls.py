@@ -1,0 +1,227 @@
+"""The pdp.v1 calls without a transport: limits, conversion, decision, decision log, metrics.
+
+The HTTP edge and embedded mode run every call through here, on one bundle snapshot read
+once per call; the gRPC servicer (`server/authorizer.py`) runs the same steps around its own
+status codes. Failures raise `PdpError`s (`RequestError`, `LimitExceeded`,
+`DeadlineExceeded`, `NoBundleError`); `STATUS` says what each code is on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pdp import engine
+from pdp.bundle.compiler import CompiledBundle
+from pdp.decisionlog import (
+    BATCH_IS_AUTHORIZED,
+    IS_AUTHORIZED,
+    PLAN_RESOURCES,
+    LazyRequests,
+    Recorder,
+)
+from pdp.errors import NoBundleError, PdpError, RequestError
+from pdp.model import AuthzRequest, Decision
+from pdp.plan import Plan, plan_resources
+from pdp.server import convert
+from pdp.server.authorizer import (
+    CHUNK_WEIGHT,
+    NO_BUNDLE,
+    _chunks,
+    _logged_request,
+    _plan_log,  # one place says how a plan is logged, for every edge
+)
+from pdp.server.limits import (
+    Limits,
+    check_batch,
+    check_plan_request,
+    check_request,
+    deadline,
+)
+from pdp.v1 import authorizer_pb2 as pb
+
+# PdpError.code -> (gRPC status name, HTTP status). The one mapping of this edge; the
+# restructure (issue 17) brings a central table in pdp/errors.py that replaces it.
+STATUS: dict[str, tuple[str, int]] = {
+    "invalid_argument": ("INVALID_ARGUMENT", 400),
+    "resource_exhausted": ("RESOURCE_EXHAUSTED", 413),
+    "deadline_exceeded": ("DEADLINE_EXCEEDED", 503),
+    "unavailable": ("UNAVAILABLE", 503),
+    "internal": ("INTERNAL", 500),
+}
+INTERNAL = "internal"
+
+__all__ = ["CHUNK_WEIGHT", "STATUS", "Calls", "code_of"]
+
+
+def code_of(error: BaseException) -> str:
+    """The `STATUS` key of an error: its PdpError code when known, else `internal`."""
+    code = error.code if isinstance(error, PdpError) else INTERNAL
+    return code if code in STATUS else INTERNAL
+
+
+@dataclass(frozen=True, slots=True)
+class Calls:
+    """The three pdp.v1 calls over a store's current bundle, with limits and a recorder.
+
+    `store` is anything with a `current` bundle (a `BundleStore`). Every method records one
+    call (a decision, a batch, a plan, or a failure with its status name) on `recorder`.
+    """
+
+    store: object
+    limits: Limits
+    recorder: Recorder
+
+    def bundle(self, api: str, started: float) -> CompiledBundle:
+        bundle = self.store.current  # type: ignore[attr-defined]
+        if bundle is None:
+            self.recorder.failed(api, started, STATUS["unavailable"][0])
+            raise NoBundleError(NO_BUNDLE)
+        return bundle
+
+    def is_authorized(
+        self,
+        message: pb.IsAuthorizedRequest,
+        remaining: float | None = None,
+        api: str = IS_AUTHORIZED,
+    ) -> Decision:
+        """One decision; `remaining` is the caller's time budget in seconds (None: none)."""
+        started = time.perf_counter()
+        bundle = self.bundle(api, started)
+        try:
+            deadline(remaining, self.limits)
+            check_request(message, self.limits)
+            authz = convert.authz_request(message)
+            decision = engine.decide(bundle, authz)
+        except BaseException as exc:
+            raise self.failed(api, started, exc, message) from None
+        self.recorder.decision(api, started, bundle, decision, authz)
+        return decision
+
+    def batch_is_authorized(
+        self,
+        message: pb.BatchIsAuthorizedRequest,
+        remaining: float | None = None,
+        api: str = BATCH_IS_AUTHORIZED,
+    ) -> list[Decision]:
+        """A batch decided in chunks on this thread; results in request order."""
+        started = time.perf_counter()
+        steps = self._batch(message, remaining, api, started)
+        for _ in steps:
+            pass
+        return steps.decisions
+
+    async def batch_is_authorized_async(
+        self,
+        message: pb.BatchIsAuthorizedRequest,
+        remaining: float | None = None,
+        api: str = BATCH_IS_AUTHORIZED,
+    ) -> list[Decision]:
+        """As `batch_is_authorized`, letting other tasks of the loop run between chunks."""
+        started = time.perf_counter()
+        steps = self._batch(message, remaining, api, started)
+        for _ in steps:
+            await asyncio.sleep(0)
+        return steps.decisions
+
+    def plan_resources(
+        self,
+        message: pb.PlanResourcesRequest,
+        remaining: float | None = None,
+        api: str = PLAN_RESOURCES,
+    ) -> Plan:
+        """A query plan, logged as a plan (README, "Query plans")."""
+        started = time.perf_counter()
+        bundle = self.bundle(api, started)
+        try:
+            deadline(remaining, self.limits)
+            check_plan_request(message, self.limits)
+            question = convert.plan_request(message)
+            plan = plan_resources(bundle, question)
+        except BaseException as exc:
+            raise self.failed(api, started, exc, message) from None
+        decision, logged, fields = _plan_log(plan, question)
+        self.recorder.plan(api, started, bundle, decision, logged, fields)
+        return plan
+
+    def _batch(
+        self,
+        message: pb.BatchIsAuthorizedRequest,
+        remaining: float | None,
+        api: str,
+        started: float,
+    ) -> _BatchSteps:
+        return _BatchSteps(self, message, remaining, api, started)
+
+    def failed(
+        self, api: str, started: float, error: BaseException, message: object
+    ) -> BaseException:
+        """Record a call that ended without a decision; the error to raise (a RequestError
+        naming `entities_json` when that is what `message` set)."""
+        if isinstance(error, RequestError):
+            error = convert.named_as_sent(error, message)
+        if not isinstance(error, KeyboardInterrupt | SystemExit):
+            self.recorder.failed(api, started, STATUS[code_of(error)][0])
+        return error
+
+
+class _BatchSteps:
+    """A batch as a generator of chunks: checked and converted first (a malformed item is a
+    deny naming its problem), then decided chunk by chunk with the deadline checked before
+    each; `decisions` holds the results once it is exhausted."""
+
+    def __init__(
+        self,
+        calls: Calls,
+        message: pb.BatchIsAuthorizedRequest,
+        remaining: float | None,
+        api: str,
+        started: float,
+    ) -> None:
+        self.decisions: list[Decision] = []
+        self._steps = self._run(calls, message, remaining, api, started)
+
+    def __iter__(self) -> Iterator[None]:
+        return self._steps
+
+    def _run(
+        self,
+        calls: Calls,
+        message: pb.BatchIsAuthorizedRequest,
+        remaining: float | None,
+        api: str,
+        started: float,
+    ) -> Iterator[None]:
+        bundle = calls.bundle(api, started)
+        limits = calls.limits
+        try:
+            until = deadline(remaining, limits)
+            links = check_batch(message, limits)
+            shared = convert.entities_json(message.entities, message.entities_json, "entities")
+            converted: list[AuthzRequest] = []
+            positions: list[int] = []
+            malformed: dict[int, Decision] = {}
+            for index, item in enumerate(message.requests):
+                prefix = f"requests[{index}]."
+                try:
+                    check_request(item, limits, prefix, links)
+                    converted.append(convert.authz_request(item, prefix=prefix))
+                    positions.append(index)
+                except RequestError as exc:
+                    malformed[index] = engine.malformed_decision(bundle, exc)
+            decided: list[Decision] = []
+            for start, end in _chunks(converted):
+                if start:
+                    yield
+                until.check(len(decided), len(converted))
+                chunk = converted[start:end]
+                decided += engine.decide_batch(bundle, chunk, shared, positions[start:end])
+        except BaseException as exc:
+            raise calls.failed(api, started, exc, message) from None
+        results = iter(decided)
+        count = len(message.requests)
+        self.decisions = [malformed[i] if i in malformed else next(results) for i in range(count)]
+        items = LazyRequests(message.requests, _logged_request)
+        calls.recorder.batch(api, started, bundle, self.decisions, items, shared)
