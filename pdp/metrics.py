@@ -15,7 +15,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("pdp.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-APIS = ("IsAuthorized", "BatchIsAuthorized", "Check", "PlanResources")
+APIS = (
+    "IsAuthorized",
+    "BatchIsAuthorized",
+    "Check",
+    "PlanResources",
+    "AccessEvaluation",
+    "AccessEvaluations",
+    "ForwardAuth",
+)
 DROP_REASONS = ("queue_full", "write_error")
 # From a cache-hot single decision (~100 us) to a slow batch or a stalled event loop.
 LATENCY_BUCKETS = (

@@ -20,6 +20,7 @@ from pdp.bundle.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
 from pdp.errors import BundleError
+from pdp.http import flags as http_flags
 from pdp.server import limits, listen, tls
 from pdp.server.app import ServeConfig, serve
 from pdp.server.workers import Supervisor, prepare_metrics_dir, reserve_port
@@ -126,6 +127,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     limits.add_arguments(parser)
     tls.add_arguments(parser)
+    http_flags.add_arguments(parser)
     parser.add_argument(
         "--log-level",
         default="info",
@@ -144,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(str(exc))
     if args.workers > 1 and args.listen.startswith(listen.UNIX_PREFIX):
         args.parser.error("--workers needs a TCP --listen address, not a unix socket")
+    if args.workers > 1 and (args.http_listen or "").startswith(listen.UNIX_PREFIX):
+        args.parser.error("--workers needs a TCP --http-listen address, not a unix socket")
     logs.configure(args.log_level)
     try:  # fail fast, before the bundle and any worker: files are named in the message
         tls.check_arguments(args.tls_cert, args.tls_key, args.client_ca)
@@ -179,12 +183,26 @@ def _run_workers(args: argparse.Namespace) -> int:
     metrics_problem = _metrics_problem(args.metrics)
     if metrics_problem is not None:
         return _failed(EXIT_RUNTIME, metrics_problem)
+    if args.http_listen is not None:
+        problem = listen.bind_problem(listen.parse(args.http_listen))
+        if problem is not None:
+            where = f"--http-listen {args.http_listen}"
+            return _failed(EXIT_RUNTIME, f"{where}: cannot listen: {problem}")
     try:
         reserved, holder = reserve_port(args.listen)
     except OSError as exc:
         return _failed(
             EXIT_RUNTIME, f"--listen {args.listen}: cannot listen: {listen.describe(exc)}"
         )
+    http_reserved, http_holder = args.http_listen, None
+    if args.http_listen is not None:
+        try:
+            http_reserved, http_holder = reserve_port(args.http_listen)
+        except OSError as exc:
+            if holder is not None:
+                holder.close()
+            where = f"--http-listen {args.http_listen}"
+            return _failed(EXIT_RUNTIME, f"{where}: cannot listen: {listen.describe(exc)}")
     metrics_server = None
     try:
         if args.metrics is not None:
@@ -197,7 +215,13 @@ def _run_workers(args: argparse.Namespace) -> int:
                 return _failed(EXIT_RUNTIME, _metrics_error(args.metrics, exc))
         # Without the parser: its value types are closures, which a spawned worker cannot get.
         worker_args = argparse.Namespace(
-            **{**vars(args), "listen": reserved, "metrics": None, "parser": None}
+            **{
+                **vars(args),
+                "listen": reserved,
+                "http_listen": http_reserved,
+                "metrics": None,
+                "parser": None,
+            }
         )
         return Supervisor(worker_args, worker_main).run()
     except OSError as exc:
@@ -207,6 +231,8 @@ def _run_workers(args: argparse.Namespace) -> int:
             metrics_server.stop()
         if holder is not None:
             holder.close()
+        if http_holder is not None:
+            http_holder.close()
 
 
 def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
@@ -252,6 +278,7 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
         tls_key=args.tls_key,
         client_ca=args.client_ca,
         unix_socket_mode=args.unix_socket_mode,
+        http=http_flags.from_args(args, reuse_port),
     )
     try:
         components = [reloader] if watcher is None else [reloader, watcher]

@@ -7,8 +7,11 @@
 from __future__ import annotations
 
 from pdp.decisionlog.entry import (
+    ACCESS_EVALUATION,
+    ACCESS_EVALUATIONS,
     BATCH_IS_AUTHORIZED,
     CHECK,
+    FORWARD_AUTH,
     IS_AUTHORIZED,
     MAX_LINE_BYTES,
     PLAN_RESOURCES,
@@ -22,9 +25,12 @@ from pdp.decisionlog.sink import Sink, open_sink
 from pdp.decisionlog.writer import DEFAULT_CAPACITY, DecisionLog, Sampling
 
 __all__ = [
+    "ACCESS_EVALUATION",
+    "ACCESS_EVALUATIONS",
     "BATCH_IS_AUTHORIZED",
     "CHECK",
     "DEFAULT_CAPACITY",
+    "FORWARD_AUTH",
     "IS_AUTHORIZED",
     "MASKED",
     "MAX_LINE_BYTES",

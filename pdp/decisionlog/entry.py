@@ -18,6 +18,11 @@ IS_AUTHORIZED = "IsAuthorized"
 BATCH_IS_AUTHORIZED = "BatchIsAuthorized"
 CHECK = "Check"
 PLAN_RESOURCES = "PlanResources"
+# The HTTP edge's own calls (pdp.v1 over HTTP logs as the gRPC calls do).
+ACCESS_EVALUATION = "AccessEvaluation"  # AuthZEN POST /access/v1/evaluation
+ACCESS_EVALUATIONS = "AccessEvaluations"  # AuthZEN POST /access/v1/evaluations
+FORWARD_AUTH = "ForwardAuth"  # /forward-auth: the Check pipeline for nginx, Traefik, Caddy
+BATCHES = frozenset((BATCH_IS_AUTHORIZED, ACCESS_EVALUATIONS))
 MAX_LINE_BYTES = 64 * 1024
 
 
@@ -117,7 +122,7 @@ def build_entry(record: Record, index: int, masker: Masker, rules: LogRules) -> 
         "errors": [masker.scrub(error) for error in decision.errors],
         "latency_us": round(record.seconds * 1e6),
     }
-    if record.api == BATCH_IS_AUTHORIZED:
+    if record.api in BATCHES:
         entry["batch_index"] = index
     if gateway is not None:
         entry.update(_gateway_fields(gateway))

@@ -8,6 +8,7 @@ import signal
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_authz_pb2_grpc
@@ -24,6 +25,9 @@ from pdp.server.extauthz import ExtAuthzService
 from pdp.server.limits import Limits
 from pdp.server.tls import DEFAULT_SOCKET_MODE, add_listener, tls_files
 from pdp.v1 import authorizer_pb2, authorizer_pb2_grpc
+
+if TYPE_CHECKING:
+    from pdp.http.server import HttpConfig, RunningHttp
 
 log = logging.getLogger("pdp.server")
 
@@ -52,6 +56,7 @@ class ServeConfig:
     tls_key: str | None = None
     client_ca: str | None = None  # PEM CAs; client certificates required (mTLS) when set
     unix_socket_mode: int = DEFAULT_SOCKET_MODE  # permissions of a unix: listener's socket
+    http: HttpConfig | None = None  # --http-listen: the HTTP edge in the same process
 
 
 @dataclass
@@ -61,10 +66,14 @@ class RunningServer:
     server: grpc.aio.Server
     health: HealthServicer
     address: str
+    http: RunningHttp | None = None
 
     async def stop(self, grace_seconds: float) -> None:
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace_seconds)
+        stopping = [self.server.stop(grace_seconds)]
+        if self.http is not None:
+            stopping.append(self.http.stop(grace_seconds))
+        await asyncio.gather(*stopping)
 
 
 async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer:
@@ -82,7 +91,8 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
         server,
     )
     names = [AUTHORIZER_SERVICE]
-    ext_authz_pb2_grpc.add_AuthorizationServicer_to_server(ExtAuthzService(store, config), server)
+    ext_authz = ExtAuthzService(store, config)
+    ext_authz_pb2_grpc.add_AuthorizationServicer_to_server(ext_authz, server)
     names.append(EXT_AUTHZ_SERVICE)
 
     health = HealthServicer()
@@ -113,8 +123,19 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
     if not config.listen.startswith("unix:"):
         address = f"{config.listen.rsplit(':', 1)[0]}:{port}"
     await server.start()
+    http = None
+    if config.http is not None:  # the HTTP edge shares the store, recorder and key sets
+        from pdp.http.server import start_http
+
+        try:
+            http = await start_http(
+                store, config.http, config.limits, config.recorder or Recorder(), ext_authz
+            )
+        except BaseException:
+            await server.stop(0)
+            raise
     log.info("listening", extra={"event": "listening", "address": address})
-    return RunningServer(server, health, address)
+    return RunningServer(server, health, address, http)
 
 
 def _bind(server: grpc.aio.Server, config: ServeConfig) -> int:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 from pdp import engine
 from pdp.bundle.compiler import CompiledBundle
@@ -53,7 +53,7 @@ STATUS: dict[str, tuple[str, int]] = {
 }
 INTERNAL = "internal"
 
-__all__ = ["CHUNK_WEIGHT", "STATUS", "Calls", "code_of"]
+__all__ = ["CHUNK_WEIGHT", "STATUS", "Batch", "Calls", "code_of"]
 
 
 def code_of(error: BaseException) -> str:
@@ -105,10 +105,10 @@ class Calls:
         message: pb.BatchIsAuthorizedRequest,
         remaining: float | None = None,
         api: str = BATCH_IS_AUTHORIZED,
+        how: Batch | None = None,
     ) -> list[Decision]:
         """A batch decided in chunks on this thread; results in request order."""
-        started = time.perf_counter()
-        steps = self._batch(message, remaining, api, started)
+        steps = _BatchSteps(self, message, remaining, api, how or Batch())
         for _ in steps:
             pass
         return steps.decisions
@@ -118,10 +118,10 @@ class Calls:
         message: pb.BatchIsAuthorizedRequest,
         remaining: float | None = None,
         api: str = BATCH_IS_AUTHORIZED,
+        how: Batch | None = None,
     ) -> list[Decision]:
         """As `batch_is_authorized`, letting other tasks of the loop run between chunks."""
-        started = time.perf_counter()
-        steps = self._batch(message, remaining, api, started)
+        steps = _BatchSteps(self, message, remaining, api, how or Batch())
         for _ in steps:
             await asyncio.sleep(0)
         return steps.decisions
@@ -146,15 +146,6 @@ class Calls:
         self.recorder.plan(api, started, bundle, decision, logged, fields)
         return plan
 
-    def _batch(
-        self,
-        message: pb.BatchIsAuthorizedRequest,
-        remaining: float | None,
-        api: str,
-        started: float,
-    ) -> _BatchSteps:
-        return _BatchSteps(self, message, remaining, api, started)
-
     def failed(
         self, api: str, started: float, error: BaseException, message: object
     ) -> BaseException:
@@ -165,6 +156,18 @@ class Calls:
         if not isinstance(error, KeyboardInterrupt | SystemExit):
             self.recorder.failed(api, started, STATUS[code_of(error)][0])
         return error
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """How a batch is decided. `refused`: items already known to be malformed (by position;
+    their messages are placeholders), answered as denies naming the problem. `stop_on`:
+    None decides every item; False stops after the first deny (a malformed item counts),
+    True after the first allow; the answer then ends with that item, and items after it
+    are never decided (nor logged)."""
+
+    refused: Mapping[int, RequestError] = field(default_factory=dict)
+    stop_on: bool | None = None
 
 
 class _BatchSteps:
@@ -178,10 +181,10 @@ class _BatchSteps:
         message: pb.BatchIsAuthorizedRequest,
         remaining: float | None,
         api: str,
-        started: float,
+        how: Batch,
     ) -> None:
         self.decisions: list[Decision] = []
-        self._steps = self._run(calls, message, remaining, api, started)
+        self._steps = self._run(calls, message, remaining, api, how, time.perf_counter())
 
     def __iter__(self) -> Iterator[None]:
         return self._steps
@@ -192,6 +195,7 @@ class _BatchSteps:
         message: pb.BatchIsAuthorizedRequest,
         remaining: float | None,
         api: str,
+        how: Batch,
         started: float,
     ) -> Iterator[None]:
         bundle = calls.bundle(api, started)
@@ -206,22 +210,41 @@ class _BatchSteps:
             for index, item in enumerate(message.requests):
                 prefix = f"requests[{index}]."
                 try:
+                    if index in how.refused:
+                        raise how.refused[index]
                     check_request(item, limits, prefix, links)
                     converted.append(convert.authz_request(item, prefix=prefix))
                     positions.append(index)
                 except RequestError as exc:
                     malformed[index] = engine.malformed_decision(bundle, exc)
-            decided: list[Decision] = []
-            for start, end in _chunks(converted):
-                if start:
-                    yield
-                until.check(len(decided), len(converted))
-                chunk = converted[start:end]
-                decided += engine.decide_batch(bundle, chunk, shared, positions[start:end])
+            if how.stop_on is None:
+                decided: list[Decision] = []
+                for start, end in _chunks(converted):
+                    if start:
+                        yield
+                    until.check(len(decided), len(converted))
+                    chunk = converted[start:end]
+                    decided += engine.decide_batch(bundle, chunk, shared, positions[start:end])
+                results = iter(decided)
+                count = len(message.requests)
+                decisions = [malformed.get(i) or next(results) for i in range(count)]
+            else:
+                decisions = []
+                pending = iter(zip(positions, converted, strict=True))
+                for index in range(len(message.requests)):
+                    if index in malformed:
+                        decision = malformed[index]
+                    else:
+                        if decisions:
+                            yield
+                        until.check(len(decisions), len(message.requests))
+                        _, request = next(pending)
+                        decision = engine.decide_batch(bundle, [request], shared, [index])[0]
+                    decisions.append(decision)
+                    if decision.allowed is how.stop_on:
+                        break
         except BaseException as exc:
             raise calls.failed(api, started, exc, message) from None
-        results = iter(decided)
-        count = len(message.requests)
-        self.decisions = [malformed[i] if i in malformed else next(results) for i in range(count)]
-        items = LazyRequests(message.requests, _logged_request)
-        calls.recorder.batch(api, started, bundle, self.decisions, items, shared)
+        self.decisions = decisions
+        items = LazyRequests(message.requests[: len(decisions)], _logged_request)
+        calls.recorder.batch(api, started, bundle, decisions, items, shared)

@@ -75,14 +75,7 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
                 raise DeadlineExceeded("the call's deadline passed before the check started")
             check_http(request, self._limits)  # raw lengths, before any conversion
             plain = envoy.gateway_request(request, self._trusted(context))
-            gateway = bundle.gateway if bundle is not None else None
-            tokens = self.tokens.get(gateway.identity.jwt) if gateway is not None else None
-            if gateway is not None and pending_fetch(
-                plain.headers, gateway.identity, self._keyring, tokens
-            ):  # verifying would fetch a JWKS URL: off the event loop, for a bounded wait
-                response = await self._fetching(bundle, plain, tokens, remaining)
-            else:
-                response = check(bundle, plain, self._offline, tokens)
+            response = await self.decide(bundle, plain, remaining)
         except HttpLimitExceeded as exc:
             response = refused(bundle, plain, exc.http_status, "limit_exceeded", str(exc))
         except DeadlineExceeded as exc:
@@ -103,6 +96,19 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         except Exception as exc:  # even the encoding failing must still be a deny with a status
             log.error("Check response failed; denied", extra={"error": type(exc).__name__})
             return envoy.fallback_deny(response.result.decision_id)
+
+    async def decide(
+        self, bundle: CompiledBundle | None, plain: GatewayRequest, remaining: float | None
+    ) -> GatewayResponse:
+        """Identity, route and policy for one request, on this service's key sets and token
+        cache (shared by Check and the HTTP edge's /forward-auth)."""
+        gateway = bundle.gateway if bundle is not None else None
+        tokens = self.tokens.get(gateway.identity.jwt) if gateway is not None else None
+        if gateway is not None and pending_fetch(
+            plain.headers, gateway.identity, self._keyring, tokens
+        ):  # verifying would fetch a JWKS URL: off the event loop, for a bounded wait
+            return await self._fetching(bundle, plain, tokens, remaining)
+        return check(bundle, plain, self._offline, tokens)
 
     async def _fetching(
         self,
@@ -172,15 +178,16 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         )
 
 
-def recorder_listener(recorder: Any) -> CheckListener | None:
-    """A listener feeding the decision log and metrics (`pdp.decisionlog.Recorder`), if any."""
+def recorder_listener(recorder: Any, api: str = "Check") -> CheckListener | None:
+    """A listener feeding the decision log and metrics (`pdp.decisionlog.Recorder`), if any;
+    `api` is what the lines and metrics call the edge (`Check`, `ForwardAuth`)."""
     if recorder is None:
         return None
-    from pdp.decisionlog import CHECK, GatewayFields  # only when a recorder is configured
+    from pdp.decisionlog import GatewayFields  # only when a recorder is configured
 
     def listen(result: CheckResult, bundle: CompiledBundle | None, started: float) -> None:
         gateway = GatewayFields(**result.gateway_fields())
-        recorder.decision(CHECK, started, bundle, result.decision, result.request, gateway)
+        recorder.decision(api, started, bundle, result.decision, result.request, gateway)
 
     return listen
 
