@@ -33,6 +33,7 @@ class ServerProcess:
         self.stdout_lines: list[str] = []
         self.stderr_lines: list[str] = []
         self.address: str | None = None
+        self.http_address: str | None = None  # with --http-listen: where HTTP is bound
         self._listening = threading.Event()
         self.process: subprocess.Popen[str] | None = None
 
@@ -63,6 +64,11 @@ class ServerProcess:
     def _drain(self, stream, sink: list[str]) -> None:
         for line in stream:
             sink.append(line)
+            if self.http_address is None and '"http_listening"' in line:
+                try:
+                    self.http_address = json.loads(line)["address"]
+                except (ValueError, KeyError):
+                    pass
             if self.address is None and '"listening"' in line:
                 try:
                     self.address = json.loads(line)["address"]
