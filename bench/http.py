@@ -68,7 +68,10 @@ def _scripts(folder: Path, token: str) -> dict[str, tuple[str, Path]]:
         'wrk.headers["X-Original-Method"] = "GET"\n'
         f'wrk.headers["Authorization"] = "Bearer {token}"\n'
     )
-    return {"/v1/is_authorized": ("/v1/is_authorized", post), "/forward-auth": ("/forward-auth", forward)}
+    return {
+        "/v1/is_authorized": ("/v1/is_authorized", post),
+        "/forward-auth": ("/forward-auth", forward),
+    }
 
 
 def _cpu(pid: int) -> float:

@@ -42,7 +42,9 @@ async def _aiohttp(edge: HttpEdge, port: int) -> Any:
 
     async def handler(request: web.BaseRequest) -> web.Response:
         body = await request.read()
-        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.raw_headers]
+        headers = [
+            (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.raw_headers
+        ]
         peer = request.transport.get_extra_info("peername")[0] if request.transport else None
         answer = await edge.handle(_request(request.method, request.path_qs, headers, body, peer))
         return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
@@ -100,7 +102,9 @@ async def _granian(edge: HttpEdge, port: int) -> Any:
         answer = await edge.handle(_request(scope.method, target, headers, body, peer))
         proto.response_bytes(answer.status, answer.headers, answer.body)
 
-    server = Server(app, address="127.0.0.1", port=port, interface=Interfaces.RSGI, log_enabled=False)
+    server = Server(
+        app, address="127.0.0.1", port=port, interface=Interfaces.RSGI, log_enabled=False
+    )
     asyncio.get_running_loop().create_task(server.serve())
     await asyncio.sleep(1.0)
     return server

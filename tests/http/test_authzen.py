@@ -49,7 +49,11 @@ def test_spec_evaluation_example(http: str) -> None:
 
 
 def test_evaluation_decision_is_logged(http_server: ServerProcess, http: str) -> None:
-    answer = post(http, EVALUATION, {"subject": USER_42, "action": {"name": "readOrder"}, "resource": order("o-1003")})
+    answer = post(
+        http,
+        EVALUATION,
+        {"subject": USER_42, "action": {"name": "readOrder"}, "resource": order("o-1003")},
+    )
     found = answer.json()
     assert found["decision"] is False and found["context"]["reasons"] == []
     line = log_lines(http_server, found["context"]["decision_id"])
@@ -135,14 +139,23 @@ def test_spec_semantics_example(
 
 
 def test_unknown_semantic_is_400(http: str) -> None:
-    body = {"subject": USER_42, "action": {"name": "readOrder"}, "options": {"evaluations_semantic": "any"}, "evaluations": [{"resource": order("o-1001")}]}
+    body = {
+        "subject": USER_42,
+        "action": {"name": "readOrder"},
+        "options": {"evaluations_semantic": "any"},
+        "evaluations": [{"resource": order("o-1001")}],
+    }
     answer = post(http, EVALUATIONS, body)
     assert answer.status == 400
     assert answer.json()["field"] == "options.evaluations_semantic"
 
 
 def test_evaluations_over_max_batch_are_413(http: str) -> None:
-    body = {"subject": USER_42, "action": {"name": "readOrder"}, "evaluations": [{"resource": order("o-1001")}] * 6}
+    body = {
+        "subject": USER_42,
+        "action": {"name": "readOrder"},
+        "evaluations": [{"resource": order("o-1001")}] * 6,
+    }
     answer = post(http, EVALUATIONS, body)
     assert answer.status == 413 and answer.json()["field"] == "evaluations"
 
@@ -275,33 +288,242 @@ def fixture_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 CERTIFICATION: list[tuple[str, str, Any, int, Any]] = [
     ("c-2-2-1", EVALUATION, {"subject": ALICE, "action": READ, "resource": RECORD_1}, 200, True),
     ("c-2-2-2", EVALUATION, {"subject": BOB, "action": WRITE, "resource": RECORD_1}, 200, False),
-    ("c-2-2-3", EVALUATION, {"subject": ALICE, "action": READ, "resource": RECORD_1, "context": {"time": "2025-06-27T18:03-07:00", "ip": "192.168.1.1"}}, 200, True),
-    ("c-2-2-4", EVALUATION, {"subject": ALICE, "action": WRITE, "resource": RECORD_2_ARCHIVED}, 200, False),
-    ("c-2-2-5", EVALUATION, {"subject": BOB_ADMIN, "action": WRITE, "resource": RECORD_2_ARCHIVED}, 200, True),
-    ("c-2-2-6", EVALUATION, {"subject": ALICE, "action": {"name": "delete", "properties": {"soft": True}}, "resource": RECORD_1}, 200, True),
-    ("c-2-2-7", EVALUATION, {"subject": ALICE, "action": {"name": "delete", "properties": {"soft": False}}, "resource": RECORD_1}, 200, False),
-    ("c-2-2-8", EVALUATION, {"subject": {**ALICE, "properties": {"department": "Sales", "role": "manager"}}, "action": {"name": "read", "properties": {"method": "GET"}}, "resource": {**RECORD_1, "properties": {"status": "active", "owner": "bob"}}}, 200, True),
-    ("c-2-2-9", EVALUATION, {"subject": ALICE, "action": READ, "resource": RECORD_1, "foo": "bar", "futureField": {"nested": True}}, 200, True),
+    (
+        "c-2-2-3",
+        EVALUATION,
+        {
+            "subject": ALICE,
+            "action": READ,
+            "resource": RECORD_1,
+            "context": {"time": "2025-06-27T18:03-07:00", "ip": "192.168.1.1"},
+        },
+        200,
+        True,
+    ),
+    (
+        "c-2-2-4",
+        EVALUATION,
+        {"subject": ALICE, "action": WRITE, "resource": RECORD_2_ARCHIVED},
+        200,
+        False,
+    ),
+    (
+        "c-2-2-5",
+        EVALUATION,
+        {"subject": BOB_ADMIN, "action": WRITE, "resource": RECORD_2_ARCHIVED},
+        200,
+        True,
+    ),
+    (
+        "c-2-2-6",
+        EVALUATION,
+        {
+            "subject": ALICE,
+            "action": {"name": "delete", "properties": {"soft": True}},
+            "resource": RECORD_1,
+        },
+        200,
+        True,
+    ),
+    (
+        "c-2-2-7",
+        EVALUATION,
+        {
+            "subject": ALICE,
+            "action": {"name": "delete", "properties": {"soft": False}},
+            "resource": RECORD_1,
+        },
+        200,
+        False,
+    ),
+    (
+        "c-2-2-8",
+        EVALUATION,
+        {
+            "subject": {**ALICE, "properties": {"department": "Sales", "role": "manager"}},
+            "action": {"name": "read", "properties": {"method": "GET"}},
+            "resource": {**RECORD_1, "properties": {"status": "active", "owner": "bob"}},
+        },
+        200,
+        True,
+    ),
+    (
+        "c-2-2-9",
+        EVALUATION,
+        {
+            "subject": ALICE,
+            "action": READ,
+            "resource": RECORD_1,
+            "foo": "bar",
+            "futureField": {"nested": True},
+        },
+        200,
+        True,
+    ),
     ("c-2-4-1 subject", EVALUATION, {"action": READ, "resource": RECORD_1}, 400, None),
     ("c-2-4-1 action", EVALUATION, {"subject": ALICE, "resource": RECORD_1}, 400, None),
     ("c-2-4-1 resource", EVALUATION, {"subject": ALICE, "action": READ}, 400, None),
-    ("c-2-4-2 subject.type", EVALUATION, {"subject": {"id": "alice"}, "action": READ, "resource": RECORD_1}, 400, None),
-    ("c-2-4-2 subject.id", EVALUATION, {"subject": {"type": "user"}, "action": READ, "resource": RECORD_1}, 400, None),
-    ("c-2-4-2 action.name", EVALUATION, {"subject": ALICE, "action": {}, "resource": RECORD_1}, 400, None),
-    ("c-2-4-2 resource.type", EVALUATION, {"subject": ALICE, "action": READ, "resource": {"id": "record-1"}}, 400, None),
-    ("c-2-4-2 resource.id", EVALUATION, {"subject": ALICE, "action": READ, "resource": {"type": "record"}}, 400, None),
-    ("c-2-4-6 subject string", EVALUATION, {"subject": "alice", "action": READ, "resource": RECORD_1}, 400, None),
-    ("c-2-4-6 action.name number", EVALUATION, {"subject": ALICE, "action": {"name": 123}, "resource": RECORD_1}, 400, None),
-    ("c-3-2-1", EVALUATIONS, {"subject": ALICE, "action": READ, "evaluations": [{"resource": RECORD_1}, {"resource": {"type": "record", "id": "record-2"}}]}, 200, [True, True]),
-    ("c-3-2-2", EVALUATIONS, {"subject": BOB, "resource": RECORD_1, "evaluations": [{"action": READ}, {"action": WRITE}]}, 200, [True, False]),
-    ("c-3-2-3", EVALUATIONS, {"subject": ALICE, "action": WRITE, "evaluations": [{"resource": {**RECORD_1, "properties": {"status": "active"}}}, {"resource": RECORD_2_ARCHIVED}]}, 200, [True, False]),
-    ("c-3-2-4", EVALUATIONS, {"action": WRITE, "resource": RECORD_2_ARCHIVED, "evaluations": [{"subject": ALICE}, {"subject": BOB_ADMIN}]}, 200, [False, True]),
-    ("c-3-2-5", EVALUATIONS, {"evaluations": [{"subject": ALICE, "action": READ, "resource": RECORD_1}, {"subject": BOB, "action": WRITE, "resource": RECORD_1}]}, 200, [True, False]),
-    ("c-3-2-6", EVALUATIONS, {"subject": ALICE, "action": READ, "context": {"time": "2025-06-27T18:03-07:00"}, "evaluations": [{"resource": RECORD_1}, {"resource": {"type": "record", "id": "record-2"}, "context": {"time": "2025-06-27T19:00-07:00", "source": "batch-override"}}]}, 200, [True, True]),
-    ("c-3-2-7", EVALUATIONS, {"subject": ALICE, "action": WRITE, "resource": {**RECORD_1, "properties": {"status": "active"}}, "evaluations": [{}, {"resource": RECORD_2_ARCHIVED}]}, 200, [True, False]),
-    ("c-3-4-1", EVALUATIONS, {"subject": ALICE, "action": READ, "options": {"evaluations_semantic": "execute_all"}, "evaluations": [{"resource": RECORD_1}, {}]}, 200, [True, False]),
+    (
+        "c-2-4-2 subject.type",
+        EVALUATION,
+        {"subject": {"id": "alice"}, "action": READ, "resource": RECORD_1},
+        400,
+        None,
+    ),
+    (
+        "c-2-4-2 subject.id",
+        EVALUATION,
+        {"subject": {"type": "user"}, "action": READ, "resource": RECORD_1},
+        400,
+        None,
+    ),
+    (
+        "c-2-4-2 action.name",
+        EVALUATION,
+        {"subject": ALICE, "action": {}, "resource": RECORD_1},
+        400,
+        None,
+    ),
+    (
+        "c-2-4-2 resource.type",
+        EVALUATION,
+        {"subject": ALICE, "action": READ, "resource": {"id": "record-1"}},
+        400,
+        None,
+    ),
+    (
+        "c-2-4-2 resource.id",
+        EVALUATION,
+        {"subject": ALICE, "action": READ, "resource": {"type": "record"}},
+        400,
+        None,
+    ),
+    (
+        "c-2-4-6 subject string",
+        EVALUATION,
+        {"subject": "alice", "action": READ, "resource": RECORD_1},
+        400,
+        None,
+    ),
+    (
+        "c-2-4-6 action.name number",
+        EVALUATION,
+        {"subject": ALICE, "action": {"name": 123}, "resource": RECORD_1},
+        400,
+        None,
+    ),
+    (
+        "c-3-2-1",
+        EVALUATIONS,
+        {
+            "subject": ALICE,
+            "action": READ,
+            "evaluations": [
+                {"resource": RECORD_1},
+                {"resource": {"type": "record", "id": "record-2"}},
+            ],
+        },
+        200,
+        [True, True],
+    ),
+    (
+        "c-3-2-2",
+        EVALUATIONS,
+        {
+            "subject": BOB,
+            "resource": RECORD_1,
+            "evaluations": [{"action": READ}, {"action": WRITE}],
+        },
+        200,
+        [True, False],
+    ),
+    (
+        "c-3-2-3",
+        EVALUATIONS,
+        {
+            "subject": ALICE,
+            "action": WRITE,
+            "evaluations": [
+                {"resource": {**RECORD_1, "properties": {"status": "active"}}},
+                {"resource": RECORD_2_ARCHIVED},
+            ],
+        },
+        200,
+        [True, False],
+    ),
+    (
+        "c-3-2-4",
+        EVALUATIONS,
+        {
+            "action": WRITE,
+            "resource": RECORD_2_ARCHIVED,
+            "evaluations": [{"subject": ALICE}, {"subject": BOB_ADMIN}],
+        },
+        200,
+        [False, True],
+    ),
+    (
+        "c-3-2-5",
+        EVALUATIONS,
+        {
+            "evaluations": [
+                {"subject": ALICE, "action": READ, "resource": RECORD_1},
+                {"subject": BOB, "action": WRITE, "resource": RECORD_1},
+            ]
+        },
+        200,
+        [True, False],
+    ),
+    (
+        "c-3-2-6",
+        EVALUATIONS,
+        {
+            "subject": ALICE,
+            "action": READ,
+            "context": {"time": "2025-06-27T18:03-07:00"},
+            "evaluations": [
+                {"resource": RECORD_1},
+                {
+                    "resource": {"type": "record", "id": "record-2"},
+                    "context": {"time": "2025-06-27T19:00-07:00", "source": "batch-override"},
+                },
+            ],
+        },
+        200,
+        [True, True],
+    ),
+    (
+        "c-3-2-7",
+        EVALUATIONS,
+        {
+            "subject": ALICE,
+            "action": WRITE,
+            "resource": {**RECORD_1, "properties": {"status": "active"}},
+            "evaluations": [{}, {"resource": RECORD_2_ARCHIVED}],
+        },
+        200,
+        [True, False],
+    ),
+    (
+        "c-3-4-1",
+        EVALUATIONS,
+        {
+            "subject": ALICE,
+            "action": READ,
+            "options": {"evaluations_semantic": "execute_all"},
+            "evaluations": [{"resource": RECORD_1}, {}],
+        },
+        200,
+        [True, False],
+    ),
     ("c-3-4-2", EVALUATIONS, {"subject": ALICE, "action": READ, "resource": RECORD_1}, 200, True),
-    ("c-3-4-3", EVALUATIONS, {"subject": ALICE, "action": READ, "resource": RECORD_1, "evaluations": []}, 200, True),
+    (
+        "c-3-4-3",
+        EVALUATIONS,
+        {"subject": ALICE, "action": READ, "resource": RECORD_1, "evaluations": []},
+        200,
+        True,
+    ),
 ]
 
 
@@ -379,6 +601,8 @@ def test_short_circuit_stops_deciding(fixture_http: str) -> None:
     found = post(fixture_http, EVALUATIONS, body).json()["evaluations"]
     assert [e["decision"] for e in found] == [True, False]
     body["options"] = {"evaluations_semantic": "permit_on_first_permit"}
-    body["evaluations"] = [{"subject": BOB, "action": WRITE, "resource": RECORD_1}] + body["evaluations"]
+    body["evaluations"] = [{"subject": BOB, "action": WRITE, "resource": RECORD_1}] + body[
+        "evaluations"
+    ]
     found = post(fixture_http, EVALUATIONS, body).json()["evaluations"]
     assert [e["decision"] for e in found] == [False, True]

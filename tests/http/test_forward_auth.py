@@ -41,7 +41,9 @@ def bearer(sub: str = "42") -> str:
 
 @pytest.mark.parametrize("family", [nginx, traefik], ids=["nginx", "traefik-caddy"])
 def test_owner_is_allowed_with_the_principal_for_upstream(http: str, family) -> None:
-    answer = call(http, "GET", "/forward-auth", headers=family("/api/orders/o-1001", authorization=bearer()))
+    answer = call(
+        http, "GET", "/forward-auth", headers=family("/api/orders/o-1001", authorization=bearer())
+    )
     assert answer.status == 200, answer.body
     assert answer.header("x-pdp-principal") == 'User::"42"'
     assert answer.header("x-pdp-decision-id")
@@ -50,7 +52,9 @@ def test_owner_is_allowed_with_the_principal_for_upstream(http: str, family) -> 
 
 @pytest.mark.parametrize("family", [nginx, traefik], ids=["nginx", "traefik-caddy"])
 def test_another_users_order_is_403(http: str, family) -> None:
-    answer = call(http, "GET", "/forward-auth", headers=family("/api/orders/o-1003", authorization=bearer()))
+    answer = call(
+        http, "GET", "/forward-auth", headers=family("/api/orders/o-1003", authorization=bearer())
+    )
     assert answer.status == 403
     assert answer.json()["error"] == "forbidden"
     assert answer.header("x-pdp-principal") is None
@@ -68,7 +72,12 @@ def test_a_forged_token_is_401_invalid_token(http: str) -> None:
     from tests.gateway.support import ec_key
 
     forged = token("42", key=ec_key())
-    answer = call(http, "GET", "/forward-auth", headers=nginx("/api/orders/o-1001", authorization=f"Bearer {forged}"))
+    answer = call(
+        http,
+        "GET",
+        "/forward-auth",
+        headers=nginx("/api/orders/o-1001", authorization=f"Bearer {forged}"),
+    )
     assert answer.status == 401
     assert answer.header("www-authenticate") == 'Bearer error="invalid_token"'
 
@@ -82,13 +91,20 @@ def test_a_spoofed_principal_header_carries_no_identity(http: str) -> None:
 
 
 def test_unknown_route_has_the_bundles_status(http: str) -> None:
-    answer = call(http, "GET", "/forward-auth", headers=nginx("/api/nothing", authorization=bearer()))
+    answer = call(
+        http, "GET", "/forward-auth", headers=nginx("/api/nothing", authorization=bearer())
+    )
     assert answer.status == 404  # routes.yaml: unknown_route_status: 404
     assert answer.json()["error"] == "unknown_route"
 
 
 def test_the_query_string_stays_out_of_the_route(http: str) -> None:
-    answer = call(http, "GET", "/forward-auth", headers=nginx("/api/orders/o-1001?expand=lines", authorization=bearer()))
+    answer = call(
+        http,
+        "GET",
+        "/forward-auth",
+        headers=nginx("/api/orders/o-1001?expand=lines", authorization=bearer()),
+    )
     assert answer.status == 200
 
 
@@ -106,12 +122,28 @@ def test_the_query_string_stays_out_of_the_route(http: str) -> None:
             400,
             "disagree",
         ),
-        ({"x-original-uri": "/api/orders/o-1001", "x-original-method": "GET", "x-forwarded-method": "POST"}, 400, "disagree"),
+        (
+            {
+                "x-original-uri": "/api/orders/o-1001",
+                "x-original-method": "GET",
+                "x-forwarded-method": "POST",
+            },
+            400,
+            "disagree",
+        ),
         ({"x-original-uri": "http://evil.example/api", "x-original-method": "GET"}, 400, "path"),
         ({"x-original-uri": "/api/orders/o-1001", "x-original-method": "G E T"}, 400, "method"),
         ({"x-original-uri": "/" + "a" * 9000, "x-original-method": "GET"}, 414, "--max-path-bytes"),
     ],
-    ids=["no-uri", "no-method", "uri-conflict", "method-conflict", "absolute", "bad-method", "long"],
+    ids=[
+        "no-uri",
+        "no-method",
+        "uri-conflict",
+        "method-conflict",
+        "absolute",
+        "bad-method",
+        "long",
+    ],
 )
 def test_unclear_original_requests_are_refused_never_decided(
     http_server: ServerProcess, http: str, headers: dict, status: int, reason: str
@@ -126,7 +158,9 @@ def test_unclear_original_requests_are_refused_never_decided(
 
 
 def test_decisions_are_logged_with_gateway_fields(http_server: ServerProcess, http: str) -> None:
-    answer = call(http, "GET", "/forward-auth", headers=traefik("/api/orders/o-1001", authorization=bearer()))
+    answer = call(
+        http, "GET", "/forward-auth", headers=traefik("/api/orders/o-1001", authorization=bearer())
+    )
     line = log_lines(http_server, answer.header("x-pdp-decision-id") or "")
     assert line["api"] == "ForwardAuth"
     assert line["decision"] == "allow"

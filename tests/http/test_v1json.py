@@ -23,7 +23,9 @@ OTHER_READS = {**OWNER_READS, "resource": {"type": "Order", "id": "o-1003"}}
 def _grpc(server: ServerProcess, body: dict) -> dict:
     assert server.address is not None
     with authorizer_stub(server.address) as stub:
-        response = stub.IsAuthorized(json_format.ParseDict(body, pb.IsAuthorizedRequest()), timeout=TIMEOUT)
+        response = stub.IsAuthorized(
+            json_format.ParseDict(body, pb.IsAuthorizedRequest()), timeout=TIMEOUT
+        )
     return json_format.MessageToDict(
         response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
@@ -61,19 +63,40 @@ def test_camel_case_names_and_json_text_forms_are_accepted(http: str) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "field", "words"),
     [
-        ({"action": OWNER_READS["action"], "resource": OWNER_READS["resource"]}, 400, "principal", "required"),
+        (
+            {"action": OWNER_READS["action"], "resource": OWNER_READS["resource"]},
+            400,
+            "principal",
+            "required",
+        ),
         ({**OWNER_READS, "principal": 'User::"42"'}, 400, "principal", "object"),
         ({**OWNER_READS, "principal": {"type": 42, "id": "42"}}, 400, "principal.type", "string"),
-        ({**OWNER_READS, "principal": {"type": "User", "id": "42", "x": 1}}, 400, "principal.x", "unknown"),
+        (
+            {**OWNER_READS, "principal": {"type": "User", "id": "42", "x": 1}},
+            400,
+            "principal.x",
+            "unknown",
+        ),
         ({**OWNER_READS, "surprise": 1}, 400, "surprise", "unknown field"),
         ({**OWNER_READS, "context": {"bogus": 1}}, 400, "context", "should not exist"),
         ({**OWNER_READS, "context": [1]}, 400, "context", "object"),
         ({**OWNER_READS, "context": {}, "context_json": "{}"}, 400, "context_json", "not both"),
         ({**OWNER_READS, "entities": [{"uid": {"type": "User"}}]}, 400, "entities", ""),
         ({**OWNER_READS, "entities_json": "[{"}, 400, "entities_json", ""),
-        ({**OWNER_READS, "context_json": '{"method": "GET", "method": "POST"}'}, 400, "context_json", "duplicate key"),
         (
-            {**OWNER_READS, "entities": [{"uid": {"type": "X", "id": str(i)}, "attrs": {}, "parents": []} for i in range(1001)]},
+            {**OWNER_READS, "context_json": '{"method": "GET", "method": "POST"}'},
+            400,
+            "context_json",
+            "duplicate key",
+        ),
+        (
+            {
+                **OWNER_READS,
+                "entities": [
+                    {"uid": {"type": "X", "id": str(i)}, "attrs": {}, "parents": []}
+                    for i in range(1001)
+                ],
+            },
             413,
             "entities",
             "--max-entities",
@@ -118,9 +141,25 @@ def test_bad_requests_are_4xx_naming_the_field(
         (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "nested too deeply"),
         (json.dumps(OWNER_READS).encode(), "text/plain", 415, "application/json"),
         (json.dumps(OWNER_READS).encode(), None, 415, "application/json"),
-        (b'{"principal": {"type": "User", "id": "1"}, "principal": {}}', "application/json", 400, "duplicate key"),
+        (
+            b'{"principal": {"type": "User", "id": "1"}, "principal": {}}',
+            "application/json",
+            400,
+            "duplicate key",
+        ),
     ],
-    ids=["truncated", "empty", "array", "string", "not-utf8", "nan", "deep", "text-plain", "no-type", "dup-top"],
+    ids=[
+        "truncated",
+        "empty",
+        "array",
+        "string",
+        "not-utf8",
+        "nan",
+        "deep",
+        "text-plain",
+        "no-type",
+        "dup-top",
+    ],
 )
 def test_unreadable_bodies_are_4xx(
     http: str, data: bytes, content_type: str | None, status: int, words: str
@@ -210,10 +249,42 @@ def test_plan_resources_over_http_is_the_grpc_plan(http_server: ServerProcess, h
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [
-        ({"principal": {"type": "User", "id": "42"}, "action": {"type": "Action", "id": "listOrders"}, "resource_type": "Nope"}, 400, "resource_type"),
-        ({"principal": {"type": "User", "id": "42"}, "action": {"type": "Action", "id": "listOrders"}}, 400, "resource_type"),
-        ({"principal": {"type": "User", "id": "42"}, "action": {"type": "Action", "id": "listOrders"}, "resource_type": "Order", "extra": 1}, 400, "extra"),
-        ({"principal": {"type": "User", "id": "42"}, "action": {"type": "Action", "id": "listOrders"}, "resource_type": "O" * 2000}, 413, "resource_type"),
+        (
+            {
+                "principal": {"type": "User", "id": "42"},
+                "action": {"type": "Action", "id": "listOrders"},
+                "resource_type": "Nope",
+            },
+            400,
+            "resource_type",
+        ),
+        (
+            {
+                "principal": {"type": "User", "id": "42"},
+                "action": {"type": "Action", "id": "listOrders"},
+            },
+            400,
+            "resource_type",
+        ),
+        (
+            {
+                "principal": {"type": "User", "id": "42"},
+                "action": {"type": "Action", "id": "listOrders"},
+                "resource_type": "Order",
+                "extra": 1,
+            },
+            400,
+            "extra",
+        ),
+        (
+            {
+                "principal": {"type": "User", "id": "42"},
+                "action": {"type": "Action", "id": "listOrders"},
+                "resource_type": "O" * 2000,
+            },
+            413,
+            "resource_type",
+        ),
     ],
     ids=["unknown-type", "missing-type", "unknown-field", "type-too-long"],
 )

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import grpc
@@ -65,10 +65,8 @@ class ServerProcess:
         for line in stream:
             sink.append(line)
             if self.http_address is None and '"http_listening"' in line:
-                try:
+                with suppress(ValueError, KeyError):
                     self.http_address = json.loads(line)["address"]
-                except (ValueError, KeyError):
-                    pass
             if self.address is None and '"listening"' in line:
                 try:
                     self.address = json.loads(line)["address"]
