@@ -26,6 +26,7 @@ log = logging.getLogger("pdp.http")
 
 MAX_PIPELINE = 16  # requests read ahead of their answers before reading pauses
 WRITE_HIGH_WATER = 256 * 1024
+LINGER_SECONDS = 2.0  # reading (and dropping) after a refusal, so the answer is not reset
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +195,7 @@ class _Connection(asyncio.Protocol):
         self.peer = peer[0] if isinstance(peer, tuple) and peer else None
         if len(self.server.connections) >= self.limits.max_connections:
             self._send_raw(503, "too many connections (--http-max-connections)")
-            self.close()
+            self.linger()
             return
         self.server.connections.add(self)
         self._arm(self.limits.request_timeout, 408, "no complete request in time")
@@ -221,7 +222,10 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._refuse(400, "protocol upgrades are not supported")
+            # The request is answered as plain HTTP/1.1 (a server may ignore Upgrade); what
+            # follows it would be another protocol, so nothing more is read.
+            self.refused = True
+            self.closing = True
         except httptools.HttpParserCallbackError as exc:
             refused = exc.__context__
             if isinstance(refused, _Refused):
@@ -236,6 +240,8 @@ class _Connection(asyncio.Protocol):
             self._refuse(400, f"malformed request: {_parser_reason(exc)}")
 
     def eof_received(self) -> bool | None:
+        if self.refused:
+            return None  # the peer is done sending: close now
         self.closing = True
         if self.task is None and not self.queue:
             return None  # close now
@@ -297,7 +303,7 @@ class _Connection(asyncio.Protocol):
             peer=self.peer,
             tls=self.tls,
         )
-        keep_alive = self.parser.should_keep_alive() and not self.closing
+        keep_alive = self.parser.should_keep_alive()
         self.partial = False
         self._disarm()
         self.queue.append((request, keep_alive))
@@ -322,7 +328,8 @@ class _Connection(asyncio.Protocol):
                 else:
                     response = await self._respond(item)
                     request_id = _request_id(item)
-                keep_alive = keep_alive and not response.close and not self.closing
+                last = not self.queue  # closing: answer what was read, close after the last
+                keep_alive = keep_alive and not response.close and not (self.closing and last)
                 if not self.writable.is_set():
                     try:
                         await asyncio.wait_for(self.writable.wait(), self.limits.idle_timeout)
@@ -334,7 +341,7 @@ class _Connection(asyncio.Protocol):
                 self.transport.write(self.server.encode(response, keep_alive, request_id))
                 if not keep_alive:
                     self.queue.clear()
-                    self.close()
+                    self.linger() if self.refused else self.close()
                     return
         finally:
             self.task = None
@@ -381,7 +388,7 @@ class _Connection(asyncio.Protocol):
         self._disarm()
         if self.task is None and not self.queue:
             self._send_raw(status, message)
-            self.close()
+            self.linger()
             return
         # Answered in order: the refusal waits behind the requests already read.
         refusal = Response(status, self.server.error_body(status, message), _JSON, close=True)
@@ -408,9 +415,25 @@ class _Connection(asyncio.Protocol):
         if self.task is not None:  # answering: the handler's own deadline rules; look again
             self.timer = asyncio.get_running_loop().call_later(1.0, self._expired, status, message)
             return
-        if status is not None:
+        if status is not None and self.partial:
             self._send_raw(status, message)
+            self.linger()
+            return
         self.close()
+
+    def linger(self) -> None:
+        """Close after a refusal without losing the answer: stop writing (FIN), read and drop
+        what the peer still sends (a body it is still uploading), close within LINGER_SECONDS.
+        Closing at once with unread data would reset the connection, answer and all."""
+        self.refused = True
+        if self.transport is None or self.transport.is_closing():
+            return
+        if not self.transport.can_write_eof():
+            self.close()
+            return
+        self.transport.write_eof()
+        self._disarm()
+        self.timer = asyncio.get_running_loop().call_later(LINGER_SECONDS, self.close)
 
     def close(self) -> None:
         self._disarm()

@@ -80,8 +80,23 @@ def read_all(sock: socket.socket, wait: float = TIMEOUT) -> bytes:
 
 
 def statuses(data: bytes) -> list[int]:
-    """The status codes of the HTTP/1.1 responses in `data`, in order."""
-    return [int(line.split()[1]) for line in data.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+    """The status codes of the HTTP/1.1 responses in `data`, in order (bodies skipped by
+    their content-length; a 1xx has none)."""
+    found = []
+    while data.startswith(b"HTTP/1.1 "):
+        head, sep, data = data.partition(b"\r\n\r\n")
+        if not sep:
+            break
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        found.append(status)
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        data = data[length:]
+    return found
 
 
 def log_lines(server: Any, decision_id: str, wait: float = 5.0) -> dict[str, Any]:
