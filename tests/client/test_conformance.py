@@ -1,0 +1,124 @@
+"""The whole shared Cedar conformance set through pdp.client and pdp.embedded, answered exactly
+as the gRPC server answers it (decision, reasons, erroring policies, errors, revision)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pdp.bundle import load_bundle
+from pdp.bundle.store import BundleStore
+from pdp.client import AuthorizerClient, Decision, Request
+from pdp.embedded import Authorizer
+from pdp.v1 import authorizer_pb2 as pb
+from tests.conftest import CONFORMANCE
+from tests.support.conformance import expected_ids, load_cases, positional_ids, write_bundle
+from tests.support.server import InProcessServer, authorizer_stub
+
+CASES = load_cases(CONFORMANCE) if CONFORMANCE.is_dir() else []
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+pytestmark = pytest.mark.xdist_group("client-conformance")
+
+
+def _uid(value: dict) -> tuple[str, str]:
+    return (value["type"], value["id"])
+
+
+def _grpc(stub, item: dict) -> Decision:
+    response = stub.IsAuthorized(
+        pb.IsAuthorizedRequest(
+            principal=pb.EntityUid(**item["principal"]),
+            action=pb.EntityUid(**item["action"]),
+            resource=pb.EntityUid(**item["resource"]),
+            context_json=json.dumps(item["context"]),
+        ),
+        timeout=10,
+    )
+    return Decision(
+        allowed=response.decision == pb.DECISION_ALLOW,
+        decision_id=response.decision_id,
+        determining_policies=tuple(response.determining_policies),
+        errors=tuple(response.errors),
+        erroring_policies=tuple(response.erroring_policies),
+        bundle_revision=response.bundle_revision,
+    )
+
+
+def _same(got: Decision, expected: Decision) -> bool:
+    """Equal answers; policy ids and errors as sets (Cedar reports them in no fixed order)."""
+    return (
+        got.allowed,
+        sorted(got.determining_policies),
+        sorted(got.erroring_policies),
+        sorted(got.errors),
+        got.bundle_revision,
+    ) == (
+        expected.allowed,
+        sorted(expected.determining_policies),
+        sorted(expected.erroring_policies),
+        sorted(expected.errors),
+        expected.bundle_revision,
+    )
+
+
+def test_there_are_cases() -> None:
+    assert len(CASES) == 422
+
+
+def test_client_and_embedded_answer_every_case_as_the_grpc_server(tmp_path: Path) -> None:
+    store = BundleStore()
+    failures: list[str] = []
+    decided = 0
+    ids: set[str] = set()
+    with (
+        InProcessServer(store) as server,
+        authorizer_stub(server.address) as stub,
+        AuthorizerClient(server.address, timeout=10) as client,
+    ):
+        for case in CASES:
+            folder = write_bundle(
+                case, tmp_path / case.name, None if case.should_validate else "off"
+            )
+            bundle = load_bundle(folder)
+            store.activate(bundle)
+            names = positional_ids(bundle)
+            items = case.requests
+            with Authorizer(folder, watch=False) as embedded:
+                questions = [
+                    Request(
+                        _uid(i["principal"]), _uid(i["action"]), _uid(i["resource"]), i["context"]
+                    )
+                    for i in items
+                ]
+                via_client_batch = client.batch_is_authorized(questions)
+                via_embedded_batch = embedded.batch_is_authorized(questions)
+                for index, item in enumerate(items):
+                    where = f"{case.name} {item['description']!r}"
+                    expected = _grpc(stub, item)
+                    args = (_uid(item["principal"]), _uid(item["action"]), _uid(item["resource"]))
+                    answers = {
+                        "client": client.is_authorized(*args, context=item["context"]),
+                        "embedded": embedded.is_authorized(*args, context=item["context"]),
+                        "client batch": via_client_batch[index],
+                        "embedded batch": via_embedded_batch[index],
+                    }
+                    for how, got in answers.items():
+                        if not _same(got, expected):
+                            failures.append(f"{where} [{how}]: {got} != {expected}")
+                        if not UUID4.match(got.decision_id) or got.decision_id in ids:
+                            failures.append(f"{where} [{how}]: decision id {got.decision_id!r}")
+                        ids.add(got.decision_id)
+                    if got.bundle_revision != bundle.revision:
+                        failures.append(f"{where}: revision {got.bundle_revision}")
+                    if got.allowed != (item["expected_decision"] == "allow"):
+                        failures.append(f"{where}: decision is not Cedar's")
+                    reasons = expected_ids(item.get("expected_reasons"), names)
+                    if reasons is not None and set(got.determining_policies) != reasons:
+                        failures.append(f"{where}: reasons {got.determining_policies}")
+                    decided += 1
+    assert not failures, "\n".join(failures[:40])
+    assert decided == sum(len(c.requests) for c in CASES)
