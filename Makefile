@@ -7,7 +7,7 @@ DEV ?= .dev
 SUB ?= 42
 PROTO := protos/pdp/v1/authorizer.proto
 
-.PHONY: install run test test-deps lint format proto check image k8s-bundles bench bench-peers clean dev-bundle run-dev dev-token
+.PHONY: install run test test-deps lint format proto check image k8s-bundles bench bench-http bench-peers clean dev-bundle run-dev dev-token
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,16 @@ POSTGRES_INSTALL = ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
 	&& { pg_lsclusters --no-header 2>/dev/null | awk '$$4 == "online" {print $$1, $$2}' \
 	| while read version cluster; do pg_ctlcluster "$$version" "$$cluster" stop; done; }; }
 
+# nginx for the forward-auth tests (tests/support/nginx.py runs the binary itself, on free
+# loopback ports): Debian's package, installed when missing; a service its install starts is
+# stopped again, never used.
+NGINX_INSTALL = command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	{ apt-get install -y -qq nginx || { apt-get update -qq && apt-get install -y -qq nginx; }; } \
+	&& { test ! -s /run/nginx.pid || kill "$$(cat /run/nginx.pid)" || true; }; }
+
 test-deps:
 	@$(POSTGRES_INSTALL)
+	@$(NGINX_INSTALL)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -84,6 +92,15 @@ H2LOAD_INSTALL = command -v h2load >/dev/null || apt-get install -y -qq nghttp2-
 bench: install
 	@$(H2LOAD_INSTALL)
 	BENCH_PEERS=$(BENCH_PEERS) $(PY) -m bench.run
+
+# HTTP server candidates for --http-listen, measured with wrk (README "Benchmarks").
+WRK_INSTALL = command -v wrk >/dev/null || apt-get install -y -qq wrk \
+	|| { apt-get update -qq && apt-get install -y -qq wrk; }
+
+bench-http: install
+	@$(WRK_INSTALL)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m bench.http
 
 bench-peers: install
 	@$(H2LOAD_INSTALL)
