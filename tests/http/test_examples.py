@@ -7,9 +7,27 @@ import re
 
 import yaml
 
+from pdp.bundle import load_bundle
 from tests.support.server import REPO
 
 TRAEFIK = REPO / "examples" / "traefik"
+NGINX = REPO / "examples" / "nginx" / "nginx.conf"
+
+
+def _replaced_headers() -> list[str]:
+    """What pdp sets or removes upstream for the example bundle (Envoy does both itself)."""
+    gateway = load_bundle(REPO / "policies").gateway
+    assert gateway is not None
+    names = gateway.responses
+    return [names.principal_header, names.decision_id_header, *names.remove_headers]
+
+
+def test_nginx_overwrites_or_clears_every_header_pdp_would() -> None:
+    text = NGINX.read_text()
+    for name in _replaced_headers():
+        assert re.search(rf"^\s*proxy_set_header {re.escape(name)} (\$\w+|\"\");$", text, re.M), (
+            name
+        )
 
 
 def test_traefik_forward_auth_middleware() -> None:
@@ -17,11 +35,7 @@ def test_traefik_forward_auth_middleware() -> None:
     middleware = dynamic["http"]["middlewares"]["pdp"]["forwardAuth"]
     assert middleware["address"].endswith("/forward-auth")
     assert middleware["trustForwardHeader"] is False
-    routes = yaml.safe_load((REPO / "policies" / "routes.yaml").read_text())
-    stripped = set(routes["responses"]["strip_headers"])
-    assert {"x-pdp-principal", "x-pdp-decision-id"} | stripped <= set(
-        middleware["authResponseHeaders"]
-    )
+    assert set(_replaced_headers()) <= set(middleware["authResponseHeaders"])
     pattern = re.compile(middleware["authResponseHeadersRegex"])
     assert pattern.match("X-Pdp-Anything") and not pattern.match("authorization")
     router = dynamic["http"]["routers"]["orders"]
