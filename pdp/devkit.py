@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from pdp.errors import PdpError
+from pdp.errors import DevkitError
 
 DEV_KID = "dev-es256"
 KEY_FILE = "dev-es256.pem"
@@ -30,12 +30,6 @@ MAX_KEY_BYTES = 64 * 1024
 _EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-
-
-class DevkitError(PdpError):
-    """A development key, bundle or token that cannot be made; the message says why."""
-
-    code = "devkit"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from pdp.bundle.diagnose import (
 )
 from pdp.bundle.index import EntityGraph, PolicyIndex, build_index
 from pdp.bundle.links import apply_links, validate_links
-from pdp.bundle.loader import BundleLoadError, BundleSource, SourceFile
+from pdp.bundle.loader import BundleSource, SourceFile
 from pdp.bundle.policies import (
     PolicyInfo,
     build_policy_set,
@@ -24,7 +24,7 @@ from pdp.bundle.policies import (
     collect_policies,
     validate_policies,
 )
-from pdp.errors import Problem
+from pdp.errors import BundleError, Problem
 from pdp.gateway.config import GatewayConfig, compile_gateway
 
 
@@ -80,7 +80,7 @@ def compile_bundle(source: BundleSource) -> CompiledBundle:
     if source.routes is not None and schema_ok:
         gateway = compile_gateway(source, schema, problems)
     if problems:
-        raise BundleLoadError(problems, source.warnings)
+        raise BundleError(problems, source.warnings)
 
     strict_schema = schema if source.manifest.validation == "strict" else None
     policy_set, policies = build_policy_set(policies, source.policies, problems)
@@ -95,7 +95,7 @@ def compile_bundle(source: BundleSource) -> CompiledBundle:
     if strict_schema is not None:
         validate_policies(source.policies, policies, strict_schema, problems)
     if problems or policy_set is None or entities is None:
-        raise BundleLoadError(problems, source.warnings)
+        raise BundleError(problems, source.warnings)
 
     all_policies = tuple(policies + links)
     index, graph = build_index(policy_set, all_policies, entities)

@@ -12,7 +12,6 @@ import yaml
 from pdp.bundle.files import (
     MAX_BUNDLE_BYTES,
     MAX_FILE_BYTES,
-    FileReadError,
     Listing,
     read_content,
     scan_bundle,
@@ -20,7 +19,7 @@ from pdp.bundle.files import (
 )
 from pdp.bundle.locate import position
 from pdp.decisionlog.masking import LogRules
-from pdp.errors import BundleError, Problem
+from pdp.errors import BundleError, FileReadError, Problem
 
 MANIFEST = "manifest.yaml"
 ENTITIES = "entities.json"
@@ -29,14 +28,6 @@ ROUTES = "routes.yaml"
 SCHEMA_SUFFIXES = (".cedarschema", ".cedarschema.json")
 VALIDATION_MODES = ("strict", "off")
 MANIFEST_KEYS = {"name", "revision", "validation", "decision_log"}
-
-
-class BundleLoadError(BundleError):
-    """A bundle that does not load: its errors, plus the warnings found on the way."""
-
-    def __init__(self, problems: list[Problem], warnings: tuple[Problem, ...] = ()) -> None:
-        super().__init__(problems)
-        self.warnings = warnings
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +122,7 @@ def read_bundle(root: str | os.PathLike[str]) -> BundleSource:
         problems.extend(p for p in manifest_problems if p.severity == "error")
         warnings.extend(p for p in manifest_problems if p.severity == "warning")
     if problems:
-        raise BundleLoadError(problems, tuple(warnings))
+        raise BundleError(problems, tuple(warnings))
 
     return BundleSource(
         root=str(base),

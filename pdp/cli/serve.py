@@ -19,7 +19,7 @@ from pdp.bundle.store import BundleStore
 from pdp.bundle.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
-from pdp.errors import BundleError
+from pdp.errors import BundleError, TlsError
 from pdp.server import limits, listen, tls
 from pdp.server.app import ServeConfig, serve
 from pdp.server.workers import Supervisor, prepare_metrics_dir, reserve_port
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     logs.configure(args.log_level)
     try:  # fail fast, before the bundle and any worker: files are named in the message
         tls.check_arguments(args.tls_cert, args.tls_key, args.client_ca)
-    except tls.TlsError as exc:
+    except TlsError as exc:
         return _failed(EXIT_RUNTIME, str(exc))
     try:
         return _run_workers(args) if args.workers > 1 else _serve(args)
@@ -257,7 +257,7 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
         components = [reloader] if watcher is None else [reloader, watcher]
         hangup = partial(reloader.request, "SIGHUP")
         asyncio.run(serve(store, config, components, on_hangup=hangup))
-    except (OSError, tls.TlsError) as exc:
+    except (OSError, TlsError) as exc:
         return _failed(EXIT_RUNTIME, str(exc))
     finally:
         recorder.stop()
@@ -279,7 +279,7 @@ def _load(path: str) -> CompiledBundle | None:
                 "path": path,
                 "errors": [str(p) for p in problems],
                 # A warning can explain an error (entity.json next to an unknown entity).
-                "warnings": [str(w) for w in getattr(exc, "warnings", ())],
+                "warnings": [str(w) for w in exc.warnings],
                 "exit_code": EXIT_BUNDLE,
             },
         )

@@ -19,10 +19,10 @@ from pdp.authn.identity import (
 )
 from pdp.authn.jwt import KeyLookup
 from pdp.bundle.compiler import CompiledBundle
-from pdp.errors import AuthnError, RequestError
+from pdp.errors import AuthnError, PathError, RequestError
 from pdp.gateway import correlation
 from pdp.gateway.config import GatewayConfig
-from pdp.gateway.paths import NormalizedPath, PathError, normalize
+from pdp.gateway.paths import NormalizedPath, normalize
 from pdp.gateway.result import (
     FORBIDDEN,
     INVALID_REQUEST,

@@ -6,10 +6,12 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pdp import errors
+from pdp.errors import PlanUnsupported
 from pdp.model import EntityRef
 from pdp.plan import condition as c
 from pdp.plan import values
-from pdp.plan.model import Plan, PlanUnsupported
+from pdp.plan.model import Plan
 
 Row = Mapping[str, Any]
 _ABSENT = object()
@@ -152,7 +154,7 @@ def _plain_uid(value: Any) -> tuple[str, str] | None:
 def _canonical(value: Any) -> Any:
     try:
         return values.canonical(value)
-    except values.ExtensionValue as exc:
+    except errors.ExtensionValue as exc:
         raise PlanUnsupported(f"{exc}: Cedar's own equality for it is not reproduced") from None
 
 

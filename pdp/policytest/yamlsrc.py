@@ -6,13 +6,7 @@ from typing import Any
 
 import yaml
 
-from pdp.errors import BundleError, Problem
-
-
-class SuiteError(BundleError):
-    """Test suites or fixtures that do not parse; reported like a bundle that does not load."""
-
-    code = "suite_invalid"
+from pdp.errors import Problem, SuiteError
 
 
 class YMap(dict):

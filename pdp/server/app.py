@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from pdp.bundle.store import BundleStatus, BundleStore
 from pdp.bundle.watcher import Lifecycle
 from pdp.decisionlog import Recorder
+from pdp.errors import ListenError
 from pdp.server import listen
 from pdp.server.authorizer import AuthorizerService
 from pdp.server.extauthz import ExtAuthzService
@@ -26,10 +27,6 @@ from pdp.server.tls import DEFAULT_SOCKET_MODE, add_listener, tls_files
 from pdp.v1 import authorizer_pb2, authorizer_pb2_grpc
 
 log = logging.getLogger("pdp.server")
-
-
-class ListenError(OSError):
-    """The listen address cannot be bound; the message names the flag and the cause."""
 
 
 AUTHORIZER_SERVICE = authorizer_pb2.DESCRIPTOR.services_by_name["Authorizer"].full_name

@@ -21,10 +21,11 @@ from pdp.authn.jwks import Keyring
 from pdp.authn.jwt import Issuer, KeyLookup
 from pdp.bundle.compiler import CompiledBundle
 from pdp.bundle.store import BundleStatus, BundleStore
+from pdp.errors import DeadlineExceeded, ErrorCode, HttpLimitExceeded
 from pdp.gateway import envoy
 from pdp.gateway.check import check, internal_error, refused
 from pdp.gateway.result import CheckResult, GatewayRequest, GatewayResponse
-from pdp.server.limits import DeadlineExceeded, HttpLimitExceeded, Limits, check_http
+from pdp.server.limits import Limits, check_http
 
 log = logging.getLogger("pdp.server.extauthz")
 
@@ -34,6 +35,11 @@ EXT_AUTHZ_SERVICE = pb.DESCRIPTOR.services_by_name["Authorization"].full_name
 CheckListener = Callable[[CheckResult, CompiledBundle | None, float], None]
 _NO_REQUEST = GatewayRequest(method="", path="")  # what a deny describes when decoding failed
 JWKS_WAIT_SECONDS = 1.0  # at most this long for a key set fetch; then the cached keys decide
+# The deny `reason` of a Check refused before any decision (its status is the error's).
+REFUSED = {
+    ErrorCode.RESOURCE_EXHAUSTED: "limit_exceeded",
+    ErrorCode.DEADLINE_EXCEEDED: "deadline_exceeded",
+}
 
 
 class ExtAuthzService(pb_grpc.AuthorizationServicer):
@@ -83,10 +89,8 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
                 response = await self._fetching(bundle, plain, tokens, remaining)
             else:
                 response = check(bundle, plain, self._offline, tokens)
-        except HttpLimitExceeded as exc:
-            response = refused(bundle, plain, exc.http_status, "limit_exceeded", str(exc))
-        except DeadlineExceeded as exc:
-            response = refused(bundle, plain, 503, "deadline_exceeded", str(exc))
+        except (HttpLimitExceeded, DeadlineExceeded) as exc:
+            response = refused(bundle, plain, exc.http_status, REFUSED[exc.code], str(exc))
         except Exception as exc:  # fail closed: a deny, never an error status or an allow
             log.error(
                 "Check failed; denied",

@@ -20,7 +20,7 @@ from typing import Any
 from google.protobuf import struct_pb2
 
 from pdp import argtypes
-from pdp.errors import LimitExceeded, PdpError
+from pdp.errors import DeadlineExceeded, HttpLimitExceeded, LimitExceeded
 from pdp.gateway.paths import MAX_PATH_BYTES
 
 
@@ -92,20 +92,6 @@ FLAG_NAMES = {
     "max_batch_items": "--max-batch",
     **{name: flag for name, (flag, _, _) in _FLAGS.items()},
 }
-
-
-class HttpLimitExceeded(LimitExceeded):
-    """A Check request over a limit; `http_status` is the status of its deny."""
-
-    def __init__(self, field: str, message: str, http_status: int) -> None:
-        super().__init__(field, message)
-        self.http_status = http_status
-
-
-class DeadlineExceeded(PdpError):
-    """The call's deadline, or the evaluation bound, passed before the work was done."""
-
-    code = "deadline_exceeded"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from pdp.errors import PdpError
+from pdp.errors import TlsError
 
 log = logging.getLogger("pdp.server.tls")
 
@@ -27,12 +27,6 @@ MAX_PEM_BYTES = 1024 * 1024
 SETTLE_NS = 2_000_000_000
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 Stamp = tuple[tuple[int, int, int, int, int], ...]
-
-
-class TlsError(PdpError):
-    """A certificate, key or client CA file that cannot be served; names the file."""
-
-    code = "tls_invalid"
 
 
 @dataclass(frozen=True, slots=True)

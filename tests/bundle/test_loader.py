@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pdp.bundle import load_bundle
-from pdp.bundle.loader import BundleLoadError, read_bundle
+from pdp.bundle.loader import read_bundle
 from pdp.errors import BundleError
 from tests.support.bundles import OWNER_READS, SCHEMA, write_bundle
 
@@ -89,7 +89,7 @@ def test_warnings_survive_a_failed_load(tmp_path: Path) -> None:
         tmp_path / "b",
         {"p.cedar": "permit (principal, action, resource", "entity.json": "[]"},
     )
-    with pytest.raises(BundleLoadError) as error:
+    with pytest.raises(BundleError) as error:
         load_bundle(bundle)
     assert [str(w) for w in error.value.warnings] == [
         "entity.json: unknown file, ignored (did you mean entities.json?)"

@@ -12,9 +12,10 @@ from google.protobuf import struct_pb2
 
 from pdp.authn.cache import TokenCache
 from pdp.bundle import load_bundle
+from pdp.errors import PathError
 from pdp.gateway import envoy
 from pdp.gateway.check import check
-from pdp.gateway.paths import PathError, decoded_segments, normalize
+from pdp.gateway.paths import decoded_segments, normalize
 from pdp.gateway.result import GatewayRequest
 from pdp.gateway.routes import IdTemplate
 from tests.authn.test_token_cache import CountingLookup

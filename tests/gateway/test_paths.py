@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pdp.bundle import load_bundle
-from pdp.gateway.paths import PathError, normalize
+from pdp.errors import PathError
+from pdp.gateway.paths import normalize
 from pdp.gateway.routes import match_route, parse_template
 from tests.gateway.support import EXAMPLE_BUNDLE
 
