@@ -32,7 +32,7 @@ from pdp.gateway.routes import (
 )
 from pdp.gateway.schemacheck import check_schema
 from pdp.gateway.yamlines import Reader
-from pdp.model import EntityRef
+from pdp.model import EntityRef, parse_action
 
 TOP_KEYS = ("identity", "context", "responses", "routes")
 DEFAULT_CONTEXT = (
@@ -428,7 +428,7 @@ def _route(node: Reader, inherited: tuple[tuple[str, str], ...]) -> Route | None
     node.only("name", "method", "path", "action", "resource", "context")
     template = node.parsed("path", parse_template, required=True)
     methods = _methods(node)
-    action = node.parsed("action", _action, required=True)
+    action = node.parsed("action", parse_action, required=True)
     resource = node.child("resource")
     resource.only("type", "id")
     resource_type = resource.string("type", required=True)
@@ -467,12 +467,6 @@ def _methods(node: Reader) -> frozenset[str] | None:
         if name not in HTTP_METHODS:
             node.error(f"{node.where}.method: {name!r} is not an HTTP method in capitals", "method")
     return frozenset(names)
-
-
-def _action(value: Any) -> EntityRef:
-    if not isinstance(value, str) or not value:
-        raise ValueError('must be an action id (readOrder) or uid (Action::"readOrder")')
-    return EntityRef.parse(value) if "::" in value else EntityRef("Action", value)
 
 
 def _check_shadowed(node: Reader, route: Route, earlier: list[Route]) -> None:

@@ -22,6 +22,7 @@ from google.protobuf import struct_pb2
 from pdp import argtypes
 from pdp.errors import DeadlineExceeded, HttpLimitExceeded, LimitExceeded
 from pdp.gateway.paths import MAX_PATH_BYTES
+from pdp.model import Uid, uid_parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,6 @@ def _over(field: str, what: str, limits: Limits, name: str) -> LimitExceeded:
 
 # --- pdp.v1 requests ---------------------------------------------------------------------
 
-Uid = tuple[str, str]
 Parents = dict[Uid, set[Uid]]  # request entities' parent links, by child
 
 
@@ -441,7 +441,7 @@ def _walk_entity(entity: dict[str, Any], limits: Limits, parents: Parents) -> No
 
 def _uid(value: Any, where: str, limits: Limits) -> Uid | None:
     """The (type, id) of a uid in Cedar JSON; _Over when either is too long."""
-    found = dict(_uid_parts(value))
+    found = uid_parts(value)
     for part, text in found.items():
         if len(text) > limits.max_id_length:
             over = _Over(f"{len(text)} characters", "max_id_length")
@@ -450,15 +450,6 @@ def _uid(value: Any, where: str, limits: Limits) -> Uid | None:
     if len(found) == 2:
         return (found["type"], found["id"])
     return None
-
-
-def _uid_parts(uid: Any) -> Iterable[tuple[str, str]]:
-    if isinstance(uid, dict):
-        inner = uid.get("__entity", uid)
-        if isinstance(inner, dict):
-            for part in ("type", "id"):
-                if isinstance(inner.get(part), str):
-                    yield part, inner[part]
 
 
 def _walk_json(value: Any, depth: int, limits: Limits, budget: _Budget) -> None:
