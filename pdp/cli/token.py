@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from pdp import argtypes, devkit, jsonkeys
+from pdp import devkit, jsonkeys
+from pdp.cli import argtypes
 from pdp.cli.common import EXIT_OK, EXIT_USAGE
 from pdp.errors import DevkitError
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 
-from pdp import argtypes
+from pdp.cli import argtypes
 from pdp.errors import DeadlineExceeded, HttpLimitExceeded, LimitExceeded
 from pdp.gateway.paths import MAX_PATH_BYTES
 from pdp.model import Uid, uid_parts

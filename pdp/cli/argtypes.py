@@ -1,4 +1,4 @@
-"""argparse value types for numeric flags: each refuses a value outside its stated range."""
+"""argparse value types: numbers refused outside their stated range, entity uids, actions."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import math
 import re
 from collections.abc import Callable
+
+from pdp.model import EntityRef, parse_action
 
 # grpc takes message sizes as a C int; a bigger value is refused, never silently clamped.
 GRPC_MAX_MESSAGE_BYTES = 2**31 - 1
@@ -59,3 +61,19 @@ def number(
 
 def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else str(value)
+
+
+def entity_uid(text: str) -> EntityRef:
+    """An entity uid written as in Cedar: `User::"alice"`."""
+    try:
+        return EntityRef.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def action(text: str) -> EntityRef:
+    """An action: a bare name is `Action::"name"` (as in routes.yaml), `::` a whole uid."""
+    try:
+        return parse_action(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
