@@ -21,8 +21,7 @@ from pdp.authn.jwt import (
 from pdp.authn.mtls import MtlsConfig
 from pdp.authn.principal import AttributeClaim, ClaimTemplate, PrincipalMapping
 from pdp.bundle.loader import ROUTES, BundleSource
-from pdp.errors import Problem
-from pdp.gateway import yamlines
+from pdp.errors import Problem, YamlError
 from pdp.gateway.routes import (
     HTTP_METHODS,
     IdTemplate,
@@ -31,8 +30,8 @@ from pdp.gateway.routes import (
     parse_template,
 )
 from pdp.gateway.schemacheck import check_schema
-from pdp.gateway.yamlines import Reader
 from pdp.model import EntityRef, parse_action
+from pdp.yamlsrc import Reader, Section, load
 
 TOP_KEYS = ("identity", "context", "responses", "routes")
 DEFAULT_CONTEXT = (
@@ -106,11 +105,11 @@ def compile_gateway(
     assert source.routes is not None
     start = len(problems)
     try:
-        document = yamlines.load(source.routes.text)
-    except ValueError as exc:
-        problems.append(Problem(ROUTES, str(exc), getattr(exc, "line", None)))
+        document = load(ROUTES, source.routes.text)
+    except YamlError as exc:
+        problems.extend(exc.problems)
         return None
-    top = Reader(document, "", problems, ROUTES, 1)
+    top = Reader(ROUTES, problems).section(document, "", 1)
     if not top.ok:
         return None
     top.only(*TOP_KEYS)
@@ -128,7 +127,7 @@ def compile_gateway(
     return GatewayConfig(identity, routes, responses, context, _entity_uids(source))
 
 
-def _identity(section: Reader, files: dict[str, str]) -> IdentityConfig:
+def _identity(section: Section, files: dict[str, str]) -> IdentityConfig:
     section.only("jwt", "mtls", "api_keys", "jwt_authn", "anonymous")
     minters: list[_Minter] = []
     jwt_config = _jwt(section.child("jwt"), files, minters) if section.has("jwt") else None
@@ -160,7 +159,7 @@ def _identity(section: Reader, files: dict[str, str]) -> IdentityConfig:
     return IdentityConfig(jwt_config, mtls, api_keys, jwt_authn, anonymous)
 
 
-def _check_collisions(minters: list[_Minter], section: Reader) -> None:
+def _check_collisions(minters: list[_Minter], section: Section) -> None:
     """Two sources minting ids of one principal type must not be able to mint the same id,
     unless both accept it: else a token of one could stand for a principal of the other."""
     for index, later in enumerate(minters):
@@ -191,7 +190,7 @@ def _check_collisions(minters: list[_Minter], section: Reader) -> None:
             )
 
 
-def _jwt(section: Reader, files: dict[str, str], minters: list[_Minter]) -> JwtConfig:
+def _jwt(section: Section, files: dict[str, str], minters: list[_Minter]) -> JwtConfig:
     section.only("issuers", "max_token_bytes", "token_cache")
     max_bytes = int(section.number("max_token_bytes", DEFAULT_MAX_TOKEN_BYTES, 512, 1024 * 1024))
     cache = section.child("token_cache")
@@ -200,7 +199,7 @@ def _jwt(section: Reader, files: dict[str, str], minters: list[_Minter]) -> JwtC
     cache_entries = int(cache.number("max_entries", DEFAULT_CACHE_MAX_ENTRIES, 0, 1_000_000))
     issuers: dict[str, Issuer] = {}
     for node, line in section.items("issuers", required=True):
-        reader = Reader(node, "identity.jwt.issuers[]", section.problems, ROUTES, line)
+        reader = section.section(node, "identity.jwt.issuers[]", line)
         issuer = _issuer(reader, files) if reader.ok else None
         if issuer is None:
             continue
@@ -224,7 +223,7 @@ def _jwt(section: Reader, files: dict[str, str], minters: list[_Minter]) -> JwtC
     return JwtConfig(issuers, max_bytes, cache_ttl, cache_entries)
 
 
-def _issuer(node: Reader, files: dict[str, str]) -> Issuer | None:
+def _issuer(node: Section, files: dict[str, str]) -> Issuer | None:
     node.only(
         "issuer",
         "audiences",
@@ -259,7 +258,7 @@ def _issuer(node: Reader, files: dict[str, str]) -> Issuer | None:
     )
 
 
-def _algorithms(node: Reader) -> tuple[str, ...]:
+def _algorithms(node: Section) -> tuple[str, ...]:
     names = node.strings("algorithms", required=True)
     for name in names:
         if name.lower() == "none":
@@ -281,7 +280,7 @@ def _algorithms(node: Reader) -> tuple[str, ...]:
 
 
 def _jwks(
-    node: Reader, algorithms: tuple[str, ...], files: dict[str, str]
+    node: Section, algorithms: tuple[str, ...], files: dict[str, str]
 ) -> tuple[KeySet | None, JwksUrl | None]:
     node.only("file", "url", "cache_seconds", "min_refresh_seconds", "timeout_seconds")
     if node.has("file") == node.has("url"):
@@ -319,7 +318,7 @@ def _jwks(
     return None, spec
 
 
-def _principal(node: Reader) -> PrincipalMapping | None:
+def _principal(node: Section) -> PrincipalMapping | None:
     node.only(
         "type", "id", "id_claim", "roles_claim", "role_type", "attributes", "allow_id_collisions"
     )
@@ -341,7 +340,7 @@ def _principal(node: Reader) -> PrincipalMapping | None:
         if isinstance(value, str) and value:
             attributes.append(AttributeClaim(str(name), value))
             continue
-        spec = Reader(value, f"{attrs.where}.{name}", node.problems, ROUTES, attrs.line_of(name))
+        spec = node.section(value, f"{attrs.where}.{name}", attrs.line_of(name))
         spec.only("claim", "entity")
         claim = spec.string("claim", required=True)
         if claim is not None:
@@ -365,7 +364,7 @@ def _claim_template(value: Any) -> ClaimTemplate:
     return ClaimTemplate.parse(value)
 
 
-def _api_keys(node: Reader) -> ApiKeyConfig:
+def _api_keys(node: Section) -> ApiKeyConfig:
     node.only("header", "keys")
     header = (node.string("header", "x-api-key") or "x-api-key").lower()
     if header == "authorization" or not set(header) <= _HEADER_NAME:
@@ -373,7 +372,7 @@ def _api_keys(node: Reader) -> ApiKeyConfig:
     keys: list[ApiKey] = []
     names: set[str] = set()
     for item, line in node.items("keys", required=True):
-        key = Reader(item, "identity.api_keys.keys[]", node.problems, ROUTES, line)
+        key = node.section(item, "identity.api_keys.keys[]", line)
         key.only("name", "hash", "principal")
         name = key.string("name", required=True)
         digest = key.parsed("hash", parse_hash, required=True)
@@ -386,7 +385,7 @@ def _api_keys(node: Reader) -> ApiKeyConfig:
     return ApiKeyConfig(header, tuple(keys))
 
 
-def _context(node: Reader, defaults: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+def _context(node: Section, defaults: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     """A `context:` mapping of attribute -> source; null drops an inherited attribute."""
     spec = dict(defaults)
     for key, source in node.node.items():
@@ -406,11 +405,11 @@ _SOURCES_HINT = (
 )
 
 
-def _routes(top: Reader, context: tuple[tuple[str, str], ...]) -> tuple[Route, ...]:
+def _routes(top: Section, context: tuple[tuple[str, str], ...]) -> tuple[Route, ...]:
     routes: list[Route] = []
     first_line: dict[str, int | None] = {}
     for index, (item, line) in enumerate(top.items("routes", required=True)):
-        node = Reader(item, f"routes[{index}]", top.problems, ROUTES, line)
+        node = top.section(item, f"routes[{index}]", line)
         if not node.ok:
             continue
         route = _route(node, context)
@@ -424,7 +423,7 @@ def _routes(top: Reader, context: tuple[tuple[str, str], ...]) -> tuple[Route, .
     return tuple(routes)
 
 
-def _route(node: Reader, inherited: tuple[tuple[str, str], ...]) -> Route | None:
+def _route(node: Section, inherited: tuple[tuple[str, str], ...]) -> Route | None:
     node.only("name", "method", "path", "action", "resource", "context")
     template = node.parsed("path", parse_template, required=True)
     methods = _methods(node)
@@ -459,7 +458,7 @@ def _route(node: Reader, inherited: tuple[tuple[str, str], ...]) -> Route | None
     )
 
 
-def _methods(node: Reader) -> frozenset[str] | None:
+def _methods(node: Section) -> frozenset[str] | None:
     names = node.strings("method", required=True)
     if names == ["*"]:
         return None
@@ -469,7 +468,7 @@ def _methods(node: Reader) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def _check_shadowed(node: Reader, route: Route, earlier: list[Route]) -> None:
+def _check_shadowed(node: Section, route: Route, earlier: list[Route]) -> None:
     """A route no request can reach (an earlier one matches all its requests) is an error."""
     for other in earlier:
         same_shape = other.template.shape == route.template.shape
@@ -486,7 +485,7 @@ def _check_shadowed(node: Reader, route: Route, earlier: list[Route]) -> None:
             return
 
 
-def _responses(node: Reader) -> ResponseConfig:
+def _responses(node: Section) -> ResponseConfig:
     node.only(
         "unknown_route_status",
         "principal_header",
