@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pdp.decisionlog.masking import LogRules, Masker
+from pdp.bundle.manifest import LogRules
+from pdp.decisionlog.masking import Masker
 from pdp.model import AuthzRequest, Decision, EntityRef, uid_text
 
 if TYPE_CHECKING:
