@@ -21,8 +21,6 @@ from pdp.authn.jwt import KeyLookup
 from pdp.bundle.compiler import CompiledBundle
 from pdp.errors import AuthnError, PathError, RequestError
 from pdp.gateway import correlation
-from pdp.gateway.config import GatewayConfig
-from pdp.gateway.paths import NormalizedPath, normalize
 from pdp.gateway.result import (
     FORBIDDEN,
     INVALID_REQUEST,
@@ -33,8 +31,10 @@ from pdp.gateway.result import (
     GatewayRequest,
     GatewayResponse,
 )
-from pdp.gateway.routes import IdTemplate, RequestFacts, build_context, match_route
 from pdp.model import AuthzRequest, Decision, EntityRef, parse_action
+from pdp.routes.context import RequestFacts, build_context
+from pdp.routes.paths import NormalizedPath, normalize
+from pdp.routes.spec import GatewayConfig, IdTemplate, match_route
 
 # Keys of an Envoy route's `context_extensions` that steer the mapping for that route.
 ROUTE_KEY, ACTION_KEY, RESOURCE_KEY = "pdp.route", "pdp.action", "pdp.resource"

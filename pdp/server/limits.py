@@ -21,8 +21,8 @@ from google.protobuf import struct_pb2
 
 from pdp.cli import argtypes
 from pdp.errors import DeadlineExceeded, HttpLimitExceeded, LimitExceeded
-from pdp.gateway.paths import MAX_PATH_BYTES
 from pdp.model import Uid, uid_parts
+from pdp.routes.paths import MAX_PATH_BYTES
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,9 @@ from pdp.bundle import load_bundle
 from pdp.errors import PathError
 from pdp.gateway import envoy
 from pdp.gateway.check import check
-from pdp.gateway.paths import decoded_segments, normalize
 from pdp.gateway.result import GatewayRequest
-from pdp.gateway.routes import IdTemplate
+from pdp.routes.paths import decoded_segments, normalize
+from pdp.routes.spec import IdTemplate
 from tests.authn.test_token_cache import CountingLookup
 from tests.gateway.support import CHECKOUT, EXAMPLE_BUNDLE, bearer, check_request, token
 

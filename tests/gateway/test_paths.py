@@ -6,8 +6,8 @@ import pytest
 
 from pdp.bundle import load_bundle
 from pdp.errors import PathError
-from pdp.gateway.paths import normalize
-from pdp.gateway.routes import match_route, parse_template
+from pdp.routes.paths import normalize
+from pdp.routes.spec import match_route, parse_template
 from tests.gateway.support import EXAMPLE_BUNDLE
 
 ROUTES = load_bundle(EXAMPLE_BUNDLE).gateway.routes  # type: ignore[union-attr]
