@@ -14,13 +14,13 @@ from functools import partial
 
 from pdp import logs
 from pdp.bundle import CompiledBundle, load_bundle
-from pdp.bundle.reload import Reloader, bundle_present
-from pdp.bundle.store import BundleStore
-from pdp.bundle.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
 from pdp.cli import argtypes
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
 from pdp.errors import BundleError, TlsError
+from pdp.live.reload import Reloader, bundle_present
+from pdp.live.store import BundleStore
+from pdp.live.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
 from pdp.server import limits, listen, tls
 from pdp.server.app import ServeConfig, serve
 from pdp.server.workers import Supervisor, prepare_metrics_dir, reserve_port

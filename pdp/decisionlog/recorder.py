@@ -15,7 +15,7 @@ from pdp.model import AuthzRequest, Decision
 
 if TYPE_CHECKING:
     from pdp.bundle.compiler import CompiledBundle
-    from pdp.bundle.store import BundleStore
+    from pdp.live.store import BundleStore
 
 log = logging.getLogger("pdp.decisionlog")
 

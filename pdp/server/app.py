@@ -15,10 +15,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from pdp.bundle.store import BundleStatus, BundleStore
-from pdp.bundle.watcher import Lifecycle
 from pdp.decisionlog import Recorder
 from pdp.errors import ListenError
+from pdp.live import Lifecycle
+from pdp.live.store import BundleStatus, BundleStore
 from pdp.server import listen
 from pdp.server.authorizer import AuthorizerService
 from pdp.server.extauthz import ExtAuthzService

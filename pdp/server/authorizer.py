@@ -15,7 +15,6 @@ from google.protobuf import timestamp_pb2
 import pdp
 from pdp import engine
 from pdp.bundle.compiler import CompiledBundle
-from pdp.bundle.store import BundleStore
 from pdp.decisionlog import (
     BATCH_IS_AUTHORIZED,
     IS_AUTHORIZED,
@@ -25,6 +24,7 @@ from pdp.decisionlog import (
     Recorder,
 )
 from pdp.errors import DeadlineExceeded, NoBundleError, PdpError, RequestError
+from pdp.live.store import BundleStore
 from pdp.model import AuthzRequest, Decision, EntityRef
 from pdp.plan import Plan, PlanKind, PlanRequest, plan_resources
 from pdp.server import convert

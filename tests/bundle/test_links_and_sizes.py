@@ -22,9 +22,9 @@ from pdp.bundle.files import (
     scan_bundle,
 )
 from pdp.bundle.loader import read_bundle
-from pdp.bundle.reload import bundle_present
-from pdp.bundle.watcher import fingerprint
 from pdp.errors import BundleError
+from pdp.live.reload import bundle_present
+from pdp.live.watcher import fingerprint
 from tests.bundle.test_link_reload import ALLOW_ALL, GUARD, guarded_bundle
 from tests.support.bundles import write_bundle
 from tests.support.server import REPO
