@@ -21,10 +21,10 @@ from pdp.authn.jwks import Keyring
 from pdp.authn.jwt import Issuer, KeyLookup
 from pdp.bundle.compiler import CompiledBundle
 from pdp.errors import DeadlineExceeded, ErrorCode, HttpLimitExceeded
-from pdp.gateway import envoy
 from pdp.gateway.check import check, internal_error, refused
 from pdp.gateway.result import CheckResult, GatewayRequest, GatewayResponse
 from pdp.live.store import BundleStatus, BundleStore
+from pdp.server import envoy
 from pdp.server.limits import Limits, check_http
 
 log = logging.getLogger("pdp.server.extauthz")
