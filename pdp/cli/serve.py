@@ -14,20 +14,21 @@ from functools import partial
 
 from pdp import logs
 from pdp.bundle import CompiledBundle, load_bundle
-from pdp.cli import argtypes
+from pdp.cli import argtypes, flags
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
 from pdp.errors import BundleError, TlsError
 from pdp.live.reload import Reloader, bundle_present
 from pdp.live.store import BundleStore
 from pdp.live.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
-from pdp.server import limits, listen, tls
+from pdp.server import listen, tls
 from pdp.server.app import ServeConfig, serve
+from pdp.server.limits import Limits
 from pdp.server.workers import Supervisor, prepare_metrics_dir, reserve_port
 
 log = logging.getLogger("pdp.serve")
 
-DEFAULTS = limits.Limits()
+DEFAULTS = Limits()
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_WORKERS = 256
 MAX_DECISION_LOG_BUFFER = 1_000_000
@@ -42,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--listen",
         default="127.0.0.1:9191",
-        type=_listen,
+        type=argtypes.listen_address,
         metavar="ADDRESS",
         help="HOST:PORT, [IPv6]:PORT or unix:/path (default %(default)s)",
     )
@@ -94,7 +95,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--decision-log-sample",
-        type=_sampling,
+        type=argtypes.sampling,
         default=Sampling(),
         metavar="all|deny-only|RATE",
         help="log every deny and all allows, none, or this fraction of allows (default all)",
@@ -108,7 +109,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--metrics",
-        type=_metrics_address,
+        type=argtypes.tcp_address,
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics (default off)",
     )
@@ -125,8 +126,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="server processes sharing the TCP port (SO_REUSEPORT); one per core (default 1)",
     )
-    limits.add_arguments(parser)
-    tls.add_arguments(parser)
+    flags.add_limit_arguments(parser)
+    flags.add_tls_arguments(parser)
     parser.add_argument(
         "--log-level",
         default="info",
@@ -244,7 +245,7 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
     config = ServeConfig(
         bundle_path=args.bundle,
         listen=args.listen,
-        limits=limits.from_args(args),
+        limits=flags.limits_from_args(args),
         grace_seconds=args.grace,
         recorder=recorder,
         trust_plaintext_peer=args.trust_plaintext_peer,
@@ -326,26 +327,3 @@ def _recorder_error(args: argparse.Namespace, exc: OSError) -> str:
 
 def _metrics_error(address: str | None, exc: OSError) -> str:
     return f"--metrics {address}: cannot listen: {listen.describe(exc)}"
-
-
-def _listen(text: str) -> str:
-    try:
-        listen.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _metrics_address(text: str) -> str:
-    try:
-        listen.parse(text, unix=False)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _sampling(text: str) -> Sampling:
-    try:
-        return Sampling.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None

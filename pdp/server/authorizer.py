@@ -28,15 +28,10 @@ from pdp.live.store import BundleStore
 from pdp.model import AuthzRequest, Decision, EntityRef
 from pdp.plan import Plan, PlanKind, PlanRequest, plan_resources
 from pdp.server import convert
-from pdp.server.limits import (
-    Deadline,
-    Limits,
-    Parents,
-    check_batch,
-    check_plan_request,
-    check_request,
-    deadline,
-)
+from pdp.server.limits import Limits
+from pdp.server.limits.deadline import Deadline, deadline
+from pdp.server.limits.request import check_batch, check_plan_request, check_request
+from pdp.server.limits.walk import Parents
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 

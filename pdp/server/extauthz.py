@@ -25,7 +25,8 @@ from pdp.gateway.check import check, internal_error, refused
 from pdp.gateway.result import CheckResult, GatewayRequest, GatewayResponse
 from pdp.live.store import BundleStatus, BundleStore
 from pdp.server import envoy
-from pdp.server.limits import Limits, check_http
+from pdp.server.limits import Limits
+from pdp.server.limits.http import check_http
 
 log = logging.getLogger("pdp.server.extauthz")
 
