@@ -21,6 +21,13 @@ from pdp.errors import BundleError, TlsError
 from pdp.live.reload import Reloader, bundle_present
 from pdp.live.store import BundleStore
 from pdp.live.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
+from pdp.metrics import (
+    Metrics,
+    MetricsServer,
+    PrometheusMetrics,
+    multiprocess_mode,
+    serve_metrics,
+)
 from pdp.server import listen, tls
 from pdp.server.app import ServeConfig, serve
 from pdp.server.limits import Limits
@@ -190,9 +197,7 @@ def _run_workers(args: argparse.Namespace) -> int:
     metrics_server = None
     try:
         if args.metrics is not None:
-            prepare_metrics_dir()
-            from pdp.metrics import PrometheusMetrics, serve_metrics
-
+            prepare_metrics_dir()  # before prometheus_client loads (PrometheusMetrics)
             try:
                 metrics_server = serve_metrics(args.metrics, PrometheusMetrics())
             except OSError as exc:
@@ -233,15 +238,22 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
             return EXIT_BUNDLE
         store.activate(bundle)
     try:
+        metrics, metrics_server = _start_metrics(args.metrics)
+    except OSError as exc:
+        return _failed(EXIT_RUNTIME, _metrics_error(args.metrics, exc))
+    try:
         recorder = Recorder.start(
             args.decision_log,
             args.decision_log_sample,
             args.decision_log_buffer,
-            args.metrics,
+            metrics,
             store,
         )
     except OSError as exc:
-        return _failed(EXIT_RUNTIME, _recorder_error(args, exc))
+        if metrics_server is not None:
+            metrics_server.stop()
+        where = exc.filename or args.decision_log
+        return _failed(EXIT_RUNTIME, f"--decision-log {where}: cannot open: {exc.strerror or exc}")
     config = ServeConfig(
         bundle_path=args.bundle,
         listen=args.listen,
@@ -263,7 +275,23 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
         return _failed(EXIT_RUNTIME, str(exc))
     finally:
         recorder.stop()
+        if metrics_server is not None:
+            metrics_server.stop()
     return EXIT_OK
+
+
+def _start_metrics(address: str | None) -> tuple[Metrics, MetricsServer | None]:
+    """The metrics to record into, and the `/metrics` endpoint when `--metrics` asks for one.
+
+    Metrics are recorded when `--metrics` is given, and in multiprocess mode
+    (PROMETHEUS_MULTIPROC_DIR set) by every worker, whichever process serves them.
+    OSError when the endpoint cannot be bound.
+    """
+    if address is None and not multiprocess_mode():
+        return Metrics(), None
+    prometheus = PrometheusMetrics()
+    server = serve_metrics(address, prometheus) if address is not None else None
+    return prometheus, server
 
 
 def _load(path: str) -> CompiledBundle | None:
@@ -315,14 +343,6 @@ def _metrics_problem(address: str | None) -> str | None:
     parsed = listen.parse(address, unix=False)
     problem = listen.bind_problem(parsed) if parsed.port else None
     return None if problem is None else f"--metrics {address}: cannot listen: {problem}"
-
-
-def _recorder_error(args: argparse.Namespace, exc: OSError) -> str:
-    """Which of --decision-log and --metrics failed to open, and why."""
-    if args.metrics is not None and exc.filename is None and exc.errno in listen.BIND_ERRORS:
-        return _metrics_error(args.metrics, exc)
-    where = exc.filename or args.decision_log
-    return f"--decision-log {where}: cannot open: {exc.strerror or exc}"
 
 
 def _metrics_error(address: str | None, exc: OSError) -> str:

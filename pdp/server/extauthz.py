@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
 
 import grpc
 from envoy.service.auth.v3 import external_auth_pb2 as pb
@@ -20,6 +19,7 @@ from pdp.authn.identity import key_lookup, pending_fetch
 from pdp.authn.jwks import Keyring
 from pdp.authn.jwt import Issuer, KeyLookup
 from pdp.bundle.compiler import CompiledBundle
+from pdp.decisionlog import CHECK, GatewayFields, Recorder
 from pdp.errors import DeadlineExceeded, ErrorCode, HttpLimitExceeded
 from pdp.gateway.check import check, internal_error, refused
 from pdp.gateway.result import CheckResult, GatewayRequest, GatewayResponse
@@ -43,29 +43,38 @@ REFUSED = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class ExtAuthzConfig:
+    """What the Check servicer needs of the server's configuration."""
+
+    listen: str = ""  # the listen address, for the plaintext-transport warning
+    client_ca: str | None = None  # set: clients present certificates (mTLS)
+    trust_plaintext_peer: bool = False  # trust Envoy's source.principal on plaintext TCP
+    limits: Limits = field(default_factory=Limits)
+
+
 class ExtAuthzService(pb_grpc.AuthorizationServicer):
     """Thin servicer: every Check is answered with a status, a deny whenever anything fails."""
 
     def __init__(
         self,
         store: BundleStore,
-        config: Any = None,
+        config: ExtAuthzConfig | None = None,
         keyring: Keyring | None = None,
         on_result: CheckListener | None = None,
         clock: Callable[[], float] = time.time,  # judges cached tokens' expiry; tests inject
     ) -> None:
+        config = config or ExtAuthzConfig()
         self._store = store
         self._keyring = keyring or Keyring()
         self._lookup = key_lookup(self._keyring)
         self.tokens = ActiveTokenCache(self._keyring, clock)
-        self._trust_plaintext = bool(getattr(config, "trust_plaintext_peer", False))
-        self._on_result = on_result or recorder_listener(getattr(config, "recorder", None))
-        self.unknown_endpoints = 0
-        self.authn_failures: collections.Counter[str] = collections.Counter()
+        self._trust_plaintext = config.trust_plaintext_peer
+        self._on_result = on_result
         self._warned = False
-        self._listen = str(getattr(config, "listen", ""))
-        self._client_ca = getattr(config, "client_ca", None)
-        self._limits: Limits = getattr(config, "limits", None) or Limits()
+        self._listen = config.listen
+        self._client_ca = config.client_ca
+        self._limits = config.limits
         self._offline = cached_key_lookup(self._keyring)  # never fetches: safe on the loop
         store.subscribe(self._check_transport)
         store.subscribe(self._activate_tokens)
@@ -140,10 +149,6 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         return self._trust_plaintext
 
     def _observe(self, result: CheckResult, bundle: CompiledBundle | None, started: float) -> None:
-        if result.unknown_route:
-            self.unknown_endpoints += 1
-        if result.authn_failure:
-            self.authn_failures[result.authn_failure] += 1
         if self._on_result is not None:
             try:
                 self._on_result(result, bundle, started)
@@ -177,11 +182,10 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         )
 
 
-def recorder_listener(recorder: Any) -> CheckListener | None:
-    """A listener feeding the decision log and metrics (`pdp.decisionlog.Recorder`), if any."""
+def recorder_listener(recorder: Recorder | None) -> CheckListener | None:
+    """A listener feeding the decision log and metrics, if there is a recorder."""
     if recorder is None:
         return None
-    from pdp.decisionlog import CHECK, GatewayFields  # only when a recorder is configured
 
     def listen(result: CheckResult, bundle: CompiledBundle | None, started: float) -> None:
         gateway = GatewayFields(**result.gateway_fields())
