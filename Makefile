@@ -20,8 +20,9 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/pdp serve policies --listen $(LISTEN)
 
-# Development only (README "Quick start"): $(DEV)/ is git-ignored and holds a fresh ES256 key
-# (mode 0600, kept across runs) and $(DEV)/bundle, a copy of policies/ trusting only that key.
+# Development only (README "Quick start", docs/gateway.md): $(DEV)/ is git-ignored and holds a
+# fresh ES256 key (mode 0600, kept across runs) and $(DEV)/bundle, a copy of policies/ trusting
+# only that key.
 dev-bundle: install
 	$(VENV)/bin/pdp dev-bundle policies --out $(DEV)
 
@@ -84,7 +85,7 @@ k8s-bundles: install
 		--write-items deploy/kubernetes/sidecar/deployment.yaml \
 		--write-items deploy/kubernetes/gateway/pdp.yaml
 
-# Benchmarks (README "Benchmarks"): one table, bench/results/latest.json; bounded (~6 min).
+# Benchmarks (bench/README.md): one table, bench/results/latest.json; bounded (~6 min).
 # h2load is Debian's nghttp2-client; bench-peers also installs Cerbos from npm into bench/.peers.
 H2LOAD_INSTALL = command -v h2load >/dev/null || apt-get install -y -qq nghttp2-client \
 	|| { apt-get update -qq && apt-get install -y -qq nghttp2-client; }

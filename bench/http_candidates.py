@@ -15,12 +15,12 @@ import sys
 from typing import Any
 
 from pdp.bundle import load_bundle
-from pdp.bundle.store import BundleStore
 from pdp.decisionlog import Recorder
 from pdp.http.app import HttpEdge
 from pdp.http.jsonio import error_body
 from pdp.http.proxies import TrustedProxies
 from pdp.http.wire import HttpServer, Request, WireLimits
+from pdp.live.store import BundleStore
 from pdp.server.app import ServeConfig, start_server
 from pdp.server.extauthz import ExtAuthzService
 from pdp.server.limits import Limits

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from pdp.errors import PdpError
+from pdp import yamlsrc
+from pdp.errors import DevkitError, YamlError
 
 DEV_KID = "dev-es256"
 KEY_FILE = "dev-es256.pem"
@@ -30,12 +30,6 @@ MAX_KEY_BYTES = 64 * 1024
 _EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-
-
-class DevkitError(PdpError):
-    """A development key, bundle or token that cannot be made; the message says why."""
-
-    code = "devkit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +77,13 @@ def make_dev_bundle(source: Path, out: Path) -> DevBundle:
 
 def jwks_issuers(bundle: Path) -> list[dict[str, Any]]:
     """The routes.yaml JWT issuers that allow ES256 and read their keys from a bundle file."""
+    path = bundle / "routes.yaml"
     try:
-        config = yaml.safe_load((bundle / "routes.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise DevkitError(f"{bundle / 'routes.yaml'}: cannot read: {exc}") from None
+        config = yamlsrc.load(str(path), path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise DevkitError(f"{path}: cannot read: {exc}") from None
+    except YamlError as exc:
+        raise DevkitError(str(exc)) from None
     issuers = (((config.get("identity") or {}).get("jwt") or {}).get("issuers")) or []
     return [
         issuer

@@ -23,9 +23,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from pdp.bundle import load_bundle
-from pdp.bundle.reload import Reloader
-from pdp.bundle.store import BundleStore
-from pdp.bundle.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
 from pdp.client import messages
 from pdp.client.errors import (
     BadRequest,
@@ -38,10 +35,13 @@ from pdp.client.errors import (
 from pdp.client.messages import Context, Entities
 from pdp.client.types import Decision, Request, Status, UidLike
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
+from pdp.errors import DeadlineExceeded as EvaluationDeadline
 from pdp.errors import LimitExceeded, NoBundleError, PdpError, RequestError
+from pdp.live.reload import Reloader
+from pdp.live.store import BundleStore
+from pdp.live.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
 from pdp.plan import Plan
 from pdp.server.calls import Calls
-from pdp.server.limits import DeadlineExceeded as EvaluationDeadline
 from pdp.server.limits import Limits
 
 log = logging.getLogger("pdp.embedded")

@@ -17,8 +17,7 @@ from typing import Any
 import cedarpy
 
 from pdp.bundle.compiler import CompiledBundle
-from pdp.bundle.index import Uid, references, uid_of
-from pdp.model import is_action_type
+from pdp.model import Uid, is_action_type, references, uid_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pdp.bundle.store import BundleStatus
+    from pdp.live.store import BundleStatus
 
 log = logging.getLogger("pdp.metrics")
 

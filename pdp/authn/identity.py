@@ -9,14 +9,12 @@ from typing import Any
 
 import jwt as pyjwt
 
-from pdp.authn.apikeys import ApiKeyConfig
 from pdp.authn.cache import TokenCache, TokenIdentity
+from pdp.authn.config import IdentityConfig
 from pdp.authn.jwks import Keyring
-from pdp.authn.jwt import Issuer, JwtConfig, KeyLookup, VerifiedToken, peek, verify
-from pdp.authn.mtls import MtlsConfig
+from pdp.authn.jwt import Issuer, KeyLookup, VerifiedToken, peek, verify
 from pdp.authn.principal import Principal, scopes
 from pdp.errors import AuthnError
-from pdp.model import EntityRef
 
 JWT, API_KEY, MTLS, NONE = "jwt", "api_key", "mtls", "none"
 # Failures of a credential presented in a form pdp does not read (RFC 6750 `invalid_request`),
@@ -36,44 +34,6 @@ _KNOWN_SCHEMES = {
     s.lower(): s
     for s in ("Basic", "Digest", "Token", "Negotiate", "NTLM", "DPoP", "HOBA", "Mutual", "JWT")
 }
-
-
-@dataclass(frozen=True, slots=True)
-class JwtAuthnMetadata:
-    """Where Envoy's `jwt_authn` filter puts the payload it verified (`payload_in_metadata`)."""
-
-    namespace: str = "envoy.filters.http.jwt_authn"
-    key: str = "jwt_payload"
-
-
-@dataclass(frozen=True, slots=True)
-class IdentityConfig:
-    """The identity sources of a bundle's routes.yaml; each is off unless configured."""
-
-    jwt: JwtConfig | None = None
-    mtls: MtlsConfig | None = None
-    api_keys: ApiKeyConfig | None = None
-    jwt_authn: JwtAuthnMetadata | None = None
-    anonymous: EntityRef | None = None
-
-    @property
-    def principal_types(self) -> tuple[str, ...]:
-        """Every entity type a principal may have, in a stable order."""
-        types: list[str] = []
-        if self.jwt is not None:
-            types += [i.principal.type for i in self.jwt.issuers.values()]
-        if self.api_keys is not None:
-            types += [k.principal.type for k in self.api_keys.keys]
-        if self.mtls is not None:
-            types.append(self.mtls.principal_type)
-        if self.anonymous is not None:
-            types.append(self.anonymous.type)
-        return tuple(dict.fromkeys(types))
-
-    @property
-    def uses_transport_trust(self) -> bool:
-        """True when an identity source relies on what Envoy asserts (peer or jwt_authn)."""
-        return self.mtls is not None or self.jwt_authn is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from pdp.bundle.diagnose import (
 )
 from pdp.bundle.index import EntityGraph, PolicyIndex, build_index
 from pdp.bundle.links import apply_links, validate_links
-from pdp.bundle.loader import BundleLoadError, BundleSource, SourceFile
+from pdp.bundle.loader import ROUTES, BundleSource, SourceFile
 from pdp.bundle.policies import (
     PolicyInfo,
     build_policy_set,
@@ -24,8 +24,10 @@ from pdp.bundle.policies import (
     collect_policies,
     validate_policies,
 )
-from pdp.errors import Problem
-from pdp.gateway.config import GatewayConfig, compile_gateway
+from pdp.errors import BundleError, Problem
+from pdp.model import Uid, uid_of
+from pdp.routes.compile import compile_routes
+from pdp.routes.spec import GatewayConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +77,13 @@ def compile_bundle(source: BundleSource) -> CompiledBundle:
     # Entities are checked even when a policy fails, so one run reports both; not without the
     # schema they are declared against, which would only add misleading errors.
     schema_ok = source.schema is None or schema is not None
-    entities = _parse_entities(source.entities, schema, problems) if schema_ok else None
+    entities, uids = _parse_entities(source.entities, schema, problems) if schema_ok else (None, ())
     gateway = None
     if source.routes is not None and schema_ok:
-        gateway = compile_gateway(source, schema, problems)
+        known = frozenset(uids)  # a principal among them is never sent along with a Check
+        gateway = compile_routes(source.routes.text, ROUTES, source.files, schema, known, problems)
     if problems:
-        raise BundleLoadError(problems, source.warnings)
+        raise BundleError(problems, source.warnings)
 
     strict_schema = schema if source.manifest.validation == "strict" else None
     policy_set, policies = build_policy_set(policies, source.policies, problems)
@@ -95,7 +98,7 @@ def compile_bundle(source: BundleSource) -> CompiledBundle:
     if strict_schema is not None:
         validate_policies(source.policies, policies, strict_schema, problems)
     if problems or policy_set is None or entities is None:
-        raise BundleLoadError(problems, source.warnings)
+        raise BundleError(problems, source.warnings)
 
     all_policies = tuple(policies + links)
     index, graph = build_index(policy_set, all_policies, entities)
@@ -137,15 +140,19 @@ def _parse_schema(source: SourceFile | None, problems: list[Problem]) -> cedarpy
 
 def _parse_entities(
     source: SourceFile | None, schema: cedarpy.Schema | None, problems: list[Problem]
-) -> cedarpy.Entities | None:
+) -> tuple[cedarpy.Entities | None, tuple[Uid, ...]]:
+    """The bundle's entities, and their uids; None when they do not parse."""
     if source is None:
-        return cedarpy.Entities.from_json_str("[]", schema)
+        return cedarpy.Entities.from_json_str("[]", schema), ()
     try:
         entities = cedarpy.Entities.from_json_str(source.text, schema)
     except ValueError as exc:
         problems.extend(locate_entity_errors(source, schema, str(exc)))
-        return None
+        return None, ()
+    items = json.loads(source.text)  # Cedar took it: a list of entities, each with its uid
     # cedarpy accepts identical duplicates; in a reviewed file a repeated uid is a mistake.
-    duplicates = duplicate_entities(source, json.loads(source.text))
+    duplicates = duplicate_entities(source, items)
     problems.extend(duplicates)
-    return None if duplicates else entities
+    if duplicates:
+        return None, ()
+    return entities, tuple(uid for item in items if (uid := uid_of(item.get("uid"))) is not None)

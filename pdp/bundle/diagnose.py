@@ -17,7 +17,7 @@ from pdp.bundle.locate import (
     split_statements,
 )
 from pdp.errors import Problem
-from pdp.model import is_action_type
+from pdp.model import is_action_type, uid_text
 
 _BACKTICKED = re.compile(r"`([^`]+)`")
 _JSON_POSITION = re.compile(r" at line (\d+) column (\d+)$")
@@ -198,12 +198,9 @@ def _without(attrs: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _uid_text(item: Any) -> str:
-    uid = item.get("uid") if isinstance(item, dict) else None
-    if isinstance(uid, dict) and "__entity" in uid:
-        uid = uid["__entity"]
-    if isinstance(uid, dict) and isinstance(uid.get("type"), str):
-        return f"{uid['type']}::{json.dumps(uid.get('id'), ensure_ascii=False)}"
-    return "(no uid)"
+    """The uid of an entity item, for messages."""
+    text = uid_text(item.get("uid")) if isinstance(item, dict) else None
+    return text or "(no uid)"
 
 
 def json_list(source: SourceFile, problems: list[Problem]) -> list[Any] | None:

@@ -7,7 +7,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from pdp.errors import Problem
+from pdp.errors import FileReadError, Problem
 
 MAX_FILE_BYTES = 32 * 1024 * 1024  # one content file
 MAX_BUNDLE_BYTES = 256 * 1024 * 1024  # all content files together
@@ -32,10 +32,6 @@ class Listing:
 
     files: tuple[ContentFile, ...]
     problems: tuple[Problem, ...]
-
-
-class FileReadError(Exception):
-    """A content file that could not be read; the message names no path (the caller does)."""
 
 
 def is_ignored(name: str) -> bool:

@@ -11,7 +11,8 @@ from typing import Any
 
 import cedarpy
 
-Uid = tuple[str, str]
+from pdp.model import Uid, references, uid_of
+
 # A scope as the index sees it: ("any",), ("type", T) or ("eq", (T, id)).
 Scope = tuple[Any, ...]
 ANY: Scope = ("any",)
@@ -29,31 +30,6 @@ class IndexedPolicy:
     actions: frozenset[Uid] | None  # None: any action
     est: dict[str, Any]
     template: tuple[str, dict[str, Any]] | None = None  # (template id, link values) for links
-
-
-def uid_of(value: Any) -> Uid | None:
-    """The uid a Cedar JSON value denotes, if it looks like one (`__entity` or type/id)."""
-    if isinstance(value, dict):
-        inner = value.get("__entity", value)
-        if isinstance(inner, dict):
-            kind, ident = inner.get("type"), inner.get("id")
-            if isinstance(kind, str) and isinstance(ident, str):
-                return (kind, ident)
-    return None
-
-
-def references(value: Any) -> Iterator[Uid]:
-    """Every uid-shaped value inside a Cedar JSON value (over-approximates, never misses)."""
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            uid = uid_of(node)
-            if uid is not None:
-                yield uid
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
 
 
 class EntityGraph:

@@ -4,39 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-
-import yaml
 
 from pdp.bundle.files import (
     MAX_BUNDLE_BYTES,
     MAX_FILE_BYTES,
-    FileReadError,
     Listing,
     read_content,
     scan_bundle,
     too_large,
 )
-from pdp.bundle.locate import position
-from pdp.decisionlog.masking import LogRules
-from pdp.errors import BundleError, Problem
+from pdp.bundle.manifest import MANIFEST, Manifest, parse_manifest
+from pdp.errors import BundleError, FileReadError, Problem
 
-MANIFEST = "manifest.yaml"
 ENTITIES = "entities.json"
 LINKS = "links.json"
 ROUTES = "routes.yaml"
 SCHEMA_SUFFIXES = (".cedarschema", ".cedarschema.json")
-VALIDATION_MODES = ("strict", "off")
-MANIFEST_KEYS = {"name", "revision", "validation", "decision_log"}
-
-
-class BundleLoadError(BundleError):
-    """A bundle that does not load: its errors, plus the warnings found on the way."""
-
-    def __init__(self, problems: list[Problem], warnings: tuple[Problem, ...] = ()) -> None:
-        super().__init__(problems)
-        self.warnings = warnings
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,16 +30,6 @@ class SourceFile:
 
     path: str
     text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    """The bundle's `manifest.yaml`, with defaults for what it leaves out."""
-
-    name: str = ""
-    revision: str = ""
-    validation: str = "strict"
-    raw: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +102,11 @@ def read_bundle(root: str | os.PathLike[str]) -> BundleSource:
 
     manifest = Manifest()
     if MANIFEST in special:
-        manifest, manifest_problems = _parse_manifest(special[MANIFEST])
+        manifest, manifest_problems = parse_manifest(MANIFEST, special[MANIFEST].text)
         problems.extend(p for p in manifest_problems if p.severity == "error")
         warnings.extend(p for p in manifest_problems if p.severity == "warning")
     if problems:
-        raise BundleLoadError(problems, tuple(warnings))
+        raise BundleError(problems, tuple(warnings))
 
     return BundleSource(
         root=str(base),
@@ -221,85 +196,6 @@ def _unknown_file_message(rel: str) -> str:
     if "/" in rel and PurePosixPath(rel).name in (ENTITIES, LINKS, MANIFEST, ROUTES):
         return f"unknown file, ignored ({name} is only read at the bundle root)"
     return "unknown file, ignored"
-
-
-def _parse_manifest(source: SourceFile) -> tuple[Manifest, list[Problem]]:
-    problems: list[Problem] = []
-    try:
-        loader = yaml.SafeLoader(source.text)  # refuses control characters right away
-        try:
-            node = loader.get_single_node()
-            raw = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        return Manifest(), [_yaml_problem(source, exc)]
-    except RecursionError:
-        return Manifest(), [Problem(source.path, "invalid YAML: nested too deeply", 1)]
-    if node is None:  # empty, or only comments
-        node, raw = yaml.MappingNode("tag:yaml.org,2002:map", []), {}
-    if not isinstance(raw, dict) or not isinstance(node, yaml.MappingNode):
-        return Manifest(), [Problem(source.path, "must be a YAML mapping", line=1)]
-    # Values are read as written: YAML would turn `revision: 1.10` into 1.1, `0123` into 83
-    # and `2026-11-30` into a date, and a bare `validation: off` into false.
-    nodes: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-    for key, value in node.value:
-        if not key.tag.endswith(":str"):
-            continue
-        if key.value in nodes:
-            first = nodes[key.value][0].start_mark.line + 1
-            where = f"duplicate key {key.value!r} (first at line {first})"
-            problems.append(Problem(source.path, where, key.start_mark.line + 1))
-        nodes[key.value] = (key, value)
-    for key in sorted(set(raw) - MANIFEST_KEYS, key=str):
-        line = nodes[key][0].start_mark.line + 1 if key in nodes else None
-        problems.append(Problem(source.path, f"unknown key {key!r}", line, severity="warning"))
-    values: dict[str, str] = {}
-    for key in ("name", "revision", "validation"):
-        if key not in nodes:
-            continue
-        key_node, value_node = nodes[key]
-        line = key_node.start_mark.line + 1
-        if value_node.tag.endswith(":null"):
-            continue
-        if not isinstance(value_node, yaml.ScalarNode):
-            problems.append(Problem(source.path, f"{key} must be a string", line))
-        else:
-            values[key] = value_node.value
-    validation = values.get("validation", "strict")
-    if validation not in VALIDATION_MODES:
-        line = nodes["validation"][0].start_mark.line + 1
-        problems.append(
-            Problem(source.path, f"validation must be 'strict' or 'off', not {validation!r}", line)
-        )
-    try:
-        LogRules.parse(raw.get("decision_log"))
-    except ValueError as exc:
-        line = nodes["decision_log"][0].start_mark.line + 1 if "decision_log" in nodes else None
-        problems.append(Problem(source.path, str(exc), line))
-    manifest = Manifest(
-        name=values.get("name", ""),
-        revision=values.get("revision", ""),
-        validation=validation,
-        raw=raw,
-    )
-    return manifest, problems
-
-
-def _yaml_problem(source: SourceFile, exc: yaml.YAMLError) -> Problem:
-    """`invalid YAML: <what>` at the line and column YAML reports, without its quoted excerpt."""
-    path = source.path
-    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
-        line, column = position(source.text, exc.position)
-        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        return Problem(path, f"invalid YAML: {exc.reason} (#x{code:04x})", line, column)
-    mark = getattr(exc, "problem_mark", None)
-    what = getattr(exc, "problem", None) or str(exc)
-    context = getattr(exc, "context", None)
-    message = f"invalid YAML: {what}" + (f" ({context})" if context else "")
-    if mark is None:
-        return Problem(path, message)
-    return Problem(path, message, mark.line + 1, mark.column + 1)
 
 
 def content_digest(files: dict[str, str]) -> str:

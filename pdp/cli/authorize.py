@@ -8,22 +8,27 @@ import sys
 from pathlib import Path
 
 from pdp import engine
+from pdp.cli import argtypes
 from pdp.cli.common import EXIT_BUNDLE, EXIT_DENY, EXIT_OK, EXIT_USAGE, load_or_report
 from pdp.errors import RequestError
-from pdp.model import AuthzRequest, EntityRef
+from pdp.model import AuthzRequest
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("authorize", help="decide one request against a bundle")
     parser.add_argument("bundle", help="bundle directory")
-    parser.add_argument("--principal", required=True, type=_uid, help='e.g. User::"alice"')
+    parser.add_argument(
+        "--principal", required=True, type=argtypes.entity_uid, help='e.g. User::"alice"'
+    )
     parser.add_argument(
         "--action",
         required=True,
-        type=_action,
+        type=argtypes.action,
         help='e.g. readOrder (an Action, as in routes.yaml) or Action::"readOrder"',
     )
-    parser.add_argument("--resource", required=True, type=_uid, help='e.g. Order::"o1"')
+    parser.add_argument(
+        "--resource", required=True, type=argtypes.entity_uid, help='e.g. Order::"o1"'
+    )
     parser.add_argument("--context", default=None, help="context as a Cedar JSON object")
     parser.add_argument("--entities", default=None, help="file with request entities (JSON)")
     parser.add_argument("--json", action="store_true", help="print the decision as JSON")
@@ -39,22 +44,6 @@ _FLAGS = {
     "entities": "--entities",
     "entities_json": "--entities",
 }
-
-
-def _uid(text: str) -> EntityRef:
-    try:
-        return EntityRef.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _action(text: str) -> EntityRef:
-    """A bare name is an `Action` id, as in routes.yaml; text with `::` is a whole uid."""
-    if "::" in text:
-        return _uid(text)
-    if not text:
-        raise argparse.ArgumentTypeError('expected an action name (readOrder) or uid, got ""')
-    return EntityRef("Action", text)
 
 
 def run(args: argparse.Namespace) -> int:

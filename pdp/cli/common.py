@@ -25,7 +25,7 @@ def load_or_report(path: str, out: TextIO | None = None) -> CompiledBundle | Non
         for problem in sorted(exc.problems, key=_location):
             print(f"{problem}", file=out)
         # A warning can explain an error (entity.json next to an unknown-entity error).
-        for warning in getattr(exc, "warnings", ()):
+        for warning in exc.warnings:
             print(f"{warning} [warning]", file=out)
         print(f"error: bundle {path} does not load ({len(exc.problems)} problem(s))", file=out)
         return None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pdp import devkit
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, load_or_report
+from pdp.errors import DevkitError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         made = devkit.make_dev_bundle(Path(args.source), Path(args.out))
-    except devkit.DevkitError as exc:
+    except DevkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BUNDLE
     if load_or_report(str(made.bundle)) is None:

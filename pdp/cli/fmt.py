@@ -10,11 +10,11 @@ from pathlib import Path
 
 import cedarpy
 
-from pdp import argtypes
 from pdp.bundle.diagnose import locate_parse_errors, parser_hazard_problem
 from pdp.bundle.files import MAX_FILE_BYTES, is_ignored, read_at_most, too_large
 from pdp.bundle.loader import SourceFile
 from pdp.bundle.locate import line_comments, split_statements
+from pdp.cli import argtypes
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pdp.cli import argtypes
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_TEST_FAILED, EXIT_USAGE, load_or_report
 from pdp.errors import RequestError
-from pdp.model import EntityRef
 from pdp.plan import Plan, PlanRequest, PlanUnsupported, plan_resources
 
 EXIT_NOT_SQL = EXIT_TEST_FAILED  # 4: the plan cannot be said in SQL with this mapping
@@ -33,9 +33,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Make a query plan (README, 'Query plans'); with --sql, its WHERE condition.",
     )
     parser.add_argument("bundle", help="bundle directory")
-    parser.add_argument("--principal", required=True, type=_uid, help='e.g. User::"42"')
     parser.add_argument(
-        "--action", required=True, type=_action, help='readOrder or Action::"readOrder"'
+        "--principal", required=True, type=argtypes.entity_uid, help='e.g. User::"42"'
+    )
+    parser.add_argument(
+        "--action", required=True, type=argtypes.action, help='readOrder or Action::"readOrder"'
     )
     parser.add_argument("--resource-type", required=True, help="e.g. Order")
     parser.add_argument("--context", default=None, help="context as a Cedar JSON object")
@@ -77,18 +79,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "e.g. tags=order_tags:order_id:tag:String",
     )
     parser.set_defaults(run=run)
-
-
-def _uid(text: str) -> EntityRef:
-    try:
-        return EntityRef.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _action(text: str) -> EntityRef:
-    """A bare action name means `Action::"name"`."""
-    return _uid(text) if '::"' in text else EntityRef("Action", text)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,22 +12,30 @@ import logging
 import os
 from functools import partial
 
-from pdp import argtypes, logs
+from pdp import logs
 from pdp.bundle import CompiledBundle, load_bundle
-from pdp.bundle.reload import Reloader, bundle_present
-from pdp.bundle.store import BundleStore
-from pdp.bundle.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
+from pdp.cli import argtypes, flags, http_flags
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
-from pdp.errors import BundleError
-from pdp.http import flags as http_flags
-from pdp.server import limits, listen, tls
+from pdp.errors import BundleError, TlsError
+from pdp.live.reload import Reloader, bundle_present
+from pdp.live.store import BundleStore
+from pdp.live.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
+from pdp.metrics import (
+    Metrics,
+    MetricsServer,
+    PrometheusMetrics,
+    multiprocess_mode,
+    serve_metrics,
+)
+from pdp.server import listen, tls
 from pdp.server.app import ServeConfig, serve
+from pdp.server.limits import Limits
 from pdp.server.workers import Supervisor, prepare_metrics_dir, reserve_port
 
 log = logging.getLogger("pdp.serve")
 
-DEFAULTS = limits.Limits()
+DEFAULTS = Limits()
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_WORKERS = 256
 MAX_DECISION_LOG_BUFFER = 1_000_000
@@ -42,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--listen",
         default="127.0.0.1:9191",
-        type=_listen,
+        type=argtypes.listen_address,
         metavar="ADDRESS",
         help="HOST:PORT, [IPv6]:PORT or unix:/path (default %(default)s)",
     )
@@ -94,7 +102,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--decision-log-sample",
-        type=_sampling,
+        type=argtypes.sampling,
         default=Sampling(),
         metavar="all|deny-only|RATE",
         help="log every deny and all allows, none, or this fraction of allows (default all)",
@@ -108,7 +116,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--metrics",
-        type=_metrics_address,
+        type=argtypes.tcp_address,
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics (default off)",
     )
@@ -125,8 +133,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="server processes sharing the TCP port (SO_REUSEPORT); one per core (default 1)",
     )
-    limits.add_arguments(parser)
-    tls.add_arguments(parser)
+    flags.add_limit_arguments(parser)
+    flags.add_tls_arguments(parser)
     http_flags.add_arguments(parser)
     parser.add_argument(
         "--log-level",
@@ -151,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     logs.configure(args.log_level)
     try:  # fail fast, before the bundle and any worker: files are named in the message
         tls.check_arguments(args.tls_cert, args.tls_key, args.client_ca)
-    except tls.TlsError as exc:
+    except TlsError as exc:
         return _failed(EXIT_RUNTIME, str(exc))
     try:
         return _run_workers(args) if args.workers > 1 else _serve(args)
@@ -206,9 +214,7 @@ def _run_workers(args: argparse.Namespace) -> int:
     metrics_server = None
     try:
         if args.metrics is not None:
-            prepare_metrics_dir()
-            from pdp.metrics import PrometheusMetrics, serve_metrics
-
+            prepare_metrics_dir()  # before prometheus_client loads (PrometheusMetrics)
             try:
                 metrics_server = serve_metrics(args.metrics, PrometheusMetrics())
             except OSError as exc:
@@ -257,19 +263,26 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
             return EXIT_BUNDLE
         store.activate(bundle)
     try:
+        metrics, metrics_server = _start_metrics(args.metrics)
+    except OSError as exc:
+        return _failed(EXIT_RUNTIME, _metrics_error(args.metrics, exc))
+    try:
         recorder = Recorder.start(
             args.decision_log,
             args.decision_log_sample,
             args.decision_log_buffer,
-            args.metrics,
+            metrics,
             store,
         )
     except OSError as exc:
-        return _failed(EXIT_RUNTIME, _recorder_error(args, exc))
+        if metrics_server is not None:
+            metrics_server.stop()
+        where = exc.filename or args.decision_log
+        return _failed(EXIT_RUNTIME, f"--decision-log {where}: cannot open: {exc.strerror or exc}")
     config = ServeConfig(
         bundle_path=args.bundle,
         listen=args.listen,
-        limits=limits.from_args(args),
+        limits=flags.limits_from_args(args),
         grace_seconds=args.grace,
         recorder=recorder,
         trust_plaintext_peer=args.trust_plaintext_peer,
@@ -284,11 +297,27 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
         components = [reloader] if watcher is None else [reloader, watcher]
         hangup = partial(reloader.request, "SIGHUP")
         asyncio.run(serve(store, config, components, on_hangup=hangup))
-    except (OSError, tls.TlsError) as exc:
+    except (OSError, TlsError) as exc:
         return _failed(EXIT_RUNTIME, str(exc))
     finally:
         recorder.stop()
+        if metrics_server is not None:
+            metrics_server.stop()
     return EXIT_OK
+
+
+def _start_metrics(address: str | None) -> tuple[Metrics, MetricsServer | None]:
+    """The metrics to record into, and the `/metrics` endpoint when `--metrics` asks for one.
+
+    Metrics are recorded when `--metrics` is given, and in multiprocess mode
+    (PROMETHEUS_MULTIPROC_DIR set) by every worker, whichever process serves them.
+    OSError when the endpoint cannot be bound.
+    """
+    if address is None and not multiprocess_mode():
+        return Metrics(), None
+    prometheus = PrometheusMetrics()
+    server = serve_metrics(address, prometheus) if address is not None else None
+    return prometheus, server
 
 
 def _load(path: str) -> CompiledBundle | None:
@@ -306,7 +335,7 @@ def _load(path: str) -> CompiledBundle | None:
                 "path": path,
                 "errors": [str(p) for p in problems],
                 # A warning can explain an error (entity.json next to an unknown entity).
-                "warnings": [str(w) for w in getattr(exc, "warnings", ())],
+                "warnings": [str(w) for w in exc.warnings],
                 "exit_code": EXIT_BUNDLE,
             },
         )
@@ -342,36 +371,5 @@ def _metrics_problem(address: str | None) -> str | None:
     return None if problem is None else f"--metrics {address}: cannot listen: {problem}"
 
 
-def _recorder_error(args: argparse.Namespace, exc: OSError) -> str:
-    """Which of --decision-log and --metrics failed to open, and why."""
-    if args.metrics is not None and exc.filename is None and exc.errno in listen.BIND_ERRORS:
-        return _metrics_error(args.metrics, exc)
-    where = exc.filename or args.decision_log
-    return f"--decision-log {where}: cannot open: {exc.strerror or exc}"
-
-
 def _metrics_error(address: str | None, exc: OSError) -> str:
     return f"--metrics {address}: cannot listen: {listen.describe(exc)}"
-
-
-def _listen(text: str) -> str:
-    try:
-        listen.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _metrics_address(text: str) -> str:
-    try:
-        listen.parse(text, unix=False)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _sampling(text: str) -> Sampling:
-    try:
-        return Sampling.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -12,7 +12,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 
-from pdp import argtypes
+from pdp.cli import argtypes
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from pdp.server import listen
 from pdp.v1 import authorizer_pb2 as pb

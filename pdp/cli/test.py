@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pdp import argtypes
+from pdp.cli import argtypes
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_TEST_FAILED, EXIT_USAGE
 from pdp.policytest import FORMATS, render, run_path
 

@@ -7,8 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from pdp import argtypes, devkit, jsonkeys
+from pdp import devkit, jsonkeys
+from pdp.cli import argtypes
 from pdp.cli.common import EXIT_OK, EXIT_USAGE
+from pdp.errors import DevkitError
 
 MAX_TTL_SECONDS = 86_400
 
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             issuer = devkit.Issuer(args.iss, args.aud, args.kid)
         claims = devkit.claims_for(issuer.issuer, issuer.audience, args.sub, args.ttl)
         print(devkit.sign(key, issuer.kid, {**claims, **extra}))
-    except devkit.DevkitError as exc:
+    except DevkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK

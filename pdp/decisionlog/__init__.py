@@ -19,7 +19,7 @@ from pdp.decisionlog.entry import (
     PlanFields,
     Record,
 )
-from pdp.decisionlog.masking import MASKED, LogRules, Masker
+from pdp.decisionlog.masking import MASKED, Masker
 from pdp.decisionlog.recorder import LazyRequests, Recorder
 from pdp.decisionlog.sink import Sink, open_sink
 from pdp.decisionlog.writer import DEFAULT_CAPACITY, DecisionLog, Sampling
@@ -38,7 +38,6 @@ __all__ = [
     "DecisionLog",
     "GatewayFields",
     "LazyRequests",
-    "LogRules",
     "Masker",
     "PlanFields",
     "Record",

@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pdp.decisionlog.masking import LogRules, Masker
-from pdp.model import AuthzRequest, Decision, EntityRef
+from pdp.bundle.manifest import LogRules
+from pdp.decisionlog.masking import Masker
+from pdp.model import AuthzRequest, Decision, EntityRef, uid_text
 
 if TYPE_CHECKING:
     from pdp.bundle.compiler import CompiledBundle
@@ -206,17 +207,12 @@ def _entities_of(text: str | None) -> list[dict[str, Any]]:
         attrs = item.get("attrs")
         out.append(
             {
-                "uid": _uid_text(item.get("uid")),
-                "parents": [_uid_text(p) for p in item.get("parents") or []],
+                "uid": uid_text(item.get("uid")),
+                "parents": [uid_text(p) for p in item.get("parents") or []],
                 "attrs": attrs if isinstance(attrs, Mapping) else {},
             }
         )
     return out
-
-
-def _uid_text(value: Any) -> str | None:
-    ref = EntityRef.from_json(value)
-    return str(ref) if ref is not None else None
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)

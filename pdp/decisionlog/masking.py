@@ -1,17 +1,14 @@
-"""A bundle's decision log rules (`decision_log` in its manifest) and the masking they ask for."""
+"""The masking a bundle's decision log rules (`decision_log` in its manifest) ask for."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from pdp.bundle.compiler import CompiledBundle
+from pdp.bundle.manifest import LOG_ROOTS, LogRules
 
 MASKED = "[masked]"
-_ROOTS = ("context", "attrs")
 _SECRET_KEY = re.compile(
     r"passw|secret|token|api[-_]?key|authorization|cookie|credential|private[-_]?key|signature",
     re.I,
@@ -23,75 +20,12 @@ _SECRET_IN_TEXT = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class LogRules:
-    """A bundle's `decision_log` manifest section: what request data is logged, and masked."""
-
-    context: bool = False
-    entities: bool = False
-    mask: tuple[tuple[str, ...], ...] = ()
-    drop: tuple[tuple[str, ...], ...] = ()
-    mask_secrets: bool = True
-
-    @classmethod
-    def parse(cls, value: object) -> LogRules:
-        """Rules from the manifest value; raise ValueError naming the problem."""
-        if value is None:
-            return cls()
-        if not isinstance(value, Mapping):
-            raise ValueError("decision_log must be a mapping")
-        unknown = sorted(set(value) - {"context", "entities", "mask", "drop", "mask_secrets"})
-        if unknown:
-            raise ValueError(
-                f"decision_log: unknown key {unknown[0]!r} "
-                "(expected context, entities, mask, drop, mask_secrets)"
-            )
-        flags = {}
-        for key, default in (("context", False), ("entities", False), ("mask_secrets", True)):
-            flag = value.get(key, default)
-            if not isinstance(flag, bool):
-                raise ValueError(f"decision_log.{key} must be true or false")
-            flags[key] = flag
-        return cls(
-            mask=_parse_paths(value.get("mask"), "mask"),
-            drop=_parse_paths(value.get("drop"), "drop"),
-            **flags,
-        )
-
-
-def _parse_paths(value: object, key: str) -> tuple[tuple[str, ...], ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"decision_log.{key} must be a list of paths like context.user.ssn")
-    paths = []
-    for text in value:
-        parts = tuple(text.split("."))
-        if len(parts) < 2 or parts[0] not in _ROOTS or "" in parts or parts[-1] == "**":
-            raise ValueError(
-                f"decision_log.{key}: {text!r} must be a dotted path under context. or attrs. "
-                "(a segment may be * for any key, or ** for any depth before a key)"
-            )
-        paths.append(parts)
-    return tuple(paths)
-
-
-def rules_of(bundle: CompiledBundle | None) -> LogRules:
-    """The decision log rules of a bundle's manifest (already validated at load)."""
-    if bundle is None:
-        return LogRules()
-    try:
-        return LogRules.parse(bundle.source.manifest.raw.get("decision_log"))
-    except ValueError:
-        return LogRules()
-
-
 class Masker:
     """Drops and masks fields of logged context and attributes; never mutates its input."""
 
     def __init__(self, rules: LogRules) -> None:
-        self._mask = {root: [p[1:] for p in rules.mask if p[0] == root] for root in _ROOTS}
-        self._drop = {root: [p[1:] for p in rules.drop if p[0] == root] for root in _ROOTS}
+        self._mask = {root: [p[1:] for p in rules.mask if p[0] == root] for root in LOG_ROOTS}
+        self._drop = {root: [p[1:] for p in rules.drop if p[0] == root] for root in LOG_ROOTS}
         self._secrets = rules.mask_secrets
 
     def apply(self, root: str, value: Any) -> Any:

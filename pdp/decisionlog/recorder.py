@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 from pdp.decisionlog.entry import GatewayFields, PlanFields, Record
 from pdp.decisionlog.sink import open_sink
 from pdp.decisionlog.writer import DEFAULT_CAPACITY, DecisionLog, Sampling
-from pdp.metrics import Metrics, MetricsServer, PrometheusMetrics, multiprocess_mode, serve_metrics
+from pdp.metrics import Metrics
 from pdp.model import AuthzRequest, Decision
 
 if TYPE_CHECKING:
     from pdp.bundle.compiler import CompiledBundle
-    from pdp.bundle.store import BundleStore
+    from pdp.live.store import BundleStore
 
 log = logging.getLogger("pdp.decisionlog")
 
@@ -24,14 +24,10 @@ class Recorder:
     """What every edge calls once per answered call: metrics, then the decision log."""
 
     def __init__(
-        self,
-        decision_log: DecisionLog | None = None,
-        metrics: Metrics | None = None,
-        metrics_server: MetricsServer | None = None,
+        self, decision_log: DecisionLog | None = None, metrics: Metrics | None = None
     ) -> None:
         self.decision_log = decision_log
         self.metrics = metrics or Metrics()
-        self.metrics_server = metrics_server
 
     @classmethod
     def start(
@@ -39,28 +35,15 @@ class Recorder:
         target: str = "-",
         sampling: Sampling | None = None,
         capacity: int = DEFAULT_CAPACITY,
-        metrics_address: str | None = None,
+        metrics: Metrics | None = None,
         store: BundleStore | None = None,
     ) -> Recorder:
-        """Open the decision log sink and start the writer and the metrics endpoint.
-
-        Metrics are recorded when `metrics_address` is given, and in multiprocess mode
-        (PROMETHEUS_MULTIPROC_DIR set) by every process, whichever one serves them.
-        Raises OSError when the sink cannot be opened or the metrics port cannot be bound.
+        """Open the decision log sink and start its writer; record into `metrics` (none by
+        default), which follow `store`'s bundle status. Who serves the metrics is the caller's
+        business. Raises OSError when the sink cannot be opened.
         """
-        metrics: Metrics = Metrics()
-        server = None
-        if metrics_address is not None or multiprocess_mode():
-            prometheus = PrometheusMetrics()
-            if metrics_address is not None:
-                server = serve_metrics(metrics_address, prometheus)
-            metrics = prometheus
-        try:
-            sink = open_sink(target)
-        except OSError:
-            if server is not None:
-                server.stop()
-            raise
+        metrics = metrics or Metrics()
+        sink = open_sink(target)
         decision_log = None
         if sink is not None:
             decision_log = DecisionLog(sink, sampling, capacity, metrics)
@@ -76,14 +59,12 @@ class Recorder:
         )
         if store is not None:
             store.subscribe(metrics.bundle_status)
-        return cls(decision_log, metrics, server)
+        return cls(decision_log, metrics)
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Flush the decision log (within `timeout`) and close the metrics endpoint."""
+        """Flush the decision log (within `timeout`)."""
         if self.decision_log is not None:
             self.decision_log.stop(timeout)
-        if self.metrics_server is not None:
-            self.metrics_server.stop()
 
     def decision(
         self,

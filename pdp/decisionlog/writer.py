@@ -10,8 +10,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pdp.bundle.manifest import LogRules
 from pdp.decisionlog.entry import Record, line
-from pdp.decisionlog.masking import LogRules, Masker, rules_of
+from pdp.decisionlog.masking import Masker
 from pdp.decisionlog.sink import Sink
 from pdp.metrics import Metrics
 
@@ -153,7 +154,7 @@ class DecisionLog:
     def _masker_for(self, bundle: CompiledBundle | None) -> tuple[Masker, LogRules]:
         cached = self._masker
         if cached is None or cached[0] is not bundle:
-            rules = rules_of(bundle)
+            rules = bundle.source.manifest.decision_log if bundle is not None else LogRules()
             cached = (bundle, Masker(rules), rules)
             self._masker = cached
         return cached[1], cached[2]

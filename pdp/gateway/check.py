@@ -19,10 +19,8 @@ from pdp.authn.identity import (
 )
 from pdp.authn.jwt import KeyLookup
 from pdp.bundle.compiler import CompiledBundle
-from pdp.errors import AuthnError, RequestError
+from pdp.errors import AuthnError, PathError, RequestError
 from pdp.gateway import correlation
-from pdp.gateway.config import GatewayConfig
-from pdp.gateway.paths import NormalizedPath, PathError, normalize
 from pdp.gateway.result import (
     FORBIDDEN,
     INVALID_REQUEST,
@@ -33,8 +31,10 @@ from pdp.gateway.result import (
     GatewayRequest,
     GatewayResponse,
 )
-from pdp.gateway.routes import IdTemplate, RequestFacts, build_context, match_route
-from pdp.model import AuthzRequest, Decision, EntityRef
+from pdp.model import AuthzRequest, Decision, EntityRef, parse_action
+from pdp.routes.context import RequestFacts, build_context
+from pdp.routes.paths import NormalizedPath, normalize
+from pdp.routes.spec import GatewayConfig, IdTemplate, match_route
 
 # Keys of an Envoy route's `context_extensions` that steer the mapping for that route.
 ROUTE_KEY, ACTION_KEY, RESOURCE_KEY = "pdp.route", "pdp.action", "pdp.resource"
@@ -172,7 +172,7 @@ def _target(gateway: GatewayConfig, request: GatewayRequest, path: NormalizedPat
     try:
         action = route.action if route is not None else None
         if action_text is not None:
-            action = _action(action_text)
+            action = parse_action(action_text)
         resource = route.resource(params) if route is not None else None
         if resource_text is not None:
             template = EntityRef.parse(resource_text)
@@ -197,15 +197,6 @@ def _entities_json(identity: Identity) -> str:
         return identity.entities_json
     assert identity.principal is not None
     return json.dumps([identity.principal.entity_json()])
-
-
-def _uid_text(uid: EntityRef) -> str:
-    """`Type::"id"`, the id quoted as json.dumps quotes it."""
-    return f"{uid.type}::{_quote(uid.id)}"
-
-
-def _action(text: str) -> EntityRef:
-    return EntityRef.parse(text) if "::" in text else EntityRef("Action", text)
 
 
 class _Call:
@@ -256,7 +247,7 @@ class _Call:
         principal: EntityRef = self.fields["principal"]
         names = gateway.responses
         headers = (
-            (names.principal_header, _uid_text(principal)),
+            (names.principal_header, principal.header_text()),
             (names.decision_id_header, decision.decision_id),
         )
         result = CheckResult(
@@ -344,7 +335,7 @@ def _metadata(result: CheckResult) -> dict[str, Any]:
         "identity": result.identity_kind,
     }
     if result.principal is not None:
-        metadata["principal"] = _uid_text(result.principal)
+        metadata["principal"] = result.principal.header_text()
     if result.route is not None:
         metadata["route"] = result.route
     if not result.allowed:

@@ -12,7 +12,6 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pdp.bundle.store import BundleStore
 from pdp.decisionlog import ACCESS_EVALUATION, ACCESS_EVALUATIONS, Recorder
 from pdp.errors import LimitExceeded, PdpError, RequestError
 from pdp.http import authzen, jsonio, v1json
@@ -20,6 +19,7 @@ from pdp.http.forward import ForwardAuth
 from pdp.http.jsonio import BodyError
 from pdp.http.proxies import TrustedProxies
 from pdp.http.wire import Request, Response
+from pdp.live.store import BundleStore
 from pdp.server.calls import Batch, Calls
 from pdp.server.extauthz import ExtAuthzService
 from pdp.server.limits import Limits

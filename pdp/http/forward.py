@@ -20,13 +20,13 @@ import time
 import traceback
 from typing import Any
 
-from pdp.bundle.store import BundleStore
 from pdp.decisionlog import FORWARD_AUTH
 from pdp.gateway.check import internal_error, refused
 from pdp.gateway.result import GatewayRequest, GatewayResponse
 from pdp.http.jsonio import NO_STORE
 from pdp.http.proxies import TrustedProxies
 from pdp.http.wire import Request, Response
+from pdp.live.store import BundleStore
 from pdp.server.extauthz import ExtAuthzService, recorder_listener
 from pdp.server.limits import Limits
 

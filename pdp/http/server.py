@@ -9,12 +9,12 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
-from pdp.bundle.store import BundleStore
 from pdp.decisionlog import Recorder
 from pdp.http.app import HttpEdge
 from pdp.http.jsonio import error_body
 from pdp.http.proxies import LOOPBACK, Network, TrustedProxies, parse_cidrs
 from pdp.http.wire import HttpServer, WireLimits
+from pdp.live.store import BundleStore
 from pdp.server import listen
 from pdp.server.extauthz import ExtAuthzService
 from pdp.server.limits import Limits

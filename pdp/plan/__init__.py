@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pdp.plan.model import Plan, PlanKind, PlanRequest, PlanUnsupported, UnsupportedPart
+from pdp.errors import PlanUnsupported  # what to_filter and to_predicate raise
+from pdp.plan.model import Plan, PlanKind, PlanRequest, UnsupportedPart
 from pdp.plan.planner import plan_resources
 
 __all__ = [

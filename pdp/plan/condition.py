@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from pdp import errors
 from pdp.plan import values
 
 Node = dict[str, Any]
@@ -112,7 +113,7 @@ def fold(node: Node) -> bool | None:
     """The truth of a leaf over values only; None when it cannot be worked out here."""
     try:
         return _fold(node)
-    except (values.ExtensionValue, ValueError):
+    except (errors.ExtensionValue, ValueError):
         return None
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import cedarpy
 
+from pdp import errors
+
 Expr = dict[str, Any]
 
 BINARY = (
@@ -32,10 +34,6 @@ BINARY = (
 )
 UNARY = ("!", "neg", "isEmpty")
 RESOURCE = "resource"
-
-
-class NotLiteral(ValueError):
-    """An expression that is not a plain value."""
 
 
 def operator(expr: Expr) -> str:
@@ -130,7 +128,7 @@ def literal(expr: Expr) -> Any:
         and isinstance(body[0].get("Value"), str)
     ):  # how Cedar renders an extension value: decimal("1.5")
         return {"__extn": {"fn": op, "arg": body[0]["Value"]}}
-    raise NotLiteral(op)
+    raise errors.NotLiteral(op)
 
 
 def with_resource_var(expr: Any) -> Any:

@@ -7,12 +7,10 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from pdp.bundle.index import uid_of
+from pdp.model import Uid, uid_of
 
 if TYPE_CHECKING:
     from pdp.bundle.compiler import CompiledBundle
-
-Uid = tuple[str, str]
 
 
 class _Links:

@@ -64,7 +64,3 @@ class Plan:
             "decision_id": self.decision_id,
             "bundle_revision": self.bundle_revision,
         }
-
-
-class PlanUnsupported(ValueError):
-    """A plan, or a part of it, that a consumer (SQL, predicate) cannot carry out exactly."""

@@ -6,10 +6,12 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pdp.model import EntityRef
+from pdp import errors
+from pdp.errors import PlanUnsupported
+from pdp.model import EntityRef, uid_of
 from pdp.plan import condition as c
 from pdp.plan import values
-from pdp.plan.model import Plan, PlanUnsupported
+from pdp.plan.model import Plan
 
 Row = Mapping[str, Any]
 _ABSENT = object()
@@ -121,7 +123,7 @@ class _Row:
         for parent in self._row.get(self._parents_key) or ():
             if isinstance(parent, str):
                 parent = EntityRef.parse(parent)
-            uid = values.as_entity(parent) or _plain_uid(parent)
+            uid = values.as_entity(parent) or uid_of(parent)
             if uid is None:
                 raise ValueError(f"row[{self._parents_key!r}]: {parent!r} is not an entity uid")
             found.add(uid)
@@ -143,16 +145,10 @@ class _Attributes:
         return default if name in self._reserved else self._row.get(name, default)
 
 
-def _plain_uid(value: Any) -> tuple[str, str] | None:
-    if isinstance(value, Mapping) and isinstance(value.get("type"), str):
-        return (value["type"], value["id"]) if isinstance(value.get("id"), str) else None
-    return None
-
-
 def _canonical(value: Any) -> Any:
     try:
         return values.canonical(value)
-    except values.ExtensionValue as exc:
+    except errors.ExtensionValue as exc:
         raise PlanUnsupported(f"{exc}: Cedar's own equality for it is not reproduced") from None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import cedarpy
 
+from pdp.errors import NotLiteral
 from pdp.plan import est
 
 _PROBE_ATTR = "__pdp_plan_probe"
@@ -44,7 +45,7 @@ def evaluate(
         text = key(expr)
         try:
             found[text] = Evaluated(est.literal(expr))
-        except est.NotLiteral:
+        except NotLiteral:
             pending[text] = expr
     if not pending:
         return found
@@ -92,7 +93,7 @@ def _outcome(residual: dict[str, Any] | None, errored: bool) -> Evaluated:
         if "==" in node and _is_probe(node["=="]["left"]):
             try:
                 return Evaluated(est.literal(node["=="]["right"]))
-            except est.NotLiteral:
+            except NotLiteral:
                 return Evaluated(unknown=True)
         if "&&" in node:
             stack.extend((node["&&"]["left"], node["&&"]["right"]))

@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 
+from pdp.errors import PlanUnsupported
 from pdp.plan import condition as c
 from pdp.plan import values
-from pdp.plan.model import Plan, PlanKind, PlanUnsupported
+from pdp.plan.model import Plan, PlanKind
 
 __all__ = ["Attribute", "ParentTable", "ResourceMapping", "SetTable", "to_filter"]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pdp.errors import Inexpressible
 from pdp.plan import condition as c
 from pdp.plan import est, values
 from pdp.plan.hierarchy import Hierarchy
@@ -80,14 +81,6 @@ _BOOLEAN_SHAPED = frozenset(
         "isEmpty",
     )
 )
-
-
-class Unsupported(Exception):
-    """An expression the plan cannot express; `reason` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +148,8 @@ class Translator:
             try:
                 found = self._pair(expr)
                 if max(self._sizer.size(found[0]), self._sizer.size(found[1])) > MAX_SIZE:
-                    raise Unsupported(f"its condition is over {MAX_SIZE} nodes and entities")
-            except Unsupported as exc:
+                    raise Inexpressible(f"its condition is over {MAX_SIZE} nodes and entities")
+            except Inexpressible as exc:
                 found = self._unsupported(expr, exc.reason)
             except RecursionError:
                 found = self._unsupported(expr, "nested too deeply to translate")
@@ -228,23 +221,23 @@ class Translator:
         if op in _NOT_BOOLEAN or op in _VALUE_EXTENSIONS:
             return _NEITHER  # a Long, set, record or extension value, or an error: no boolean
         if op in _BOOLEAN_EXTENSIONS:
-            raise Unsupported(f"extension function {op}() over the resource")
+            raise Inexpressible(f"extension function {op}() over the resource")
         if op in ("hasTag", "getTag"):
-            raise Unsupported("entity tags of the resource")
-        raise Unsupported(f"{op} over the resource")
+            raise Inexpressible("entity tags of the resource")
+        raise Inexpressible(f"{op} over the resource")
 
     def _closed(self, expr: est.Expr) -> Evaluated:
         if "Value" in expr:
             return Evaluated(expr["Value"])
         outcome = self._evaluated.get(key(expr))
         if outcome is None or outcome.unknown:
-            raise Unsupported("Cedar's value for this part could not be read")
+            raise Inexpressible("Cedar's value for this part could not be read")
         return outcome
 
     # --- operands ------------------------------------------------------------------------
 
     def operand(self, expr: est.Expr) -> Operand:
-        """`expr` as a term; Unsupported when it is none (arithmetic over the resource, ...)."""
+        """`expr` as a term; Inexpressible when it is none (arithmetic over the resource, ...)."""
         if self._is_closed(expr):
             outcome = self._closed(expr)
             if outcome.error:
@@ -262,11 +255,11 @@ class Translator:
             elif base.path is not None:
                 path = [*base.path, expr["."]["attr"]]
             else:
-                raise Unsupported("attribute of a computed value")
+                raise Inexpressible("attribute of a computed value")
             return Operand(c.attr(path), c.leaf("has", c.attr(path)))
         if op in ("+", "-", "*", "neg"):
-            raise Unsupported("arithmetic over the resource")
-        raise Unsupported(f"{op} as a value over the resource")
+            raise Inexpressible("arithmetic over the resource")
+        raise Inexpressible(f"{op} as a value over the resource")
 
     def _boolean_or_operand(self, expr: est.Expr) -> Operand | Pair:
         if not self._is_closed(expr) and est.operator(expr) in _BOOLEAN_SHAPED:
@@ -277,7 +270,7 @@ class Translator:
     def _no_extension(*operands: Operand) -> None:
         for operand in operands:
             if operand.is_value and _holds_extension(operand.node["value"]):
-                raise Unsupported("extension values (decimal, ip, datetime, duration)")
+                raise Inexpressible("extension values (decimal, ip, datetime, duration)")
 
     # --- leaves --------------------------------------------------------------------------
 
@@ -386,7 +379,7 @@ class Translator:
             truth = c.or_(one, c.and_(entities, several))
             falsity = c.or_(c.and_(entity, c.not_(one)), c.and_(entities, c.not_(several)))
             return truth, falsity
-        raise Unsupported("`in` between two values of the resource")
+        raise Inexpressible("`in` between two values of the resource")
 
     def _has(self, left_expr: est.Expr, name: str) -> Pair:
         subject = self.operand(left_expr)
@@ -396,7 +389,7 @@ class Translator:
             truth = c.leaf("has", c.attr([name]))
             return truth, c.not_(truth)
         if subject.path is None:
-            raise Unsupported("`has` on a computed value")
+            raise Inexpressible("`has` on a computed value")
         truth = c.leaf("has", c.attr([*subject.path, name]))
         return truth, c.and_(c.leaf("kind", subject.node, kind=values.RECORD), c.not_(truth))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pdp import errors
 from pdp.model import EntityRef
 
 LONG, STRING, BOOLEAN, SET, RECORD, ENTITY, ENTITY_SET, EXTENSION = (
@@ -19,10 +20,6 @@ LONG, STRING, BOOLEAN, SET, RECORD, ENTITY, ENTITY_SET, EXTENSION = (
 )
 KINDS = (LONG, STRING, BOOLEAN, SET, RECORD, ENTITY, ENTITY_SET)
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
-
-
-class ExtensionValue(ValueError):
-    """A value of a Cedar extension type (decimal, ip, datetime, duration): plans have none."""
 
 
 def entity_json(type_: str, id_: str) -> dict[str, Any]:
@@ -84,7 +81,7 @@ def canonical(value: Any) -> Any:
     """
     kind = kind_of(value)
     if kind == EXTENSION:
-        raise ExtensionValue(f"extension value {value['__extn']!r}")
+        raise errors.ExtensionValue(f"extension value {value['__extn']!r}")
     if kind == ENTITY:
         return (ENTITY, *as_entity(value))  # type: ignore[misc]
     if kind == SET:

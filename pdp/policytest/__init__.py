@@ -9,7 +9,6 @@ from pdp.policytest.model import CedarCase, HttpCase, Identity, Location, Suite,
 from pdp.policytest.report import FORMATS, Report, render
 from pdp.policytest.runner import CaseResult, RunResult, run
 from pdp.policytest.session import run_bundle, run_path
-from pdp.policytest.yamlsrc import SuiteError
 
 __all__ = [
     "FORMATS",
@@ -26,7 +25,6 @@ __all__ = [
     "Report",
     "RunResult",
     "Suite",
-    "SuiteError",
     "TestPlan",
     "compute",
     "load_plan",

@@ -17,8 +17,8 @@ from pdp.policytest.fixtures import (
     resolve_entity,
 )
 from pdp.policytest.model import DECISIONS, CedarCase, Location
-from pdp.policytest.values import Reader, kind
-from pdp.policytest.yamlsrc import YMap, line_of
+from pdp.policytest.values import SuiteReader
+from pdp.yamlsrc import YMap, kind, line_of
 
 CASE_KEYS = (
     "name",
@@ -48,7 +48,9 @@ class Context:
     suite_context: dict[str, Any] | None = None
 
 
-def read_case(reader: Reader, items: Any, index: int, suite: str, ctx: Context) -> CedarCase | None:
+def read_case(
+    reader: SuiteReader, items: Any, index: int, suite: str, ctx: Context
+) -> CedarCase | None:
     """One entry of `cases:`."""
     item = reader.mapping(items, index, f"case {index}")
     if item is None:
@@ -104,7 +106,7 @@ def _label(value: Any) -> str:
     return str(value)
 
 
-def read_action(reader: Reader, container: Any, key: Any, ctx: Context) -> EntityRef | None:
+def read_action(reader: SuiteReader, container: Any, key: Any, ctx: Context) -> EntityRef | None:
     """An action: a bare name (resolved against the schema's actions) or a full uid."""
     value = container[key]
     if isinstance(value, str) and value and "::" not in value:
@@ -112,7 +114,7 @@ def read_action(reader: Reader, container: Any, key: Any, ctx: Context) -> Entit
     return reader.uid(container, key, "action")
 
 
-def read_expect(reader: Reader, item: YMap, allowed: tuple[str, ...]) -> str | None:
+def read_expect(reader: SuiteReader, item: YMap, allowed: tuple[str, ...]) -> str | None:
     value = item["expect"]
     if isinstance(value, str) and value.lower() in allowed:
         return value.lower()
@@ -120,7 +122,9 @@ def read_expect(reader: Reader, item: YMap, allowed: tuple[str, ...]) -> str | N
     return None
 
 
-def read_policy_ids(reader: Reader, item: YMap, key: str, ctx: Context) -> frozenset[str] | None:
+def read_policy_ids(
+    reader: SuiteReader, item: YMap, key: str, ctx: Context
+) -> frozenset[str] | None:
     """A list of bundle policy ids; unknown ids and templates are errors, with a suggestion."""
     names = reader.name_list(item, key, key)
     ok = True

@@ -6,13 +6,13 @@ from pathlib import PurePosixPath
 
 from pdp.bundle.compiler import CompiledBundle
 from pdp.bundle.loader import SourceFile
-from pdp.errors import Problem
+from pdp.errors import Problem, SuiteError, YamlError
 from pdp.policytest.catalog import ActionCatalog, action_catalog
 from pdp.policytest.fixtures import FIXTURE_KEYS, Scope, read_fixtures
 from pdp.policytest.model import Suite, TestPlan
 from pdp.policytest.suite import parse_suite
-from pdp.policytest.values import Reader, kind
-from pdp.policytest.yamlsrc import SuiteError, YMap, load_yaml
+from pdp.policytest.values import SuiteReader
+from pdp.yamlsrc import YMap, kind, load
 
 FIXTURE_DIR = "fixtures"
 FIXTURE_NAMES = ("fixtures.yaml", "fixtures.yml")
@@ -54,12 +54,12 @@ def read_plan(files: list[SourceFile], bundle: CompiledBundle, catalog: ActionCa
 
 def _read_fixture_file(source: SourceFile, shared: Scope) -> list[Problem]:
     try:
-        doc = load_yaml(source.path, source.text)
-    except SuiteError as exc:
+        doc = load(source.path, source.text)
+    except YamlError as exc:
         return exc.problems
     if doc is None:
         return []
-    reader = Reader(source.path)
+    reader = SuiteReader(source.path)
     if not isinstance(doc, YMap):
         return [Problem(source.path, f"a fixture file must be a YAML mapping, not {kind(doc)}", 1)]
     reader.known_keys(doc, FIXTURE_KEYS, "a fixture file")

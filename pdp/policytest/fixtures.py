@@ -8,8 +8,8 @@ from typing import Any
 from pdp.errors import Problem
 from pdp.model import EntityRef
 from pdp.policytest.model import Identity, Location
-from pdp.policytest.values import NAME, Reader, json_value_problem, kind, plain
-from pdp.policytest.yamlsrc import YMap, line_of
+from pdp.policytest.values import NAME, SuiteReader, json_value_problem
+from pdp.yamlsrc import YMap, kind, line_of, plain
 
 FIXTURE_KEYS = ("principals", "resources", "contexts", "identities", "entities")
 IDENTITY_KEYS = ("claims", "spiffe")
@@ -54,7 +54,9 @@ class Scope:
             scope = scope.parent
         return sorted(found)
 
-    def define(self, reader: Reader, table: str, name: str, value: Any, where: Location) -> None:
+    def define(
+        self, reader: SuiteReader, table: str, name: str, value: Any, where: Location
+    ) -> None:
         """Add a fixture; a name defined twice at the same level is an error naming both."""
         earlier = self.defined.get((table, name))
         if earlier is not None:
@@ -70,7 +72,7 @@ def _problem(where: Location, message: str) -> Problem:
     return Problem(where.file, message, where.line)
 
 
-def read_fixtures(reader: Reader, doc: YMap, scope: Scope, *, entity_sets: bool) -> None:
+def read_fixtures(reader: SuiteReader, doc: YMap, scope: Scope, *, entity_sets: bool) -> None:
     """Read the fixture sections of `doc` into `scope`.
 
     In a fixture file `entities` is a mapping of named entity sets; in a suite it is a plain
@@ -107,7 +109,7 @@ def read_fixtures(reader: Reader, doc: YMap, scope: Scope, *, entity_sets: bool)
                 scope.define(reader, "entity_sets", name, tuple(items), where)
 
 
-def _names(reader: Reader, table: YMap | None, what: str) -> list[str]:
+def _names(reader: SuiteReader, table: YMap | None, what: str) -> list[str]:
     if table is None:
         return []
     names = []
@@ -121,7 +123,9 @@ def _names(reader: Reader, table: YMap | None, what: str) -> list[str]:
     return names
 
 
-def read_entity_fixture(reader: Reader, table: Any, key: Any, scope: Scope) -> EntityFixture | None:
+def read_entity_fixture(
+    reader: SuiteReader, table: Any, key: Any, scope: Scope
+) -> EntityFixture | None:
     """A principal or resource fixture: a uid, or an entity with `uid`, `attrs`, `parents`."""
     value = table[key]
     where = Location(reader.path, line_of(table, key))
@@ -135,7 +139,7 @@ def read_entity_fixture(reader: Reader, table: Any, key: Any, scope: Scope) -> E
 
 
 def resolve_entity(
-    reader: Reader, container: Any, key: Any, scope: Scope, what: str
+    reader: SuiteReader, container: Any, key: Any, scope: Scope, what: str
 ) -> EntityFixture | None:
     """A case's principal or resource: a fixture name, a uid, or an inline entity."""
     value = container[key]
@@ -153,7 +157,7 @@ def resolve_entity(
 
 
 def read_entity_list(
-    reader: Reader, container: Any, key: Any, scope: Scope, what: str
+    reader: SuiteReader, container: Any, key: Any, scope: Scope, what: str
 ) -> list[dict[str, Any]] | None:
     """A list of entities: Cedar JSON objects, or names of entity sets or entity fixtures."""
     items = reader.sequence(container, key, what)
@@ -193,7 +197,9 @@ def _named_entities(scope: Scope, name: str) -> list[dict[str, Any]] | None:
     return None
 
 
-def read_context(reader: Reader, container: Any, key: Any, scope: Scope) -> dict[str, Any] | None:
+def read_context(
+    reader: SuiteReader, container: Any, key: Any, scope: Scope
+) -> dict[str, Any] | None:
     """A context: a mapping of Cedar JSON values, or the name of a context fixture."""
     value = container[key]
     if isinstance(value, str):
@@ -206,7 +212,7 @@ def read_context(reader: Reader, container: Any, key: Any, scope: Scope) -> dict
 
 
 def read_identity(
-    reader: Reader, container: Any, key: Any, scope: Scope, inline_only: bool = False
+    reader: SuiteReader, container: Any, key: Any, scope: Scope, inline_only: bool = False
 ) -> Identity | None:
     """An HTTP caller: `{claims: {...}, spiffe: spiffe://...}` or an identity fixture name."""
     value = container[key]

@@ -9,8 +9,8 @@ from typing import Any
 from pdp.policytest.cases import Context, read_policy_ids
 from pdp.policytest.fixtures import read_identity
 from pdp.policytest.model import HTTP_DECISIONS, HttpCase, Identity, Location
-from pdp.policytest.values import Reader, kind
-from pdp.policytest.yamlsrc import YMap, line_of
+from pdp.policytest.values import SuiteReader
+from pdp.yamlsrc import YMap, kind, line_of
 
 HTTP_KEYS = (
     "name",
@@ -27,7 +27,7 @@ _METHOD = re.compile(r"^[A-Z]+$")
 
 
 def read_http_case(
-    reader: Reader, items: Any, index: int, suite: str, ctx: Context
+    reader: SuiteReader, items: Any, index: int, suite: str, ctx: Context
 ) -> HttpCase | None:
     """One entry of `http:`: a request through the gateway and the outcome expected."""
     item = reader.mapping(items, index, f"http case {index}")
@@ -86,7 +86,7 @@ def read_http_case(
     )
 
 
-def _http_expect(reader: Reader, item: YMap) -> tuple[str | None, int | None]:
+def _http_expect(reader: SuiteReader, item: YMap) -> tuple[str | None, int | None]:
     value = item["expect"]
     if isinstance(value, str) and value.lower() in HTTP_DECISIONS:
         return value.lower(), None

@@ -13,13 +13,13 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from pdp.authn.identity import JwtAuthnMetadata
+from pdp.authn.config import JwtAuthnMetadata
 from pdp.bundle.compiler import CompiledBundle
 from pdp.gateway.check import check
-from pdp.gateway.config import GatewayConfig
 from pdp.gateway.result import GatewayRequest
 from pdp.policytest.checker import HttpChecker, HttpOutcome
 from pdp.policytest.model import HttpCase
+from pdp.routes.spec import GatewayConfig
 
 UNAVAILABLE = "gateway not available"
 NO_SIGNATURES = "HTTP cases: claims are taken as verified (nothing is signed or checked)"

@@ -7,8 +7,8 @@ from typing import Any
 from pdp.policytest.cases import Context, merge_entities, read_action
 from pdp.policytest.fixtures import EntityFixture, read_context, read_entity_list, resolve_entity
 from pdp.policytest.model import DECISIONS, CedarCase, Location
-from pdp.policytest.values import Reader, kind
-from pdp.policytest.yamlsrc import YList, YMap, line_of
+from pdp.policytest.values import SuiteReader
+from pdp.yamlsrc import YList, YMap, kind, line_of
 
 MATRIX_KEYS = (
     "name",
@@ -23,7 +23,7 @@ MATRIX_KEYS = (
 
 
 def read_matrix(
-    reader: Reader, items: Any, index: int, suite: str, ctx: Context
+    reader: SuiteReader, items: Any, index: int, suite: str, ctx: Context
 ) -> list[CedarCase]:
     """One entry of `matrices:`; the table has a row per principal, a column per action x resource.
 
@@ -77,11 +77,11 @@ def read_matrix(
     return cases
 
 
-def _entity(reader: Reader, container: Any, key: Any, ctx: Context) -> EntityFixture | None:
+def _entity(reader: SuiteReader, container: Any, key: Any, ctx: Context) -> EntityFixture | None:
     return resolve_entity(reader, container, key, ctx.scope, "matrix entry")
 
 
-def _axis(reader: Reader, matrix: YMap, key: str, read: Any) -> list[tuple[str, Any]]:
+def _axis(reader: SuiteReader, matrix: YMap, key: str, read: Any) -> list[tuple[str, Any]]:
     """The labelled values of one axis: every item is a string (a name or a uid)."""
     items = reader.sequence(matrix, key, key)
     if items is None:
@@ -105,7 +105,7 @@ def _axis(reader: Reader, matrix: YMap, key: str, read: Any) -> list[tuple[str, 
 
 
 def _rows(
-    reader: Reader,
+    reader: SuiteReader,
     table: YMap,
     principals: list[tuple[str, Any]],
     width: int,

@@ -6,14 +6,14 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pdp.errors import Problem
+from pdp.errors import Problem, SuiteError, YamlError
 from pdp.policytest.cases import ActionResolver, Context, read_case
 from pdp.policytest.fixtures import Scope, read_context, read_entity_list, read_fixtures
 from pdp.policytest.http_cases import read_http_case
 from pdp.policytest.matrix import read_matrix
 from pdp.policytest.model import CedarCase, HttpCase, Location, Suite
-from pdp.policytest.values import Reader, kind
-from pdp.policytest.yamlsrc import SuiteError, YMap, load_yaml
+from pdp.policytest.values import SuiteReader
+from pdp.yamlsrc import YMap, kind, load
 
 _Case = TypeVar("_Case", CedarCase, HttpCase)
 
@@ -40,8 +40,11 @@ def parse_suite(
     policies: Mapping[str, str],
 ) -> Suite:
     """Parse the suite at `path` (relative to the bundle); raise SuiteError listing problems."""
-    doc = load_yaml(path, text)
-    reader = Reader(path)
+    try:
+        doc = load(path, text)
+    except YamlError as exc:
+        raise SuiteError(exc.problems) from None
+    reader = SuiteReader(path)
     if doc is None:
         raise SuiteError([Problem(path, "empty suite: expected cases, matrices or http", 1)])
     if not isinstance(doc, YMap):
@@ -94,7 +97,7 @@ def _numbered(case: _Case, item: Any, taken: set[str]) -> _Case:
     return case if name == case.name else dataclasses.replace(case, name=name)
 
 
-def _check_unique_names(reader: Reader, cases: list[CedarCase], http: list[HttpCase]) -> None:
+def _check_unique_names(reader: SuiteReader, cases: list[CedarCase], http: list[HttpCase]) -> None:
     seen: dict[str, Location] = {}
     for case in [*cases, *http]:
         earlier = seen.setdefault(case.name, case.where)

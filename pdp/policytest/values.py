@@ -2,69 +2,18 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any
 
-from pdp.errors import Problem
 from pdp.model import EntityRef
-from pdp.policytest.yamlsrc import YList, YMap, line_of
+from pdp.yamlsrc import Reader, kind, line_of, plain
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 ENTITY_KEYS = ("uid", "attrs", "parents", "tags")
 
 
-class Reader:
-    """Reads one file's parsed YAML, recording each problem with the file and line."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.problems: list[Problem] = []
-
-    def error(self, container: Any, key: Any, message: str) -> None:
-        self.problems.append(Problem(self.path, message, line_of(container, key)))
-
-    def mapping(self, container: Any, key: Any, what: str) -> YMap | None:
-        value = container[key]
-        if isinstance(value, YMap):
-            return value
-        self.error(container, key, f"{what} must be a mapping, not {kind(value)}")
-        return None
-
-    def sequence(self, container: Any, key: Any, what: str) -> YList | None:
-        value = container[key]
-        if isinstance(value, YList):
-            return value
-        self.error(container, key, f"{what} must be a list, not {kind(value)}")
-        return None
-
-    def text(self, container: Any, key: Any, what: str) -> str | None:
-        value = container[key]
-        if isinstance(value, str) and value.strip():
-            return value
-        self.error(container, key, f"{what} must be a non-empty string, not {kind(value)}")
-        return None
-
-    def known_keys(self, mapping: YMap, allowed: tuple[str, ...], what: str) -> bool:
-        """Report every key of `mapping` that is not in `allowed`; True when all are known."""
-        ok = True
-        for key in mapping:
-            if key in allowed:
-                continue
-            ok = False
-            hint = difflib.get_close_matches(str(key), allowed, n=1)
-            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            expected = ", ".join(allowed)
-            self.error(
-                mapping, key, f"unknown key {key!r} in {what}{suggestion}; expected: {expected}"
-            )
-        return ok
-
-    def required(self, mapping: YMap, keys: tuple[str, ...], what: str) -> bool:
-        missing = [k for k in keys if k not in mapping]
-        for key in missing:
-            self.error(mapping, None, f"{what} needs {key!r}")
-        return not missing
+class SuiteReader(Reader):
+    """The shared Reader, plus the values suites and fixtures are made of."""
 
     def uid(self, container: Any, key: Any, what: str) -> EntityRef | None:
         """An entity uid written `Type::"id"`, `{type, id}` or `{__entity: {type, id}}`."""
@@ -179,27 +128,3 @@ def json_value_problem(value: Any, path: str = "") -> str | None:
                 return problem
         return None
     return f"{where}: unsupported value {value!r}"
-
-
-def plain(value: Any) -> Any:
-    """`value` with located containers turned into plain dicts and lists."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
-
-
-def kind(value: Any) -> str:
-    """A short name for the YAML type of `value`, for messages."""
-    if value is None:
-        return "empty"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return f"the string {value!r}" if value else "an empty string"
-    return f"{type(value).__name__} {value!r}"

@@ -16,12 +16,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from pdp.bundle.store import BundleStatus, BundleStore
-from pdp.bundle.watcher import Lifecycle
 from pdp.decisionlog import Recorder
+from pdp.errors import ListenError
+from pdp.live import Lifecycle
+from pdp.live.store import BundleStatus, BundleStore
 from pdp.server import listen
 from pdp.server.authorizer import AuthorizerService
-from pdp.server.extauthz import ExtAuthzService
+from pdp.server.extauthz import ExtAuthzConfig, ExtAuthzService, recorder_listener
 from pdp.server.limits import Limits
 from pdp.server.tls import DEFAULT_SOCKET_MODE, add_listener, tls_files
 from pdp.v1 import authorizer_pb2, authorizer_pb2_grpc
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
     from pdp.http.server import HttpConfig, RunningHttp
 
 log = logging.getLogger("pdp.server")
-
-
-class ListenError(OSError):
-    """The listen address cannot be bound; the message names the flag and the cause."""
 
 
 AUTHORIZER_SERVICE = authorizer_pb2.DESCRIPTOR.services_by_name["Authorizer"].full_name
@@ -91,7 +88,13 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
         server,
     )
     names = [AUTHORIZER_SERVICE]
-    ext_authz = ExtAuthzService(store, config)
+    check = ExtAuthzConfig(
+        listen=config.listen,
+        client_ca=config.client_ca,
+        trust_plaintext_peer=config.trust_plaintext_peer,
+        limits=config.limits,
+    )
+    ext_authz = ExtAuthzService(store, check, on_result=recorder_listener(config.recorder))
     ext_authz_pb2_grpc.add_AuthorizationServicer_to_server(ext_authz, server)
     names.append(EXT_AUTHZ_SERVICE)
 

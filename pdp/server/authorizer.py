@@ -15,7 +15,6 @@ from google.protobuf import timestamp_pb2
 import pdp
 from pdp import engine
 from pdp.bundle.compiler import CompiledBundle
-from pdp.bundle.store import BundleStore
 from pdp.decisionlog import (
     BATCH_IS_AUTHORIZED,
     IS_AUTHORIZED,
@@ -24,25 +23,22 @@ from pdp.decisionlog import (
     PlanFields,
     Recorder,
 )
-from pdp.errors import LimitExceeded, RequestError
+from pdp.errors import DeadlineExceeded, NoBundleError, PdpError, RequestError
+from pdp.live.store import BundleStore
 from pdp.model import AuthzRequest, Decision, EntityRef
 from pdp.plan import Plan, PlanKind, PlanRequest, plan_resources
 from pdp.server import convert
-from pdp.server.limits import (
-    Deadline,
-    DeadlineExceeded,
-    Limits,
-    Parents,
-    check_batch,
-    check_plan_request,
-    check_request,
-    deadline,
-)
+from pdp.server.limits import Limits
+from pdp.server.limits.deadline import Deadline, deadline
+from pdp.server.limits.request import check_batch, check_plan_request, check_request
+from pdp.server.limits.walk import Parents
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 
 NO_BUNDLE = "no valid policy bundle is active; see GetStatus for the last load error"
 CHUNK_WEIGHT = 100  # batch items decided between two deadline checks (own entities: 10 each)
+# Errors answered with their own status (errors.STATUS) and message; anything else is INTERNAL.
+ANSWERED = (RequestError, DeadlineExceeded, NoBundleError)
 
 log = logging.getLogger("pdp.server.authorizer")
 
@@ -68,15 +64,14 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         self, request: pb.IsAuthorizedRequest, context: grpc.aio.ServicerContext
     ) -> pb.IsAuthorizedResponse:
         started = time.perf_counter()
-        bundle = await self._bundle(context, IS_AUTHORIZED, started)
         try:
+            bundle = self._bundle()
             deadline(context.time_remaining(), self._limits)  # no work for an expired call
             check_request(request, self._limits)
             authz = convert.authz_request(request)
             decision = engine.decide(bundle, authz)
-        except RequestError as exc:
-            self._recorder.failed(IS_AUTHORIZED, started, _status(exc).name)
-            await _abort(context, convert.named_as_sent(exc, request))
+        except ANSWERED as exc:
+            await self._refuse(context, IS_AUTHORIZED, started, convert.named_as_sent(exc, request))
         except Exception as exc:  # fail closed: a status without a decision, never an allow
             await self._failed(context, IS_AUTHORIZED, started, exc)
         self._recorder.decision(IS_AUTHORIZED, started, bundle, decision, authz)
@@ -86,15 +81,15 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         self, request: pb.BatchIsAuthorizedRequest, context: grpc.aio.ServicerContext
     ) -> pb.BatchIsAuthorizedResponse:
         started = time.perf_counter()
-        bundle = await self._bundle(context, BATCH_IS_AUTHORIZED, started)
         try:
+            bundle = self._bundle()
             until = deadline(context.time_remaining(), self._limits)
             links = check_batch(request, self._limits)
             shared = convert.entities_json(request.entities, request.entities_json, "entities")
             decisions = await _decide_items(bundle, request, shared, self._limits, links, until)
-        except RequestError as exc:
-            self._recorder.failed(BATCH_IS_AUTHORIZED, started, _status(exc).name)
-            await _abort(context, convert.named_as_sent(exc, request))
+        except ANSWERED as exc:
+            named = convert.named_as_sent(exc, request)
+            await self._refuse(context, BATCH_IS_AUTHORIZED, started, named)
         except Exception as exc:  # fail closed: a status without a decision, never an allow
             await self._failed(context, BATCH_IS_AUTHORIZED, started, exc)
         items = LazyRequests(request.requests, _logged_request)
@@ -105,15 +100,16 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         self, request: pb.PlanResourcesRequest, context: grpc.aio.ServicerContext
     ) -> pb.PlanResourcesResponse:
         started = time.perf_counter()
-        bundle = await self._bundle(context, PLAN_RESOURCES, started)
         try:
+            bundle = self._bundle()
             deadline(context.time_remaining(), self._limits)  # no work for an expired call
             check_plan_request(request, self._limits)
             question = convert.plan_request(request)
             plan = plan_resources(bundle, question)
-        except RequestError as exc:
-            self._recorder.failed(PLAN_RESOURCES, started, _status(exc).name)
-            await _abort(context, convert.named_as_sent(exc, request))
+        except ANSWERED as exc:
+            await self._refuse(
+                context, PLAN_RESOURCES, started, convert.named_as_sent(exc, request)
+            )
         except Exception as exc:  # fail closed: a status without a plan, never an allow
             await self._failed(context, PLAN_RESOURCES, started, exc)
         decision, logged, fields = _plan_log(plan, question)
@@ -148,36 +144,37 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
             response.last_error_at.CopyFrom(_timestamp(status.last_error_at))
         return response
 
+    async def _refuse(
+        self, context: grpc.aio.ServicerContext, api: str, started: float, error: PdpError
+    ) -> None:
+        """End a call without a decision, with the status of the error's code."""
+        code = grpc.StatusCode[error.grpc_status]
+        self._recorder.failed(api, started, code.name)
+        await context.abort(code, str(error))
+
     async def _failed(
         self, context: grpc.aio.ServicerContext, api: str, started: float, error: Exception
     ) -> None:
-        """End a call that failed without a decision: DEADLINE_EXCEEDED, else INTERNAL."""
-        if isinstance(error, DeadlineExceeded):
-            code, message = grpc.StatusCode.DEADLINE_EXCEEDED, str(error)
-        else:
-            error_id = engine.new_decision_id()
-            code, message = grpc.StatusCode.INTERNAL, f"internal error {error_id}; see the log"
-            log.error(  # the type and where, never the message: it may quote request data
-                "call failed; answered INTERNAL",
-                extra={
-                    "event": "internal_error",
-                    "api": api,
-                    "error_id": error_id,
-                    "error": type(error).__name__,
-                    "where": "".join(traceback.format_tb(error.__traceback__)[-3:]),
-                },
-            )
-        self._recorder.failed(api, started, code.name)
-        await context.abort(code, message)
+        """End a call that failed unexpectedly: INTERNAL, the details only in the log."""
+        error_id = engine.new_decision_id()
+        log.error(  # the type and where, never the message: it may quote request data
+            "call failed; answered INTERNAL",
+            extra={
+                "event": "internal_error",
+                "api": api,
+                "error_id": error_id,
+                "error": type(error).__name__,
+                "where": "".join(traceback.format_tb(error.__traceback__)[-3:]),
+            },
+        )
+        self._recorder.failed(api, started, grpc.StatusCode.INTERNAL.name)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error {error_id}; see the log")
 
-    async def _bundle(
-        self, context: grpc.aio.ServicerContext, api: str = "", started: float = 0.0
-    ) -> CompiledBundle:
+    def _bundle(self) -> CompiledBundle:
+        """The active bundle, read once per call; NoBundleError when there is none."""
         bundle = self._store.current
         if bundle is None:
-            if api:
-                self._recorder.failed(api, started, grpc.StatusCode.UNAVAILABLE.name)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, NO_BUNDLE)
+            raise NoBundleError(NO_BUNDLE)
         return bundle
 
 
@@ -257,16 +254,6 @@ def _plan_log(plan: Plan, question: PlanRequest) -> tuple[Decision, AuthzRequest
     )
     fields = PlanFields(plan.kind.value, plan.resource_type, len(plan.unsupported))
     return decision, logged, fields
-
-
-def _status(error: RequestError) -> grpc.StatusCode:
-    if isinstance(error, LimitExceeded):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED
-    return grpc.StatusCode.INVALID_ARGUMENT
-
-
-async def _abort(context: grpc.aio.ServicerContext, error: RequestError) -> None:
-    await context.abort(_status(error), str(error))
 
 
 def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:

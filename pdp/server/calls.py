@@ -33,13 +33,9 @@ from pdp.server.authorizer import (
     _logged_request,
     _plan_log,  # one place says how a plan is logged, for every edge
 )
-from pdp.server.limits import (
-    Limits,
-    check_batch,
-    check_plan_request,
-    check_request,
-    deadline,
-)
+from pdp.server.limits import Limits
+from pdp.server.limits.deadline import deadline
+from pdp.server.limits.request import check_batch, check_plan_request, check_request
 from pdp.v1 import authorizer_pb2 as pb
 
 # PdpError.code -> (gRPC status name, HTTP status). The one mapping of this edge; the

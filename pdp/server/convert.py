@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 
-from pdp.errors import RequestError
+from pdp.errors import PdpError, RequestError
 from pdp.model import AuthzRequest, Decision, EntityRef
 from pdp.plan import Plan, PlanKind, PlanRequest
 from pdp.v1 import authorizer_pb2 as pb
@@ -41,10 +41,12 @@ def authz_request(message: pb.IsAuthorizedRequest, prefix: str = "") -> AuthzReq
     )
 
 
-def named_as_sent(error: RequestError, message: Any) -> RequestError:
+def named_as_sent(error: PdpError, message: Any) -> PdpError:
     """`error` naming `entities_json` when that, not `entities`, is what `message` set."""
-    if error.field == "entities" and getattr(message, "entities_json", ""):
-        return RequestError("entities_json", error.message)
+    if not isinstance(error, RequestError) or error.field != "entities":
+        return error
+    if getattr(message, "entities_json", ""):
+        return type(error)("entities_json", error.message)  # a limit stays a limit
     return error
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
 
 import grpc
 from envoy.service.auth.v3 import external_auth_pb2 as pb
@@ -20,11 +19,14 @@ from pdp.authn.identity import key_lookup, pending_fetch
 from pdp.authn.jwks import Keyring
 from pdp.authn.jwt import Issuer, KeyLookup
 from pdp.bundle.compiler import CompiledBundle
-from pdp.bundle.store import BundleStatus, BundleStore
-from pdp.gateway import envoy
+from pdp.decisionlog import CHECK, GatewayFields, Recorder
+from pdp.errors import DeadlineExceeded, ErrorCode, HttpLimitExceeded
 from pdp.gateway.check import check, internal_error, refused
 from pdp.gateway.result import CheckResult, GatewayRequest, GatewayResponse
-from pdp.server.limits import DeadlineExceeded, HttpLimitExceeded, Limits, check_http
+from pdp.live.store import BundleStatus, BundleStore
+from pdp.server import envoy
+from pdp.server.limits import Limits
+from pdp.server.limits.http import check_http
 
 log = logging.getLogger("pdp.server.extauthz")
 
@@ -34,6 +36,21 @@ EXT_AUTHZ_SERVICE = pb.DESCRIPTOR.services_by_name["Authorization"].full_name
 CheckListener = Callable[[CheckResult, CompiledBundle | None, float], None]
 _NO_REQUEST = GatewayRequest(method="", path="")  # what a deny describes when decoding failed
 JWKS_WAIT_SECONDS = 1.0  # at most this long for a key set fetch; then the cached keys decide
+# The deny `reason` of a Check refused before any decision (its status is the error's).
+REFUSED = {
+    ErrorCode.RESOURCE_EXHAUSTED: "limit_exceeded",
+    ErrorCode.DEADLINE_EXCEEDED: "deadline_exceeded",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ExtAuthzConfig:
+    """What the Check servicer needs of the server's configuration."""
+
+    listen: str = ""  # the listen address, for the plaintext-transport warning
+    client_ca: str | None = None  # set: clients present certificates (mTLS)
+    trust_plaintext_peer: bool = False  # trust Envoy's source.principal on plaintext TCP
+    limits: Limits = field(default_factory=Limits)
 
 
 class ExtAuthzService(pb_grpc.AuthorizationServicer):
@@ -42,23 +59,22 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
     def __init__(
         self,
         store: BundleStore,
-        config: Any = None,
+        config: ExtAuthzConfig | None = None,
         keyring: Keyring | None = None,
         on_result: CheckListener | None = None,
         clock: Callable[[], float] = time.time,  # judges cached tokens' expiry; tests inject
     ) -> None:
+        config = config or ExtAuthzConfig()
         self._store = store
         self._keyring = keyring or Keyring()
         self._lookup = key_lookup(self._keyring)
         self.tokens = ActiveTokenCache(self._keyring, clock)
-        self._trust_plaintext = bool(getattr(config, "trust_plaintext_peer", False))
-        self._on_result = on_result or recorder_listener(getattr(config, "recorder", None))
-        self.unknown_endpoints = 0
-        self.authn_failures: collections.Counter[str] = collections.Counter()
+        self._trust_plaintext = config.trust_plaintext_peer
+        self._on_result = on_result
         self._warned = False
-        self._listen = str(getattr(config, "listen", ""))
-        self._client_ca = getattr(config, "client_ca", None)
-        self._limits: Limits = getattr(config, "limits", None) or Limits()
+        self._listen = config.listen
+        self._client_ca = config.client_ca
+        self._limits = config.limits
         self._offline = cached_key_lookup(self._keyring)  # never fetches: safe on the loop
         store.subscribe(self._check_transport)
         store.subscribe(self._activate_tokens)
@@ -76,10 +92,8 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
             check_http(request, self._limits)  # raw lengths, before any conversion
             plain = envoy.gateway_request(request, self._trusted(context))
             response = await self.decide(bundle, plain, remaining)
-        except HttpLimitExceeded as exc:
-            response = refused(bundle, plain, exc.http_status, "limit_exceeded", str(exc))
-        except DeadlineExceeded as exc:
-            response = refused(bundle, plain, 503, "deadline_exceeded", str(exc))
+        except (HttpLimitExceeded, DeadlineExceeded) as exc:
+            response = refused(bundle, plain, exc.http_status, REFUSED[exc.code], str(exc))
         except Exception as exc:  # fail closed: a deny, never an error status or an allow
             log.error(
                 "Check failed; denied",
@@ -141,10 +155,6 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         return self._trust_plaintext
 
     def _observe(self, result: CheckResult, bundle: CompiledBundle | None, started: float) -> None:
-        if result.unknown_route:
-            self.unknown_endpoints += 1
-        if result.authn_failure:
-            self.authn_failures[result.authn_failure] += 1
         if self._on_result is not None:
             try:
                 self._on_result(result, bundle, started)
@@ -178,12 +188,11 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         )
 
 
-def recorder_listener(recorder: Any, api: str = "Check") -> CheckListener | None:
-    """A listener feeding the decision log and metrics (`pdp.decisionlog.Recorder`), if any;
-    `api` is what the lines and metrics call the edge (`Check`, `ForwardAuth`)."""
+def recorder_listener(recorder: Recorder | None, api: str = CHECK) -> CheckListener | None:
+    """A listener feeding the decision log and metrics, if there is a recorder; `api` is what
+    the lines and metrics call the edge (`Check`, `ForwardAuth`)."""
     if recorder is None:
         return None
-    from pdp.decisionlog import GatewayFields  # only when a recorder is configured
 
     def listen(result: CheckResult, bundle: CompiledBundle | None, started: float) -> None:
         gateway = GatewayFields(**result.gateway_fields())

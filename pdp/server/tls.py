@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import threading
@@ -16,7 +15,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from pdp.errors import PdpError
+from pdp.errors import TlsError
 
 log = logging.getLogger("pdp.server.tls")
 
@@ -27,12 +26,6 @@ MAX_PEM_BYTES = 1024 * 1024
 SETTLE_NS = 2_000_000_000
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 Stamp = tuple[tuple[int, int, int, int, int], ...]
-
-
-class TlsError(PdpError):
-    """A certificate, key or client CA file that cannot be served; names the file."""
-
-    code = "tls_invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,34 +270,8 @@ def _log_serving(source: CertificateSource) -> None:
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The transport security flags of `pdp serve`."""
-    parser.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain: serve TLS")
-    parser.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
-    parser.add_argument(
-        "--client-ca",
-        metavar="FILE",
-        help="PEM CA certificates: require client certificates they signed (mTLS)",
-    )
-    parser.add_argument(
-        "--unix-socket-mode",
-        type=_mode,
-        default=DEFAULT_SOCKET_MODE,
-        metavar="OCTAL",
-        help="permissions of a unix: listener's socket (default 0660)",
-    )
-
-
 def check_arguments(cert: str | None, key: str | None, client_ca: str | None) -> None:
     """ValueError for an incomplete set of flags, TlsError for files that cannot be served."""
     files = tls_files(cert, key, client_ca)
     if files is not None:
         read_material(files)
-
-
-def _mode(text: str) -> int:
-    octal = text.isascii() and text.isdigit() and "8" not in text and "9" not in text
-    mode = int(text, 8) if octal else -1
-    if not 0 <= mode <= 0o777:
-        raise argparse.ArgumentTypeError(f"must be an octal mode such as 0660, not {text}")
-    return mode

@@ -7,10 +7,9 @@ import hashlib
 import pytest
 
 from pdp.authn.apikeys import ApiKey, ApiKeyConfig, hash_key, parse_hash
+from pdp.authn.config import IdentityConfig, JwtAuthnMetadata
 from pdp.authn.identity import (
     Credentials,
-    IdentityConfig,
-    JwtAuthnMetadata,
     identify,
     key_lookup,
     read_credentials,

@@ -8,10 +8,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pdp.bundle.reload import ACTIVATED, FAILED, Reloader
-from pdp.bundle.store import BundleStore
-from pdp.bundle.watcher import EventWatcher, PollWatcher
 from pdp.engine import decide
+from pdp.live.reload import ACTIVATED, FAILED, Reloader
+from pdp.live.store import BundleStore
+from pdp.live.watcher import EventWatcher, PollWatcher
 from pdp.model import AuthzRequest, EntityRef
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc

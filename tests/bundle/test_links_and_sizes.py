@@ -21,10 +21,10 @@ from pdp.bundle.files import (
     read_content,
     scan_bundle,
 )
-from pdp.bundle.loader import BundleLoadError, read_bundle
-from pdp.bundle.reload import bundle_present
-from pdp.bundle.watcher import fingerprint
+from pdp.bundle.loader import read_bundle
 from pdp.errors import BundleError
+from pdp.live.reload import bundle_present
+from pdp.live.watcher import fingerprint
 from tests.bundle.test_link_reload import ALLOW_ALL, GUARD, guarded_bundle
 from tests.support.bundles import write_bundle
 from tests.support.server import REPO
@@ -305,5 +305,5 @@ def test_a_file_at_the_limit_loads(tmp_path: Path) -> None:
     assert read_bundle(root).files["main.cedar"] == text
     with open(root / "main.cedar", "a") as handle:
         handle.write(" ")
-    with pytest.raises(BundleLoadError):
+    with pytest.raises(BundleError):
         read_bundle(root)

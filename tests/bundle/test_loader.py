@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pdp.bundle import load_bundle
-from pdp.bundle.loader import BundleLoadError, read_bundle
+from pdp.bundle.loader import read_bundle
+from pdp.bundle.manifest import LogRules
 from pdp.errors import BundleError
 from tests.support.bundles import OWNER_READS, SCHEMA, write_bundle
 
@@ -89,7 +90,7 @@ def test_warnings_survive_a_failed_load(tmp_path: Path) -> None:
         tmp_path / "b",
         {"p.cedar": "permit (principal, action, resource", "entity.json": "[]"},
     )
-    with pytest.raises(BundleLoadError) as error:
+    with pytest.raises(BundleError) as error:
         load_bundle(bundle)
     assert [str(w) for w in error.value.warnings] == [
         "entity.json: unknown file, ignored (did you mean entities.json?)"
@@ -178,7 +179,7 @@ def test_manifest_problems_are_located(tmp_path: Path) -> None:
     with pytest.raises(BundleError) as syntax:
         manifest_of(tmp_path / "1", "name: orders\n  revision: 3\n")
     assert messages(syntax) == [
-        "manifest.yaml:2:11: invalid YAML: mapping values are not allowed here"
+        "manifest.yaml:2:11: invalid YAML: mapping values are not allowed in this context"
     ]
     with pytest.raises(BundleError) as not_a_map:
         manifest_of(tmp_path / "2", "- name: x\n")
@@ -188,7 +189,25 @@ def test_manifest_problems_are_located(tmp_path: Path) -> None:
     assert messages(not_a_string) == ["manifest.yaml:1: name must be a string"]
     with pytest.raises(BundleError) as duplicate:
         manifest_of(tmp_path / "4", "name: a\nvalidation: off\nname: b\n")
-    assert messages(duplicate) == ["manifest.yaml:3: duplicate key 'name' (first at line 1)"]
+    assert messages(duplicate) == [
+        "manifest.yaml:3:1: invalid YAML: duplicate key 'name' (first on line 1)"
+    ]
+
+
+def test_decision_log_rules_are_parsed_once_at_load(tmp_path: Path) -> None:
+    text = "decision_log:\n  context: true\n  mask: [context.card.number]\n"
+    rules = manifest_of(tmp_path, text).manifest.decision_log
+    assert rules == LogRules(context=True, mask=(("context", "card", "number"),))
+    assert manifest_of(tmp_path / "none", "name: x\n").manifest.decision_log == LogRules()
+
+
+def test_decision_log_keys_of_mixed_kinds_are_a_located_error(tmp_path: Path) -> None:
+    with pytest.raises(BundleError) as error:
+        manifest_of(tmp_path, "name: x\ndecision_log:\n  1: true\n  zz: 2\n")
+    assert messages(error) == [
+        "manifest.yaml:2: decision_log: unknown key 1 "
+        "(expected context, entities, mask, drop, mask_secrets)"
+    ]
 
 
 def test_unknown_manifest_key_is_a_warning(tmp_path: Path) -> None:

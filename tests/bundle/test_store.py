@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pdp.bundle import load_bundle
-from pdp.bundle.store import BundleStatus, BundleStore
+from pdp.live.store import BundleStatus, BundleStore
 from tests.support.bundles import write_bundle
 
 

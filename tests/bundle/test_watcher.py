@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pdp.bundle.watcher import Debouncer, EventWatcher, PollWatcher, fingerprint, is_trigger
+from pdp.live.debounce import Debouncer
+from pdp.live.watcher import EventWatcher, PollWatcher, fingerprint, is_trigger
 
 DEBOUNCE = 0.2
 QUIET = 1.0  # long enough for any debounced report to have arrived

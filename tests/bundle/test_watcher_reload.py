@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from pdp.bundle.loader import BundleSource, read_bundle
-from pdp.bundle.reload import (
+from pdp.live.reload import (
     ACTIVATED,
     FAILED,
     UNCHANGED,
     Reloader,
     bundle_present,
 )
-from pdp.bundle.store import BundleStore
-from pdp.bundle.watcher import EventWatcher
+from pdp.live.store import BundleStore
+from pdp.live.watcher import EventWatcher
 from tests.bundle.test_watcher import ConfigMapMount
 
 ALLOW = '@id("main")\npermit(principal == User::"alice", action, resource);\n'

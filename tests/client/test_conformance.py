@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from pdp.bundle import load_bundle
-from pdp.bundle.store import BundleStore
 from pdp.client import AuthorizerClient, Decision, Request
 from pdp.embedded import Authorizer
+from pdp.live.store import BundleStore
 from pdp.v1 import authorizer_pb2 as pb
 from tests.conftest import CONFORMANCE
 from tests.support.conformance import expected_ids, load_cases, positional_ids, write_bundle

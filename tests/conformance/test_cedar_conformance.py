@@ -10,8 +10,8 @@ import pytest
 from google.protobuf import json_format, struct_pb2
 
 from pdp.bundle import load_bundle
-from pdp.bundle.store import BundleStore
 from pdp.errors import BundleError
+from pdp.live.store import BundleStore
 from pdp.v1 import authorizer_pb2 as pb
 from tests.conftest import CONFORMANCE
 from tests.support.conformance import (

@@ -10,11 +10,11 @@ from google.protobuf import json_format
 from pdp.authn.identity import key_lookup
 from pdp.authn.jwks import Keyring
 from pdp.bundle import load_bundle
-from pdp.gateway import envoy
 from pdp.gateway.check import check, internal_error
-from pdp.gateway.paths import normalize
 from pdp.gateway.result import GatewayRequest
-from pdp.gateway.routes import RequestFacts, build_context
+from pdp.routes.context import RequestFacts, build_context
+from pdp.routes.paths import normalize
+from pdp.server import envoy
 from tests.gateway.support import CHECKOUT, EXAMPLE_BUNDLE, bearer, check_request, token
 
 BUNDLE = load_bundle(EXAMPLE_BUNDLE)

@@ -169,6 +169,14 @@ def test_invalid_yaml_and_duplicate_keys_name_their_line(tmp_path: Path) -> None
     assert any("duplicate key 'anonymous'" in p for p in found), found
 
 
+def test_a_key_that_is_not_a_plain_value_is_a_located_problem(tmp_path: Path) -> None:
+    # routes.yaml is read by pdp.yamlsrc like every YAML file: a complex key is refused with
+    # its line, never a TypeError out of the loader.
+    assert problems(tmp_path, "? [a, b]\n: c\nroutes: []\n") == [
+        "routes.yaml:1:3: invalid YAML: a mapping key must be a plain value"
+    ]
+
+
 def test_jwks_file_with_no_key_for_the_algorithms(tmp_path: Path) -> None:
     text = BASE.replace("algorithms: [ES256]", "algorithms: [RS256]")
     found = problems(tmp_path, text)

@@ -12,11 +12,12 @@ from google.protobuf import struct_pb2
 
 from pdp.authn.cache import TokenCache
 from pdp.bundle import load_bundle
-from pdp.gateway import envoy
+from pdp.errors import PathError
 from pdp.gateway.check import check
-from pdp.gateway.paths import PathError, decoded_segments, normalize
 from pdp.gateway.result import GatewayRequest
-from pdp.gateway.routes import IdTemplate
+from pdp.routes.paths import decoded_segments, normalize
+from pdp.routes.spec import IdTemplate
+from pdp.server import envoy
 from tests.authn.test_token_cache import CountingLookup
 from tests.gateway.support import CHECKOUT, EXAMPLE_BUNDLE, bearer, check_request, token
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pdp.bundle import load_bundle
-from pdp.gateway.paths import PathError, normalize
-from pdp.gateway.routes import match_route, parse_template
+from pdp.errors import PathError
+from pdp.routes.paths import normalize
+from pdp.routes.spec import match_route, parse_template
 from tests.gateway.support import EXAMPLE_BUNDLE
 
 ROUTES = load_bundle(EXAMPLE_BUNDLE).gateway.routes  # type: ignore[union-attr]

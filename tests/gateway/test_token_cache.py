@@ -10,11 +10,11 @@ import pytest
 
 from pdp.authn.cache import TokenCache
 from pdp.bundle import load_bundle
-from pdp.bundle.reload import ACTIVATED, Reloader
-from pdp.bundle.store import BundleStore
 from pdp.errors import BundleError
 from pdp.gateway.check import check
 from pdp.gateway.result import GatewayRequest, GatewayResponse
+from pdp.live.reload import ACTIVATED, Reloader
+from pdp.live.store import BundleStore
 from pdp.server.extauthz import ExtAuthzService
 from tests.authn.test_token_cache import CountingLookup
 from tests.gateway.support import (

@@ -18,7 +18,7 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_grpc
 
 from pdp.bundle.compiler import CompiledBundle, compile_bundle
 from pdp.bundle.loader import read_bundle
-from pdp.bundle.store import BundleStore
+from pdp.live.store import BundleStore
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.gateway.support import EXAMPLE_BUNDLE, bearer, check_request, metadata_of, token

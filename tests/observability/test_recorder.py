@@ -15,13 +15,13 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pdp.bundle.manifest import LogRules
 from pdp.decisionlog import (
     CHECK,
     MASKED,
     MAX_LINE_BYTES,
     DecisionLog,
     GatewayFields,
-    LogRules,
     Masker,
     Recorder,
     Sampling,

@@ -1,6 +1,6 @@
 """GET /api/orders in the example bundle: each role's plan in full, its SQL, and its rows.
 
-The SQL strings here are the ones README.md shows ("Query plans"); the rows are the
+The SQL strings here are the ones docs/plans.md shows; the rows are the
 bundle's own orders, run through SQLite and compared with IsAuthorized order by order.
 """
 

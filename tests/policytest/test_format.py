@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from pdp.bundle import load_bundle
+from pdp.errors import SuiteError
 from pdp.model import EntityRef
-from pdp.policytest import SuiteError, load_plan, run_path
+from pdp.policytest import load_plan, run_path
 from tests.policytest.helpers import docs_bundle
 
 

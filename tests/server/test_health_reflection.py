@@ -13,7 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pdp.bundle import load_bundle
-from pdp.bundle.store import BundleStore
+from pdp.live.store import BundleStore
 from pdp.server.authorizer import NO_BUNDLE
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from pdp.bundle import load_bundle
-from pdp.bundle.store import BundleStore
+from pdp.live.store import BundleStore
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.server.bundles import schema_bundle
 from tests.server.helpers import ALLOW, DENY, TIMEOUT, entity, request, rpc_error, summary

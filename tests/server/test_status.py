@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pdp
-from pdp.bundle.store import BundleStore
+from pdp.live.store import BundleStore
 from pdp.v1 import authorizer_pb2 as pb
 from tests.hardening.test_listener import make_pki, tls_flags
 from tests.server.bundles import PLAIN_REVISION

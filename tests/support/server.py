@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 
-from pdp.bundle.store import BundleStore
+from pdp.live.store import BundleStore
 from pdp.server.app import RunningServer, ServeConfig, start_server
 from pdp.v1 import authorizer_pb2_grpc
 

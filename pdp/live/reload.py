@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pdp.bundle.compiler import CompiledBundle, compile_bundle
 from pdp.bundle.files import scan_bundle
 from pdp.bundle.loader import BundleSource, read_bundle
-from pdp.bundle.store import BundleStore
-from pdp.bundle.watcher import DEBOUNCE_SECONDS, Debouncer, fingerprint
 from pdp.errors import BundleError, Problem
+from pdp.live.debounce import DEBOUNCE_SECONDS, Debouncer
+from pdp.live.store import BundleStore
+from pdp.live.watcher import fingerprint
 
 log = logging.getLogger("pdp.reload")
 

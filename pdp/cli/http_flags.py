@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pdp import argtypes
+from pdp.cli import argtypes
 from pdp.http.authzen import check_base_url
 from pdp.http.proxies import LOOPBACK, Network, parse_cidrs
 from pdp.http.server import HttpConfig

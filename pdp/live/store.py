@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pdp.bundle.compiler import CompiledBundle
 
 Listener = Callable[["BundleStatus"], None]
-log = logging.getLogger("pdp.bundle.store")
+log = logging.getLogger("pdp.live.store")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,15 +1,16 @@
-"""routes.yaml, parsed and checked at bundle load into one immutable GatewayConfig."""
+"""The identity section of routes.yaml: JWT issuers, mTLS, API keys, jwt_authn, anonymous.
+
+Parsed from a yamlsrc Section with the bundle's files at hand (JWKS files); every problem is
+recorded, located, never raised.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-import cedarpy
-
 from pdp.authn.apikeys import ApiKey, ApiKeyConfig, parse_hash
-from pdp.authn.identity import IdentityConfig, JwtAuthnMetadata
 from pdp.authn.jwks import ALGORITHMS, HMAC_ALGORITHMS, JwksUrl, KeySet, check_url, parse_jwks
 from pdp.authn.jwt import (
     DEFAULT_CACHE_MAX_ENTRIES,
@@ -20,48 +21,49 @@ from pdp.authn.jwt import (
 )
 from pdp.authn.mtls import MtlsConfig
 from pdp.authn.principal import AttributeClaim, ClaimTemplate, PrincipalMapping
-from pdp.bundle.loader import ROUTES, BundleSource
 from pdp.errors import Problem
-from pdp.gateway import yamlines
-from pdp.gateway.routes import (
-    HTTP_METHODS,
-    IdTemplate,
-    Route,
-    context_source_type,
-    parse_template,
-)
-from pdp.gateway.schemacheck import check_schema
-from pdp.gateway.yamlines import Reader
 from pdp.model import EntityRef
+from pdp.yamlsrc import Section
 
-TOP_KEYS = ("identity", "context", "responses", "routes")
-DEFAULT_CONTEXT = (
-    ("method", "method"),
-    ("path", "path"),
-    ("source_ip", "source_ip"),
-    ("scopes", "scopes"),
-    ("peer", "peer"),
-)
-_HEADER_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
-# Headers that make some frameworks treat a request as another method (a GET read as a
-# DELETE upstream, after pdp decided it as a read): removed on allow unless a bundle opts out.
-METHOD_OVERRIDE_HEADERS = ("x-http-method-override", "x-method-override", "x-http-method")
+HEADER_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")  # what a header name may hold
 
 
 @dataclass(frozen=True, slots=True)
-class ResponseConfig:
-    """Status of unknown routes and the names of the headers sent upstream on allow."""
+class JwtAuthnMetadata:
+    """Where Envoy's `jwt_authn` filter puts the payload it verified (`payload_in_metadata`)."""
 
-    unknown_route_status: int = 403
-    principal_header: str = "x-pdp-principal"
-    decision_id_header: str = "x-pdp-decision-id"
-    strip_headers: tuple[str, ...] = ()  # client headers removed before upstream on allow
-    strip_method_overrides: bool = True  # also remove METHOD_OVERRIDE_HEADERS on allow
-    remove_headers: tuple[str, ...] = field(init=False)  # all headers removed on allow
+    namespace: str = "envoy.filters.http.jwt_authn"
+    key: str = "jwt_payload"
 
-    def __post_init__(self) -> None:
-        extra = METHOD_OVERRIDE_HEADERS if self.strip_method_overrides else ()
-        object.__setattr__(self, "remove_headers", tuple(dict.fromkeys(self.strip_headers + extra)))
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    """The identity sources of a bundle's routes.yaml; each is off unless configured."""
+
+    jwt: JwtConfig | None = None
+    mtls: MtlsConfig | None = None
+    api_keys: ApiKeyConfig | None = None
+    jwt_authn: JwtAuthnMetadata | None = None
+    anonymous: EntityRef | None = None
+
+    @property
+    def principal_types(self) -> tuple[str, ...]:
+        """Every entity type a principal may have, in a stable order."""
+        types: list[str] = []
+        if self.jwt is not None:
+            types += [i.principal.type for i in self.jwt.issuers.values()]
+        if self.api_keys is not None:
+            types += [k.principal.type for k in self.api_keys.keys]
+        if self.mtls is not None:
+            types.append(self.mtls.principal_type)
+        if self.anonymous is not None:
+            types.append(self.anonymous.type)
+        return tuple(dict.fromkeys(types))
+
+    @property
+    def uses_transport_trust(self) -> bool:
+        """True when an identity source relies on what Envoy asserts (peer or jwt_authn)."""
+        return self.mtls is not None or self.jwt_authn is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,50 +87,8 @@ class _Minter:
         return prefixes and suffixes
 
 
-@dataclass(frozen=True, slots=True)
-class GatewayConfig:
-    """A bundle's compiled routes.yaml: identity sources, route table, responses."""
-
-    identity: IdentityConfig
-    routes: tuple[Route, ...]
-    responses: ResponseConfig
-    context: tuple[tuple[str, str], ...]  # the top-level context spec (for overrides)
-    known_entities: frozenset[tuple[str, str]]  # (type, id) of the bundle's entities
-
-    def route(self, name: str) -> Route | None:
-        return next((r for r in self.routes if r.name == name), None)
-
-
-def compile_gateway(
-    source: BundleSource, schema: cedarpy.Schema | None, problems: list[Problem]
-) -> GatewayConfig | None:
-    """Parse and check `source.routes`; every problem goes to `problems` as routes.yaml:LINE."""
-    assert source.routes is not None
-    start = len(problems)
-    try:
-        document = yamlines.load(source.routes.text)
-    except ValueError as exc:
-        problems.append(Problem(ROUTES, str(exc), getattr(exc, "line", None)))
-        return None
-    top = Reader(document, "", problems, ROUTES, 1)
-    if not top.ok:
-        return None
-    top.only(*TOP_KEYS)
-    identity = _identity(top.child("identity"), source.files)
-    context = _context(top.child("context"), DEFAULT_CONTEXT if not top.has("context") else ())
-    routes = _routes(top, context)
-    responses = _responses(top.child("responses"))
-    if len(problems) > start:
-        return None
-    if schema is not None:
-        types = check_schema(schema, identity, routes, problems)
-        routes = tuple(replace(r, principal_types=types.get(r.name)) for r in routes)
-    if len(problems) > start:
-        return None
-    return GatewayConfig(identity, routes, responses, context, _entity_uids(source))
-
-
-def _identity(section: Reader, files: dict[str, str]) -> IdentityConfig:
+def read_identity(section: Section, files: Mapping[str, str]) -> IdentityConfig:
+    """The `identity:` section of routes.yaml; each problem is recorded by `section`."""
     section.only("jwt", "mtls", "api_keys", "jwt_authn", "anonymous")
     minters: list[_Minter] = []
     jwt_config = _jwt(section.child("jwt"), files, minters) if section.has("jwt") else None
@@ -160,7 +120,7 @@ def _identity(section: Reader, files: dict[str, str]) -> IdentityConfig:
     return IdentityConfig(jwt_config, mtls, api_keys, jwt_authn, anonymous)
 
 
-def _check_collisions(minters: list[_Minter], section: Reader) -> None:
+def _check_collisions(minters: list[_Minter], section: Section) -> None:
     """Two sources minting ids of one principal type must not be able to mint the same id,
     unless both accept it: else a token of one could stand for a principal of the other."""
     for index, later in enumerate(minters):
@@ -180,7 +140,7 @@ def _check_collisions(minters: list[_Minter], section: Reader) -> None:
             )
             section.problems.append(
                 Problem(
-                    ROUTES,
+                    section.reader.path,
                     f"{later.label} and {earlier.label} (line {earlier.line}) both mint "
                     f"principals of type {later.type} and can mint the same ids, so one could "
                     f"act as the other's {later.type} (its entity and roles included): map one "
@@ -191,7 +151,7 @@ def _check_collisions(minters: list[_Minter], section: Reader) -> None:
             )
 
 
-def _jwt(section: Reader, files: dict[str, str], minters: list[_Minter]) -> JwtConfig:
+def _jwt(section: Section, files: Mapping[str, str], minters: list[_Minter]) -> JwtConfig:
     section.only("issuers", "max_token_bytes", "token_cache")
     max_bytes = int(section.number("max_token_bytes", DEFAULT_MAX_TOKEN_BYTES, 512, 1024 * 1024))
     cache = section.child("token_cache")
@@ -200,7 +160,7 @@ def _jwt(section: Reader, files: dict[str, str], minters: list[_Minter]) -> JwtC
     cache_entries = int(cache.number("max_entries", DEFAULT_CACHE_MAX_ENTRIES, 0, 1_000_000))
     issuers: dict[str, Issuer] = {}
     for node, line in section.items("issuers", required=True):
-        reader = Reader(node, "identity.jwt.issuers[]", section.problems, ROUTES, line)
+        reader = section.section(node, "identity.jwt.issuers[]", line)
         issuer = _issuer(reader, files) if reader.ok else None
         if issuer is None:
             continue
@@ -224,7 +184,7 @@ def _jwt(section: Reader, files: dict[str, str], minters: list[_Minter]) -> JwtC
     return JwtConfig(issuers, max_bytes, cache_ttl, cache_entries)
 
 
-def _issuer(node: Reader, files: dict[str, str]) -> Issuer | None:
+def _issuer(node: Section, files: Mapping[str, str]) -> Issuer | None:
     node.only(
         "issuer",
         "audiences",
@@ -259,7 +219,7 @@ def _issuer(node: Reader, files: dict[str, str]) -> Issuer | None:
     )
 
 
-def _algorithms(node: Reader) -> tuple[str, ...]:
+def _algorithms(node: Section) -> tuple[str, ...]:
     names = node.strings("algorithms", required=True)
     for name in names:
         if name.lower() == "none":
@@ -281,7 +241,7 @@ def _algorithms(node: Reader) -> tuple[str, ...]:
 
 
 def _jwks(
-    node: Reader, algorithms: tuple[str, ...], files: dict[str, str]
+    node: Section, algorithms: tuple[str, ...], files: Mapping[str, str]
 ) -> tuple[KeySet | None, JwksUrl | None]:
     node.only("file", "url", "cache_seconds", "min_refresh_seconds", "timeout_seconds")
     if node.has("file") == node.has("url"):
@@ -319,7 +279,7 @@ def _jwks(
     return None, spec
 
 
-def _principal(node: Reader) -> PrincipalMapping | None:
+def _principal(node: Section) -> PrincipalMapping | None:
     node.only(
         "type", "id", "id_claim", "roles_claim", "role_type", "attributes", "allow_id_collisions"
     )
@@ -341,7 +301,7 @@ def _principal(node: Reader) -> PrincipalMapping | None:
         if isinstance(value, str) and value:
             attributes.append(AttributeClaim(str(name), value))
             continue
-        spec = Reader(value, f"{attrs.where}.{name}", node.problems, ROUTES, attrs.line_of(name))
+        spec = node.section(value, f"{attrs.where}.{name}", attrs.line_of(name))
         spec.only("claim", "entity")
         claim = spec.string("claim", required=True)
         if claim is not None:
@@ -365,15 +325,15 @@ def _claim_template(value: Any) -> ClaimTemplate:
     return ClaimTemplate.parse(value)
 
 
-def _api_keys(node: Reader) -> ApiKeyConfig:
+def _api_keys(node: Section) -> ApiKeyConfig:
     node.only("header", "keys")
     header = (node.string("header", "x-api-key") or "x-api-key").lower()
-    if header == "authorization" or not set(header) <= _HEADER_NAME:
+    if header == "authorization" or not set(header) <= HEADER_NAME:
         node.error(f"{node.where}.header must be a plain header name other than authorization")
     keys: list[ApiKey] = []
     names: set[str] = set()
     for item, line in node.items("keys", required=True):
-        key = Reader(item, "identity.api_keys.keys[]", node.problems, ROUTES, line)
+        key = node.section(item, "identity.api_keys.keys[]", line)
         key.only("name", "hash", "principal")
         name = key.string("name", required=True)
         digest = key.parsed("hash", parse_hash, required=True)
@@ -384,163 +344,3 @@ def _api_keys(node: Reader) -> ApiKeyConfig:
             names.add(name)
             keys.append(ApiKey(name, digest, principal))
     return ApiKeyConfig(header, tuple(keys))
-
-
-def _context(node: Reader, defaults: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
-    """A `context:` mapping of attribute -> source; null drops an inherited attribute."""
-    spec = dict(defaults)
-    for key, source in node.node.items():
-        if source is None:
-            spec.pop(str(key), None)
-            continue
-        if not isinstance(source, str) or context_source_type(source) is None:
-            node.error(f"{node.where}.{key}: unknown source {source!r} ({_SOURCES_HINT})", key)
-            continue
-        spec[str(key)] = source
-    return tuple(spec.items())
-
-
-_SOURCES_HINT = (
-    "one of method, path, host, scheme, source_ip, scopes, peer, identity, query, "
-    "query.NAME, param.NAME, claim.NAME"
-)
-
-
-def _routes(top: Reader, context: tuple[tuple[str, str], ...]) -> tuple[Route, ...]:
-    routes: list[Route] = []
-    first_line: dict[str, int | None] = {}
-    for index, (item, line) in enumerate(top.items("routes", required=True)):
-        node = Reader(item, f"routes[{index}]", top.problems, ROUTES, line)
-        if not node.ok:
-            continue
-        route = _route(node, context)
-        if route is None:
-            continue
-        if route.name in first_line:
-            node.error(f"route name {route.name!r} is used twice", "name")
-        first_line[route.name] = line
-        _check_shadowed(node, route, routes)
-        routes.append(route)
-    return tuple(routes)
-
-
-def _route(node: Reader, inherited: tuple[tuple[str, str], ...]) -> Route | None:
-    node.only("name", "method", "path", "action", "resource", "context")
-    template = node.parsed("path", parse_template, required=True)
-    methods = _methods(node)
-    action = node.parsed("action", _action, required=True)
-    resource = node.child("resource")
-    resource.only("type", "id")
-    resource_type = resource.string("type", required=True)
-    resource_id = resource.string("id", required=True)
-    if not node.has("resource"):
-        node.error(f"{node.where}.resource is required (type and id)")
-    context = _context(node.child("context"), inherited)
-    if template is None or action is None or resource_type is None or resource_id is None:
-        return None
-    id_template = IdTemplate(resource_id)
-    bound = set(template.params)
-    for param in id_template.params:
-        if param not in bound:
-            resource.error(f"resource id uses {{{param}}}, which the path does not bind", "id")
-    for key, source in context:
-        if source.startswith("param.") and source[6:] not in bound:
-            node.error(f"context {key}: {source} is not a parameter of the path", "context")
-    method_text = "*" if methods is None else ",".join(sorted(methods))
-    return Route(
-        name=node.string("name") or f"{method_text} {template.text}",
-        line=node.line,
-        methods=methods,
-        template=template,
-        action=action,
-        resource_type=resource_type,
-        resource_id=id_template,
-        context=context,
-    )
-
-
-def _methods(node: Reader) -> frozenset[str] | None:
-    names = node.strings("method", required=True)
-    if names == ["*"]:
-        return None
-    for name in names:
-        if name not in HTTP_METHODS:
-            node.error(f"{node.where}.method: {name!r} is not an HTTP method in capitals", "method")
-    return frozenset(names)
-
-
-def _action(value: Any) -> EntityRef:
-    if not isinstance(value, str) or not value:
-        raise ValueError('must be an action id (readOrder) or uid (Action::"readOrder")')
-    return EntityRef.parse(value) if "::" in value else EntityRef("Action", value)
-
-
-def _check_shadowed(node: Reader, route: Route, earlier: list[Route]) -> None:
-    """A route no request can reach (an earlier one matches all its requests) is an error."""
-    for other in earlier:
-        same_shape = other.template.shape == route.template.shape
-        unconstrained = all(s.pattern is None for s in other.template.segments)
-        methods_covered = other.methods is None or (
-            route.methods is not None and route.methods <= other.methods
-        )
-        if same_shape and unconstrained and methods_covered:
-            node.error(
-                f"route {route.name!r} is unreachable: route {other.name!r} (line "
-                f"{other.line}) matches every request it would",
-                "path",
-            )
-            return
-
-
-def _responses(node: Reader) -> ResponseConfig:
-    node.only(
-        "unknown_route_status",
-        "principal_header",
-        "decision_id_header",
-        "strip_headers",
-        "strip_method_overrides",
-    )
-    defaults = ResponseConfig()
-    status = int(node.number("unknown_route_status", defaults.unknown_route_status, 400, 499))
-    headers = {}
-    for key in ("principal_header", "decision_id_header"):
-        value = (node.string(key, getattr(defaults, key)) or getattr(defaults, key)).lower()
-        if not set(value) <= _HEADER_NAME:
-            node.error(f"{node.where}.{key} must be a plain header name", key)
-        headers[key] = value
-    strip = tuple(h.lower() for h in node.strings("strip_headers"))
-    for name in strip:
-        if not set(name) <= _HEADER_NAME or name == "host":
-            node.error(f"{node.where}.strip_headers: cannot strip {name!r}", "strip_headers")
-        elif name in headers.values():
-            node.error(
-                f"{node.where}.strip_headers: {name!r} is set by pdp (and overwrites the "
-                "client's); Envoy removes after setting, so stripping it would drop pdp's value",
-                "strip_headers",
-            )
-    overrides = node.boolean("strip_method_overrides", defaults.strip_method_overrides)
-    for key, value in headers.items():
-        if overrides and value in METHOD_OVERRIDE_HEADERS:
-            node.error(
-                f"{node.where}.{key}: {value!r} is a method override header, which pdp removes "
-                "on allow (set strip_method_overrides: false to keep those)",
-                key,
-            )
-    return ResponseConfig(status, **headers, strip_headers=strip, strip_method_overrides=overrides)
-
-
-def _entity_uids(source: BundleSource) -> frozenset[tuple[str, str]]:
-    """The uids of the bundle's entities (already validated by the compiler)."""
-    if source.entities is None:
-        return frozenset()
-    try:
-        items = json.loads(source.entities.text)
-    except (ValueError, RecursionError):  # the compiler reports the file; the bundle fails
-        return frozenset()
-    uids: set[tuple[str, str]] = set()
-    for item in items if isinstance(items, list) else ():
-        uid = item.get("uid", {}) if isinstance(item, dict) else {}
-        uid = uid.get("__entity", uid) if isinstance(uid, dict) else {}
-        if isinstance(uid, dict) and isinstance(uid.get("type"), str):
-            uids.add((uid["type"], str(uid.get("id", ""))))
-    return frozenset(uids)

@@ -1,4 +1,4 @@
-"""argparse value types for numeric flags: each refuses a value outside its stated range."""
+"""argparse value types: numbers refused outside their stated range, uids, addresses, modes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import argparse
 import math
 import re
 from collections.abc import Callable
+
+from pdp.decisionlog import Sampling
+from pdp.model import EntityRef, parse_action
+from pdp.server import listen
 
 # grpc takes message sizes as a C int; a bigger value is refused, never silently clamped.
 GRPC_MAX_MESSAGE_BYTES = 2**31 - 1
@@ -59,3 +63,54 @@ def number(
 
 def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else str(value)
+
+
+def entity_uid(text: str) -> EntityRef:
+    """An entity uid written as in Cedar: `User::"alice"`."""
+    try:
+        return EntityRef.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def action(text: str) -> EntityRef:
+    """An action: a bare name is `Action::"name"` (as in routes.yaml), `::` a whole uid."""
+    try:
+        return parse_action(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def octal_mode(text: str) -> int:
+    """File permissions written in octal: `0660`."""
+    octal = text.isascii() and text.isdigit() and "8" not in text and "9" not in text
+    mode = int(text, 8) if octal else -1
+    if not 0 <= mode <= 0o777:
+        raise argparse.ArgumentTypeError(f"must be an octal mode such as 0660, not {text}")
+    return mode
+
+
+def listen_address(text: str) -> str:
+    """HOST:PORT, [IPv6]:PORT or unix:/path, checked for form (not yet bound)."""
+    try:
+        listen.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def tcp_address(text: str) -> str:
+    """HOST:PORT or [IPv6]:PORT, checked for form (not yet bound)."""
+    try:
+        listen.parse(text, unix=False)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def sampling(text: str) -> Sampling:
+    """Which decisions the decision log keeps: all, deny-only, or a rate of the allows."""
+    try:
+        return Sampling.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import PurePosixPath
-from typing import Protocol
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -29,13 +28,13 @@ from watchdog.observers import Observer
 from watchdog.observers.api import ObservedWatch
 
 from pdp.bundle.files import is_ignored, scan_bundle
+from pdp.live import Lifecycle
+from pdp.live.debounce import DEBOUNCE_SECONDS, MAX_DELAY_SECONDS, Debouncer
 
 log = logging.getLogger("pdp.reload")
 
 OnChange = Callable[[str], None]
 WATCH_MODES = ("auto", "poll", "off")
-DEBOUNCE_SECONDS = 0.15
-MAX_DELAY_SECONDS = 2.0
 POLL_INTERVAL_SECONDS = 2.0
 CONFIGMAP_LINK = "..data"
 
@@ -52,14 +51,6 @@ _EVENTS: list[type[FileSystemEvent]] = [
 ]
 
 
-class Lifecycle(Protocol):
-    """A background part of the server: started once, stopped once; `stop` waits for it."""
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-
 def is_trigger(rel: str) -> bool:
     """Whether a change at `rel`, relative to the bundle root, can change the bundle's content.
 
@@ -72,74 +63,6 @@ def is_trigger(rel: str) -> bool:
     if parts[-1] == CONFIGMAP_LINK:
         parts = parts[:-1]
     return not any(is_ignored(part) for part in parts)
-
-
-class Debouncer:
-    """Collects triggers and calls `action` once, after `delay` seconds without a new one.
-
-    A steady stream of triggers still fires at least every `max_delay` seconds.
-    """
-
-    def __init__(
-        self,
-        action: Callable[[list[str]], None],
-        delay: float = DEBOUNCE_SECONDS,
-        max_delay: float = MAX_DELAY_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-        name: str = "pdp-debounce",
-    ) -> None:
-        self._action = action
-        self._name = name
-        self._delay = delay
-        self._max_delay = max(max_delay, delay)
-        self._clock = clock
-        self._cond = threading.Condition()
-        self._pending: dict[str, None] = {}
-        self._first = 0.0
-        self._last = 0.0
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def trigger(self, what: str) -> None:
-        """Note one change; cheap, safe from any thread."""
-        with self._cond:
-            now = self._clock()
-            if not self._pending:
-                self._first = now
-            self._pending[what] = None
-            self._last = now
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._stopping:
-                    self._cond.wait()
-                while not self._stopping:
-                    due = min(self._last + self._delay, self._first + self._max_delay)
-                    remaining = due - self._clock()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-                if self._stopping:
-                    return
-                batch = list(self._pending)
-                self._pending.clear()
-            try:
-                self._action(batch)
-            except Exception:
-                log.exception("watch callback failed", extra={"event": "watch_error"})
 
 
 def describe(changes: list[str], limit: int = 5) -> str:
@@ -310,9 +233,11 @@ class PollWatcher:
         interval: float = POLL_INTERVAL_SECONDS,
         settle: float = DEBOUNCE_SECONDS,
         max_delay: float = MAX_DELAY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._root = os.path.abspath(root)
         self._on_change = on_change
+        self._clock = clock
         self._interval = interval
         self._settle = settle
         self._max_delay = max_delay
@@ -356,8 +281,8 @@ class PollWatcher:
 
     def _settled(self, current: Fingerprint) -> Fingerprint | None:
         """Rescan until two scans agree (or `max_delay` passes); None when stopping."""
-        deadline = time.monotonic() + self._max_delay
-        while time.monotonic() < deadline:
+        deadline = self._clock() + self._max_delay
+        while self._clock() < deadline:
             if self._stopping.wait(self._settle):
                 return None
             again = fingerprint(self._root)

@@ -6,16 +6,14 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
 
+from pdp.errors import PathError
+
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Non-empty segments of unreserved and sub-delim characters (no %, ;, \\, ?, #, controls):
 # such a path is its own normal form unless a segment is "." or "..".
 _PLAIN = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,=:@]+)+")
 MAX_PATH_BYTES = 65536  # the hard cap; `--max-path-bytes` (default 8192) is at most this
-
-
-class PathError(ValueError):
-    """A path that cannot be normalized safely; it matches no route."""
 
 
 @dataclass(frozen=True, slots=True)

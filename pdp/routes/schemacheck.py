@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import cedarpy
 
-from pdp.authn.identity import IdentityConfig
-from pdp.bundle.loader import ROUTES
+from pdp.authn.config import IdentityConfig
 from pdp.errors import Problem
-from pdp.gateway.routes import Route, context_source_type
+from pdp.routes.context import context_source_type
+from pdp.routes.spec import Route
 
 _TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$")
 _POLICY_ID = re.compile(r"policy(\d+)")
@@ -47,13 +47,15 @@ def check_schema(
     schema: cedarpy.Schema,
     identity: IdentityConfig,
     routes: Sequence[Route],
+    path: str,
     problems: list[Problem],
 ) -> dict[str, frozenset[str]]:
-    """Report what the schema does not allow; return each route's applicable principal types."""
+    """Report what the schema does not allow, located in the routes file `path`; return each
+    route's applicable principal types."""
     types = identity.principal_types
     for name in [*types, *_role_types(identity), *(r.resource_type for r in routes)]:
         if not _TYPE_NAME.match(name):
-            problems.append(Problem(ROUTES, f"{name!r} is not a Cedar entity type name"))
+            problems.append(Problem(path, f"{name!r} is not a Cedar entity type name"))
     if any(not _TYPE_NAME.match(r.action.type) for r in routes) or problems:
         return {}
     probes = _identity_probes(identity) + _route_probes(routes, types)
@@ -63,7 +65,7 @@ def check_schema(
     for error in result.errors:
         match = _POLICY_ID.fullmatch(error.policy_id)
         if match is None:
-            problems.append(Problem(ROUTES, f"schema check: {error.error}"))
+            problems.append(Problem(path, f"schema check: {error.error}"))
             continue
         failed.setdefault(int(match.group(1)), []).append(error.error)
     applicable: dict[str, set[str]] = {r.name: set() for r in routes}
@@ -72,7 +74,7 @@ def check_schema(
     def report(line: int | None, message: str) -> None:
         if (line, message) not in reported:
             reported.add((line, message))
-            problems.append(Problem(ROUTES, message, line))
+            problems.append(Problem(path, message, line))
 
     for index, probe in enumerate(probes):
         errors = failed.get(index, [])

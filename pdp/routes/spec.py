@@ -1,35 +1,21 @@
-"""The route table: method + path template -> Cedar action, resource and context."""
+"""What routes.yaml compiles to: the route table (method + path template -> Cedar action and
+resource), the identity sources and the responses, as one immutable GatewayConfig."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from pdp.authn.principal import claim_value
-from pdp.gateway.paths import NormalizedPath
+from pdp.authn.config import IdentityConfig
 from pdp.model import EntityRef
+from pdp.routes.paths import NormalizedPath
 
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::(.+))?\}$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 HTTP_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
 )
-
-# Context sources: name -> Cedar type (for the schema check). Prefixed ones take a name.
-CONTEXT_SOURCES = {
-    "method": "String",
-    "path": "String",
-    "host": "String",
-    "scheme": "String",
-    "source_ip": "ipaddr",
-    "scopes": "Set<String>",
-    "peer": "String",
-    "identity": "String",
-    "query": "Record",
-}
-CONTEXT_PREFIXES = {"query.": "String", "param.": "String", "claim.": "Any"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,85 +141,36 @@ def match_route(routes: Sequence[Route], method: str, path: NormalizedPath) -> R
     return None
 
 
-def context_source_type(source: str) -> str | None:
-    """The Cedar type a context source yields, or None when `source` is not one."""
-    if source in CONTEXT_SOURCES:
-        return CONTEXT_SOURCES[source]
-    for prefix, kind in CONTEXT_PREFIXES.items():
-        if source.startswith(prefix) and len(source) > len(prefix):
-            return kind
-    return None
+# Headers that make some frameworks treat a request as another method (a GET read as a
+# DELETE upstream, after pdp decided it as a read): removed on allow unless a bundle opts out.
+METHOD_OVERRIDE_HEADERS = ("x-http-method-override", "x-method-override", "x-http-method")
 
 
 @dataclass(frozen=True, slots=True)
-class RequestFacts:
-    """Everything a context source can read; only verified values for identity-derived ones."""
+class ResponseConfig:
+    """Status of unknown routes and the names of the headers sent upstream on allow."""
 
-    method: str
-    path: NormalizedPath
-    host: str = ""
-    scheme: str = ""
-    source_ip: str = ""
-    peer: str | None = None
-    scopes: tuple[str, ...] | None = None
-    identity: str = "none"
-    claims: Mapping[str, Any] | None = None
-    params: Mapping[str, str] | None = None
+    unknown_route_status: int = 403
+    principal_header: str = "x-pdp-principal"
+    decision_id_header: str = "x-pdp-decision-id"
+    strip_headers: tuple[str, ...] = ()  # client headers removed before upstream on allow
+    strip_method_overrides: bool = True  # also remove METHOD_OVERRIDE_HEADERS on allow
+    remove_headers: tuple[str, ...] = field(init=False)  # all headers removed on allow
 
-
-def build_context(spec: Sequence[tuple[str, str]], facts: RequestFacts) -> dict[str, Any]:
-    """The Cedar context (Cedar JSON values); a source without a value leaves its key out."""
-    context: dict[str, Any] = {}
-    for key, source in spec:
-        value = _source_value(source, facts)
-        if value is not None:
-            context[key] = value
-    return context
+    def __post_init__(self) -> None:
+        extra = METHOD_OVERRIDE_HEADERS if self.strip_method_overrides else ()
+        object.__setattr__(self, "remove_headers", tuple(dict.fromkeys(self.strip_headers + extra)))
 
 
-_SIMPLE_SOURCES: dict[str, Callable[[RequestFacts], Any]] = {
-    "method": lambda facts: facts.method,
-    "path": lambda facts: facts.path.path,
-    "host": lambda facts: facts.host or None,
-    "scheme": lambda facts: facts.scheme or None,
-    "peer": lambda facts: facts.peer,
-    "identity": lambda facts: facts.identity,
-}
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """A bundle's compiled routes.yaml: identity sources, route table, responses."""
 
+    identity: IdentityConfig
+    routes: tuple[Route, ...]
+    responses: ResponseConfig
+    context: tuple[tuple[str, str], ...]  # the top-level context spec (for overrides)
+    known_entities: frozenset[tuple[str, str]]  # (type, id) of the bundle's entities
 
-def _source_value(source: str, facts: RequestFacts) -> Any:
-    simple = _SIMPLE_SOURCES.get(source)
-    if simple is not None:
-        return simple(facts)
-    if source == "source_ip":
-        return {"__extn": {"fn": "ip", "arg": facts.source_ip}} if facts.source_ip else None
-    if source == "scopes":
-        return list(facts.scopes) if facts.scopes is not None else None
-    if source == "query":  # the first value of each name; `__` keys would read as Cedar escapes
-        return {k: v for k, v in reversed(facts.path.query) if not k.startswith("__")}
-    prefix, _, name = source.partition(".")
-    if prefix == "query":
-        return facts.path.query_value(name)
-    if prefix == "param":
-        return (facts.params or {}).get(name)
-    if prefix == "claim" and facts.claims is not None:
-        return _claim_as_cedar(claim_value(facts.claims, name))
-    return None
-
-
-def _claim_as_cedar(value: Any) -> Any:
-    if isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        return value if -(2**63) <= value < 2**63 else None
-    if isinstance(value, list):
-        items = [_claim_as_cedar(v) for v in value]
-        return [v for v in items if v is not None]
-    if isinstance(value, Mapping):
-        record = {
-            k: _claim_as_cedar(v)
-            for k, v in value.items()
-            if isinstance(k, str) and not k.startswith("__")
-        }
-        return {k: v for k, v in record.items() if v is not None}
-    return None
+    def route(self, name: str) -> Route | None:
+        return next((r for r in self.routes if r.name == name), None)
