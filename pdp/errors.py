@@ -193,6 +193,32 @@ class ListenError(PdpError, OSError):
     code = ErrorCode.LISTEN_FAILED
 
 
+class BodyError(PdpError):
+    """An HTTP request body that cannot be read as the call's JSON object: answered `status`
+    (400, 413 or 415), naming `field` where one is at fault."""
+
+    code = ErrorCode.INVALID_ARGUMENT
+
+    def __init__(self, status: int, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+class ForwardAuthRefused(PdpError):
+    """A /forward-auth request refused before any decision (an untrusted proxy, an unclear
+    original request): answered `status` with the `reason` token."""
+
+    code = ErrorCode.INVALID_ARGUMENT
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
 class DevkitError(PdpError):
     """A development key, bundle or token that cannot be made; the message says why."""
 

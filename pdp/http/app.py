@@ -13,10 +13,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pdp.decisionlog import ACCESS_EVALUATION, ACCESS_EVALUATIONS, Recorder
-from pdp.errors import LimitExceeded, PdpError, RequestError
+from pdp.errors import BodyError, LimitExceeded, PdpError, RequestError
 from pdp.http import authzen, jsonio, v1json
 from pdp.http.forward import ForwardAuth
-from pdp.http.jsonio import BodyError
 from pdp.http.proxies import TrustedProxies
 from pdp.http.wire import Request, Response
 from pdp.live.store import BundleStore

@@ -21,6 +21,7 @@ import traceback
 from typing import Any
 
 from pdp.decisionlog import FORWARD_AUTH
+from pdp.errors import ForwardAuthRefused
 from pdp.gateway.check import internal_error, refused
 from pdp.gateway.result import GatewayRequest, GatewayResponse
 from pdp.http.jsonio import NO_STORE
@@ -35,16 +36,6 @@ log = logging.getLogger("pdp.http.forward")
 _NO_REQUEST = GatewayRequest(method="", path="")
 _METHOD = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$")
 _SCHEMES = ("http", "https")
-
-
-class Refusal(Exception):
-    """A forward-auth request refused before any decision: `status` and a reason token."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
 
 
 class ForwardAuth:
@@ -70,7 +61,7 @@ class ForwardAuth:
         plain = _NO_REQUEST
         try:
             if not self.proxies.trusts(request.peer):
-                raise Refusal(
+                raise ForwardAuthRefused(
                     403,
                     "untrusted_proxy",
                     f"peer {request.peer} is not a trusted proxy (--http-trusted-proxies): "
@@ -78,7 +69,7 @@ class ForwardAuth:
                 )
             plain = self.gateway_request(request)
             answer = await self.gateway.decide(bundle, plain, None)
-        except Refusal as exc:
+        except ForwardAuthRefused as exc:
             answer = refused(bundle, plain, exc.status, exc.reason, exc.message)
         except Exception as exc:  # fail closed: a deny, never an allow or a 500
             log.error(
@@ -98,18 +89,20 @@ class ForwardAuth:
         return http_response(answer)
 
     def gateway_request(self, request: Request) -> GatewayRequest:
-        """The request the proxy describes; Refusal when it does not describe one clearly."""
+        """The request the proxy describes; ForwardAuthRefused when it is not clearly one."""
         method = _original(request, "x-original-method", "x-forwarded-method")
         uri = _original(request, "x-original-uri", "x-forwarded-uri")
         if not _METHOD.match(method):
-            raise Refusal(400, "bad_original_request", "the original method is not an HTTP method")
+            raise ForwardAuthRefused(
+                400, "bad_original_request", "the original method is not an HTTP method"
+            )
         if not uri.startswith("/"):
-            raise Refusal(
+            raise ForwardAuthRefused(
                 400, "bad_original_request", "the original URI must be a path starting with /"
             )
         size = len(uri.encode("utf-8", "surrogateescape"))
         if size > self.limits.max_path_bytes:
-            raise Refusal(
+            raise ForwardAuthRefused(
                 414,
                 "limit_exceeded",
                 f"the original URI is {size} bytes, over the limit of "
@@ -133,16 +126,17 @@ class ForwardAuth:
 
 
 def _original(request: Request, nginx: str, others: str) -> str:
-    """The one value the two header families give; Refusal when none, or when they differ."""
+    """The one value the two header families give; ForwardAuthRefused when none, or when
+    they differ."""
     values = set(request.values(nginx)) | set(request.values(others))
     if not values:
-        raise Refusal(
+        raise ForwardAuthRefused(
             400,
             "missing_original_request",
             f"{nginx} or {others} is required: the proxy sets it to the request it asks about",
         )
     if len(values) > 1:
-        raise Refusal(
+        raise ForwardAuthRefused(
             400,
             "conflicting_original_request",
             f"{nginx} and {others} disagree (or repeat): the proxy must overwrite the one it "

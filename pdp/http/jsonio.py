@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from pdp import jsonkeys
-from pdp.errors import PdpError, RequestError
+from pdp.errors import BodyError, PdpError, RequestError
 from pdp.http.wire import Request, Response
 from pdp.server.calls import STATUS, code_of
 
@@ -26,16 +26,6 @@ ERROR_WORDS = {
     500: "internal",
     503: "unavailable",
 }
-
-
-class BodyError(Exception):
-    """A request body that cannot be read as the call's JSON object: answered `status`."""
-
-    def __init__(self, status: int, message: str, field: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
 
 
 class _Duplicate(Exception):

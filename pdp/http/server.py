@@ -10,6 +10,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from pdp.decisionlog import Recorder
+from pdp.errors import ListenError
 from pdp.http.app import HttpEdge
 from pdp.http.jsonio import error_body
 from pdp.http.proxies import LOOPBACK, Network, TrustedProxies, parse_cidrs
@@ -21,10 +22,6 @@ from pdp.server.limits import Limits
 from pdp.server.tls import DEFAULT_SOCKET_MODE
 
 log = logging.getLogger("pdp.http")
-
-
-class HttpListenError(OSError):
-    """--http-listen cannot be bound; the message names the flag and the cause."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +59,7 @@ async def start_http(
     recorder: Recorder,
     gateway: ExtAuthzService,
 ) -> RunningHttp:
-    """Bind and serve; HttpListenError naming --http-listen when it cannot be bound."""
+    """Bind and serve; ListenError naming --http-listen when it cannot be bound."""
     edge = HttpEdge(
         store, limits, recorder, gateway, TrustedProxies(config.trusted_proxies),
         config.authzen_base_url,
@@ -82,10 +79,10 @@ async def start_http(
     context = _tls_context(config)
     if address.unix:
         if _unix_in_use(address.path):
-            raise HttpListenError(f"{where}: another server is listening there")
+            raise ListenError(f"{where}: another server is listening there")
         problem = listen.bind_problem(address)
         if problem is not None:
-            raise HttpListenError(f"{where}: {problem}")
+            raise ListenError(f"{where}: {problem}")
         if os.path.exists(address.path):
             os.unlink(address.path)  # a stale socket file (none is listening: checked above)
         mask = os.umask(0o177)
@@ -98,11 +95,11 @@ async def start_http(
     else:
         problem = listen.bind_problem(address, config.reuse_port)
         if problem is not None:
-            raise HttpListenError(f"{where}: {problem}")
+            raise ListenError(f"{where}: {problem}")
         try:
             started = await server.start_tcp(address.host, address.port, context, config.reuse_port)
         except OSError as exc:
-            raise HttpListenError(f"{where}: {listen.describe(exc)}") from None
+            raise ListenError(f"{where}: {listen.describe(exc)}") from None
         host, port = started.sockets[0].getsockname()[:2]
         bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     log.info(

@@ -3,7 +3,7 @@
 The HTTP edge and embedded mode run every call through here, on one bundle snapshot read
 once per call; the gRPC servicer (`server/authorizer.py`) runs the same steps around its own
 status codes. Failures raise `PdpError`s (`RequestError`, `LimitExceeded`,
-`DeadlineExceeded`, `NoBundleError`); `STATUS` says what each code is on the wire.
+`DeadlineExceeded`, `NoBundleError`); `pdp.errors.STATUS` says what each code is on the wire.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pdp.decisionlog import (
     LazyRequests,
     Recorder,
 )
-from pdp.errors import NoBundleError, PdpError, RequestError
+from pdp.errors import STATUS, ErrorCode, NoBundleError, PdpError, RequestError
 from pdp.model import AuthzRequest, Decision
 from pdp.plan import Plan, plan_resources
 from pdp.server import convert
@@ -40,22 +40,25 @@ from pdp.v1 import authorizer_pb2 as pb
 
 # PdpError.code -> (gRPC status name, HTTP status). The one mapping of this edge; the
 # restructure (issue 17) brings a central table in pdp/errors.py that replaces it.
-STATUS: dict[str, tuple[str, int]] = {
-    "invalid_argument": ("INVALID_ARGUMENT", 400),
-    "resource_exhausted": ("RESOURCE_EXHAUSTED", 413),
-    "deadline_exceeded": ("DEADLINE_EXCEEDED", 503),
-    "unavailable": ("UNAVAILABLE", 503),
-    "internal": ("INTERNAL", 500),
-}
-INTERNAL = "internal"
+# The codes a call answers with; any other (a configuration code) is answered as internal.
+ANSWERED = frozenset(
+    {
+        ErrorCode.INVALID_ARGUMENT,
+        ErrorCode.RESOURCE_EXHAUSTED,
+        ErrorCode.DEADLINE_EXCEEDED,
+        ErrorCode.UNAVAILABLE,
+        ErrorCode.INTERNAL,
+    }
+)
 
 __all__ = ["CHUNK_WEIGHT", "STATUS", "Batch", "Calls", "code_of"]
 
 
-def code_of(error: BaseException) -> str:
-    """The `STATUS` key of an error: its PdpError code when known, else `internal`."""
-    code = error.code if isinstance(error, PdpError) else INTERNAL
-    return code if code in STATUS else INTERNAL
+def code_of(error: BaseException) -> ErrorCode:
+    """The `STATUS` key of an error: its PdpError code when a call answers with it, else
+    `internal`."""
+    code = error.code if isinstance(error, PdpError) else ErrorCode.INTERNAL
+    return code if code in ANSWERED else ErrorCode.INTERNAL
 
 
 @dataclass(frozen=True, slots=True)
