@@ -18,8 +18,9 @@ from pdp.bundle import load_bundle
 from pdp.decisionlog import Recorder
 from pdp.http.app import HttpEdge
 from pdp.http.jsonio import error_body
+from pdp.http.messages import Request, WireLimits
 from pdp.http.proxies import TrustedProxies
-from pdp.http.wire import HttpServer, Request, WireLimits
+from pdp.http.wire import HttpServer
 from pdp.live.store import BundleStore
 from pdp.server.app import ServeConfig, start_server
 from pdp.server.extauthz import ExtAuthzService

@@ -16,8 +16,8 @@ from pdp.decisionlog import ACCESS_EVALUATION, ACCESS_EVALUATIONS, Recorder
 from pdp.errors import BodyError, LimitExceeded, PdpError, RequestError
 from pdp.http import authzen, jsonio, v1json
 from pdp.http.forward import ForwardAuth
+from pdp.http.messages import Request, Response
 from pdp.http.proxies import TrustedProxies
-from pdp.http.wire import Request, Response
 from pdp.live.store import BundleStore
 from pdp.server.calls import Batch, Calls
 from pdp.server.extauthz import ExtAuthzService

@@ -25,8 +25,8 @@ from pdp.errors import ForwardAuthRefused
 from pdp.gateway.check import internal_error, refused
 from pdp.gateway.result import GatewayRequest, GatewayResponse
 from pdp.http.jsonio import NO_STORE
+from pdp.http.messages import Request, Response
 from pdp.http.proxies import TrustedProxies
-from pdp.http.wire import Request, Response
 from pdp.live.store import BundleStore
 from pdp.server.extauthz import ExtAuthzService, recorder_listener
 from pdp.server.limits import Limits

@@ -7,7 +7,7 @@ from typing import Any
 
 from pdp import jsonkeys
 from pdp.errors import BodyError, PdpError, RequestError
-from pdp.http.wire import Request, Response
+from pdp.http.messages import Request, Response
 from pdp.server.calls import STATUS, code_of
 
 JSON_TYPE = "application/json"

@@ -13,8 +13,9 @@ from pdp.decisionlog import Recorder
 from pdp.errors import ListenError
 from pdp.http.app import HttpEdge
 from pdp.http.jsonio import error_body
+from pdp.http.messages import WireLimits
 from pdp.http.proxies import LOOPBACK, Network, TrustedProxies, parse_cidrs
-from pdp.http.wire import HttpServer, WireLimits
+from pdp.http.wire import HttpServer
 from pdp.live.store import BundleStore
 from pdp.server import listen
 from pdp.server.extauthz import ExtAuthzService

@@ -1,11 +1,12 @@
 """A small HTTP/1.1 server on the running asyncio loop: httptools (llhttp) parses, limits bound.
 
-Chosen by measurement over aiohttp's low-level server, uvicorn and granian (README,
-"Benchmarks"). Every connection is bounded: request target, header count and bytes, body
-size, a whole request's arrival time (slow senders, slowloris), idle keep-alive time,
-pipelined requests waiting (answered in order), unread responses (the peer must read),
-and the number of open connections. Anything malformed is a 4xx and the connection closes;
-the handler's own failure is a 500 that says nothing about the request.
+Chosen by measurement over aiohttp's low-level server, uvicorn and granian
+(bench/README.md, "The HTTP edge's server"). Every connection is bounded: request target,
+header count and bytes, body size, a whole request's arrival time (slow senders,
+slowloris), idle keep-alive time, pipelined requests waiting (answered in order), unread
+responses (the peer must read), and the number of open connections. Anything malformed is a
+4xx and the connection closes; the handler's own failure is a 500 that says nothing about
+the request.
 """
 
 from __future__ import annotations
@@ -14,70 +15,20 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
 
 import httptools
 
+from pdp.http.messages import Handler, Request, Response, WireLimits
+
 log = logging.getLogger("pdp.http")
 
 MAX_PIPELINE = 16  # requests read ahead of their answers before reading pauses
 WRITE_HIGH_WATER = 256 * 1024
 LINGER_SECONDS = 2.0  # reading (and dropping) after a refusal, so the answer is not reset
-
-
-@dataclass(frozen=True, slots=True)
-class WireLimits:
-    """What one connection and one request may hold or take."""
-
-    max_body_bytes: int = 4 * 1024 * 1024
-    max_headers: int = 200
-    max_header_bytes: int = 64 * 1024
-    max_target_bytes: int = 8192
-    request_timeout: float = 10.0  # first byte of a request to its last (headers and body)
-    idle_timeout: float = 60.0  # a kept-alive connection waiting for its next request
-    max_connections: int = 1024
-
-
-@dataclass(slots=True)
-class Request:
-    """One parsed request: names lowercase, values as sent (latin-1), body complete."""
-
-    method: str
-    target: str
-    path: str
-    query: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    peer: str | None  # the client's IP address; None on a Unix socket
-    tls: bool
-
-    def header(self, name: str) -> str | None:
-        """The value of header `name` (lowercase); None when absent, "" when repeated."""
-        found = None
-        for key, value in self.headers:
-            if key == name:
-                if found is not None:
-                    return ""
-                found = value
-        return found
-
-    def values(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if key == name]
-
-
-@dataclass(slots=True)
-class Response:
-    status: int
-    body: bytes = b""
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    close: bool = False
-
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 class _Refused(Exception):

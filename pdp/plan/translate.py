@@ -25,62 +25,11 @@ from pdp.errors import Inexpressible
 from pdp.plan import condition as c
 from pdp.plan import est, values
 from pdp.plan.hierarchy import Hierarchy
+from pdp.plan.operators import BOOLEAN_EXTENSIONS, BOOLEAN_SHAPED, NOT_BOOLEAN, VALUE_EXTENSIONS
 from pdp.plan.probe import Evaluated, key
 
 Pair = tuple[c.Node, c.Node]  # (T, F)
 MAX_SIZE = 20_000  # nodes and listed entities of one condition: over it, a part is unsupported
-_BOOLEAN_EXTENSIONS = frozenset(
-    (
-        "lessThan",
-        "lessThanOrEqual",
-        "greaterThan",
-        "greaterThanOrEqual",
-        "isIpv4",
-        "isIpv6",
-        "isLoopback",
-        "isMulticast",
-        "isInRange",
-    )
-)
-_VALUE_EXTENSIONS = frozenset(
-    (
-        "ip",
-        "decimal",
-        "datetime",
-        "duration",
-        "offset",
-        "durationSince",
-        "toDate",
-        "toTime",
-        "toDays",
-        "toHours",
-        "toMinutes",
-        "toSeconds",
-        "toMilliseconds",
-    )
-)
-_NOT_BOOLEAN = frozenset(("+", "-", "*", "neg", "Set", "Record"))
-_BOOLEAN_SHAPED = frozenset(
-    (
-        "&&",
-        "||",
-        "!",
-        "==",
-        "!=",
-        "<",
-        "<=",
-        ">",
-        ">=",
-        "in",
-        "has",
-        "like",
-        "is",
-        "contains",
-        "containsAll",
-        "containsAny",
-        "isEmpty",
-    )
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,9 +167,9 @@ class Translator:
                 c.leaf("==", subject.node, c.value(True)),
                 c.leaf("==", subject.node, c.value(False)),
             )
-        if op in _NOT_BOOLEAN or op in _VALUE_EXTENSIONS:
+        if op in NOT_BOOLEAN or op in VALUE_EXTENSIONS:
             return _NEITHER  # a Long, set, record or extension value, or an error: no boolean
-        if op in _BOOLEAN_EXTENSIONS:
+        if op in BOOLEAN_EXTENSIONS:
             raise Inexpressible(f"extension function {op}() over the resource")
         if op in ("hasTag", "getTag"):
             raise Inexpressible("entity tags of the resource")
@@ -262,7 +211,7 @@ class Translator:
         raise Inexpressible(f"{op} as a value over the resource")
 
     def _boolean_or_operand(self, expr: est.Expr) -> Operand | Pair:
-        if not self._is_closed(expr) and est.operator(expr) in _BOOLEAN_SHAPED:
+        if not self._is_closed(expr) and est.operator(expr) in BOOLEAN_SHAPED:
             return self.pair(expr)
         return self.operand(expr)
 
