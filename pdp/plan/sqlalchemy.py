@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
@@ -234,7 +234,8 @@ class _Writer:
             if folded is None:
                 raise PlanUnsupported(f"{op} over extension values")
             return folded
-        return getattr(self, _LEAVES[op])(node, *args)
+        # Dispatched by name (_LEAVES): each leaf method returns one of these.
+        return cast("bool | _Leaf | _Junction", getattr(self, _LEAVES[op])(node, *args))
 
     def _has(self, path: list[str]) -> _Sql:
         mapped = self._attributes.get(tuple(path))
@@ -404,7 +405,7 @@ _LEAVES = {
 }
 
 
-def _correlated(exists: Any, resource_id: ColumnElement[Any]) -> ColumnElement[bool]:
+def _correlated(exists: sa.Exists, resource_id: ColumnElement[Any]) -> ColumnElement[bool]:
     """A join-table EXISTS tied to the resource row of the enclosing query."""
     table = getattr(resource_id, "table", None)
     return exists.correlate(table) if table is not None else exists
@@ -427,7 +428,7 @@ def _emit(sql: _Sql) -> ColumnElement[bool]:
 _NO_MATCH = object()
 
 
-def _typed(mapped: ColumnElement[Any] | Attribute, path: Sequence[str]) -> _Column:
+def _typed(mapped: ColumnElement[Any] | Attribute | SetTable, path: Sequence[str]) -> _Column:
     if isinstance(mapped, Attribute):
         kind, entity_type = _cedar_type(mapped.type, mapped.column, path)
         return _Column(mapped.column, kind, entity_type)
