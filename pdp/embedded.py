@@ -40,6 +40,7 @@ from pdp.errors import LimitExceeded, NoBundleError, PdpError, RequestError
 from pdp.live.reload import Reloader
 from pdp.live.store import BundleStore
 from pdp.live.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
+from pdp.metrics import Metrics, MetricsServer, PrometheusMetrics, multiprocess_mode, serve_metrics
 from pdp.plan import Plan
 from pdp.server.calls import Calls
 from pdp.server.limits import Limits
@@ -81,10 +82,23 @@ class Authorizer:
         self._store.activate(load_bundle(self._root))  # BundleError: nothing starts
         self._reloader = Reloader(self._root, self._store)
         self._watcher = make_watcher(mode, self._root, self._reloader.request, poll_interval)
-        self._recorder = Recorder.start(
-            target, Sampling.parse(decision_log_sample), DEFAULT_CAPACITY, metrics_address,
-            self._store,
-        )  # fmt: skip
+        # Recorded when metrics are served, and in multiprocess mode, as `pdp serve` does.
+        metrics = Metrics()
+        self._metrics_server: MetricsServer | None = None
+        if metrics_address is not None or multiprocess_mode():
+            prometheus = PrometheusMetrics()
+            if metrics_address is not None:
+                self._metrics_server = serve_metrics(metrics_address, prometheus)
+            metrics = prometheus
+        try:
+            self._recorder = Recorder.start(
+                target, Sampling.parse(decision_log_sample), DEFAULT_CAPACITY, metrics,
+                self._store,
+            )  # fmt: skip
+        except OSError:
+            if self._metrics_server is not None:
+                self._metrics_server.stop()
+            raise
         self._calls = Calls(self._store, limits or Limits(), self._recorder)
         self._closed = False
         self._reloader.start()
@@ -163,6 +177,8 @@ class Authorizer:
             self._watcher.stop()
         self._reloader.stop()
         self._recorder.stop()
+        if self._metrics_server is not None:
+            self._metrics_server.stop()
 
     def __enter__(self) -> Authorizer:
         return self

@@ -62,12 +62,16 @@ def scoped_entities(
     own = {uid_of(item.get("uid")) if isinstance(item, dict) else None for item in items}
     # Malformed, or the same uid as a bundle entity: Cedar itself decides whether that is an
     # identical duplicate (fine) or a conflicting one (refused), on the whole set.
-    colliding = None in own or any(uid in graph for uid in own)
+    colliding = None in own or any(uid in graph for uid in own if uid is not None)
     sliceable = not colliding
     for cedar in cedars if sliceable else ():
         action = (cedar["action"]["type"], cedar["action"]["id"])
         ancestors = graph.ancestors(action)
-        if action in own or not own.isdisjoint(ancestors) or any(u[0] == action[0] for u in own):
+        if (
+            action in own
+            or not own.isdisjoint(ancestors)
+            or any(u and u[0] == action[0] for u in own)
+        ):
             sliceable = False  # the request redefines the action hierarchy
     if colliding or bundle.entity_count <= SUBSET_MIN_BUNDLE_ENTITIES:
         return _merged(bundle, texts), sliceable

@@ -7,7 +7,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from pdp.live.store import BundleStatus
@@ -287,7 +287,8 @@ def serve_metrics(address: str, metrics: PrometheusMetrics) -> MetricsServer:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
     server, thread = start_http_server(port, addr=host, registry=registry)
-    bound_host, bound_port = server.server_address[:2]
+    # An IPv4 or IPv6 TCP server: its address starts (host text, port), never a Unix path.
+    bound_host, bound_port = cast(tuple[str, int], server.server_address[:2])
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     running = MetricsServer(server, thread, f"{shown}:{bound_port}")
     log.info(

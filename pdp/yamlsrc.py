@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import yaml
 
@@ -19,7 +19,7 @@ from pdp.errors import Problem, YamlError
 T = TypeVar("T")
 
 
-class YMap(dict):
+class YMap(dict[Any, Any]):
     """A YAML mapping: `line` is where it starts, `lines[key]` where each key is written, and
     `texts[key]` a scalar value's text as written (`1.10`, `0123`, `off`: not 1.1, 83, False)."""
 
@@ -28,7 +28,7 @@ class YMap(dict):
     texts: dict[Any, str]
 
 
-class YList(list):
+class YList(list[Any]):
     """A YAML sequence: `line` is where it starts, `lines[i]` where item i starts."""
 
     line: int
@@ -102,8 +102,8 @@ def load(path: str, text: str) -> Any:
         if "maximum nesting depth" in message:  # libyaml's own bound
             problem = Problem(path, "invalid YAML: nested too deeply", _line(mark))
         else:
-            column = mark.column + 1 if mark is not None else None
-            problem = Problem(path, f"invalid YAML: {message}", _line(mark), column)
+            at = mark.column + 1 if mark is not None else None
+            problem = Problem(path, f"invalid YAML: {message}", _line(mark), at)
     except yaml.YAMLError as exc:
         problem = Problem(path, f"invalid YAML: {exc}")
     except RecursionError:  # PyYAML constructs nested collections recursively
@@ -130,6 +130,10 @@ def line_of(container: Any, key: Any = None) -> int | None:
     return getattr(container, "line", None)
 
 
+@overload
+def plain(value: dict[Any, Any]) -> dict[Any, Any]: ...
+@overload
+def plain(value: Any) -> Any: ...
 def plain(value: Any) -> Any:
     """`value` with located containers turned into plain dicts and lists."""
     if isinstance(value, dict):

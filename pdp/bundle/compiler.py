@@ -43,8 +43,8 @@ class CompiledBundle:
     by_internal_id: dict[str, PolicyInfo]
     entity_count: int  # len(entities) walks them all; the request path asks for it
     source: BundleSource
+    graph: EntityGraph = field(repr=False, compare=False)
     index: PolicyIndex | None = field(default=None, repr=False, compare=False)
-    graph: EntityGraph | None = field(default=None, repr=False, compare=False)
     gateway: GatewayConfig | None = field(default=None, repr=False, compare=False)  # routes.yaml
 
     @property

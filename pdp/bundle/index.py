@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import cedarpy
 
@@ -17,7 +18,8 @@ from pdp.model import Uid, references, uid_of
 Scope = tuple[Any, ...]
 ANY: Scope = ("any",)
 SLICE_CACHE_SIZE = 32768
-_MISSING = object()
+_Missing = enum.Enum("_Missing", "MISSING")  # a typed sentinel: `is` narrows it away
+_MISSING: Final = _Missing.MISSING
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +181,7 @@ class PolicyIndex:
     ) -> cedarpy.PolicySet | None:
         cache = self._cache
         with self._cache_lock:
-            found: Any = cache.get(key, _MISSING)
+            found = cache.get(key, _MISSING)
             if found is not _MISSING:
                 cache.move_to_end(key)
                 return found

@@ -14,7 +14,7 @@ from pdp.errors import RequestError
 from pdp.model import AuthzRequest
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("authorize", help="decide one request against a bundle")
     parser.add_argument("bundle", help="bundle directory")
     parser.add_argument(

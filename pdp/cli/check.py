@@ -7,7 +7,7 @@ import argparse
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, load_or_report
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("check", help="load and validate a bundle")
     parser.add_argument("bundle", help="bundle directory")
     parser.set_defaults(run=run)

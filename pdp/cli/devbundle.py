@@ -11,7 +11,7 @@ from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, load_or_report
 from pdp.errors import DevkitError
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "dev-bundle",
         help="make a development key and a copy of a bundle that trusts only it",

@@ -17,7 +17,7 @@ from pdp.bundle.locate import line_comments, split_statements
 from pdp.cli import argtypes
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("fmt", help="format .cedar files in place")
     parser.add_argument("paths", nargs="+", help=".cedar files or directories")
     parser.add_argument("--check", action="store_true", help="only list files that would change")

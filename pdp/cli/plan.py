@@ -26,7 +26,7 @@ _FLAGS = {
 }
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "plan",
         help="which resources of a type a principal may act on: a query plan, or SQL",

@@ -75,7 +75,9 @@ def render(plan: Plan, mapping: ResourceMapping, dialect: str, literal: bool) ->
     where = to_filter(plan, mapping)
     # Compiled inside `SELECT 1 FROM <table> WHERE ...`, so that join-table subqueries refer
     # to the outer row, as they do in the application's own query.
-    query = sa.select(sa.literal_column("1")).select_from(mapping.id.table).where(where)
+    query: sa.Select[Any] = (
+        sa.select(sa.literal_column("1")).select_from(mapping.id.table).where(where)
+    )
     options = {"literal_binds": True} if literal else {"render_postcompile": True}
     compiled = query.compile(dialect=_DIALECTS[dialect](), compile_kwargs=options)
     _, found, condition = str(compiled).partition(" \nWHERE ")

@@ -44,7 +44,7 @@ MAX_DECISION_LOG_BUFFER = 1_000_000
 GRPC_VERBOSITY = "GRPC_VERBOSITY"
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("serve", help="serve a bundle over gRPC")
     parser.add_argument("bundle", help="bundle directory")
     parser.add_argument(

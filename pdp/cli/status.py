@@ -21,7 +21,7 @@ from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 MAX_PEM_BYTES = 1024 * 1024
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "status",
         help="show a running server's status (exit 3 when it serves no bundle)",
@@ -126,7 +126,7 @@ def as_json(status: pb.GetStatusResponse) -> dict[str, Any]:
     return out
 
 
-def _repeated(field: FieldDescriptor) -> bool:
+def _repeated(field: Any) -> bool:  # Any: protobuf 6 and 7 descriptors differ (label)
     if hasattr(field, "is_repeated"):  # protobuf 7 dropped `label`
         return bool(field.is_repeated)
     return bool(field.label == FieldDescriptor.LABEL_REPEATED)

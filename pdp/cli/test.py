@@ -11,7 +11,7 @@ from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_TEST_FAILED, EXIT_USAGE
 from pdp.policytest import FORMATS, render, run_path
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "test",
         help="run the bundle's policy unit tests",

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from pdp import devkit, jsonkeys
 from pdp.cli import argtypes
@@ -15,7 +16,7 @@ from pdp.errors import DevkitError
 MAX_TTL_SECONDS = 86_400
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "token",
         help="sign a development JWT (e.g. with the key of pdp dev-bundle)",
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _claims(parser: argparse.ArgumentParser, text: str | None) -> dict:
+def _claims(parser: argparse.ArgumentParser, text: str | None) -> dict[str, Any]:
     if text is None:
         return {}
     duplicate = jsonkeys.find_duplicate(text)

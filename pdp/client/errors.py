@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from pdp.errors import PdpError
+from pdp.errors import ErrorCode, PdpError
 
 _FIELD = re.compile(r"^(?P<field>[A-Za-z_][A-Za-z0-9_.\[\]]*): (?P<message>.+)$", re.S)
 # Context and entities travel as `context_json` / `entities_json` text; callers passed them
@@ -20,7 +20,7 @@ class CallError(PdpError):
     """A call that ended without a decision; `status` is the gRPC status name (or the same
     name in embedded mode), `message` what went wrong."""
 
-    code = "internal"
+    code = ErrorCode.INTERNAL
     status = "INTERNAL"
 
     def __init__(self, message: str) -> None:
@@ -31,7 +31,7 @@ class CallError(PdpError):
 class BadRequest(CallError):
     """The request is malformed (INVALID_ARGUMENT); `field` names the offending field."""
 
-    code = "invalid_argument"
+    code = ErrorCode.INVALID_ARGUMENT
     status = "INVALID_ARGUMENT"
 
     def __init__(self, message: str, field: str = "") -> None:
@@ -48,21 +48,21 @@ class BadRequest(CallError):
 class ResourceExhausted(BadRequest):
     """The request is over a limit of the server (RESOURCE_EXHAUSTED): size, count, depth."""
 
-    code = "resource_exhausted"
+    code = ErrorCode.RESOURCE_EXHAUSTED
     status = "RESOURCE_EXHAUSTED"
 
 
 class Unavailable(CallError):
     """pdp cannot decide now (UNAVAILABLE): unreachable, or no valid bundle is active."""
 
-    code = "unavailable"
+    code = ErrorCode.UNAVAILABLE
     status = "UNAVAILABLE"
 
 
 class DeadlineExceeded(CallError):
     """The call's deadline passed before a decision (DEADLINE_EXCEEDED)."""
 
-    code = "deadline_exceeded"
+    code = ErrorCode.DEADLINE_EXCEEDED
     status = "DEADLINE_EXCEEDED"
 
 

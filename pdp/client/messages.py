@@ -35,7 +35,7 @@ def uid(value: UidLike, field: str, action: bool = False) -> pb.EntityUid:
     return pb.EntityUid(type=found.type, id=found.id)
 
 
-def _json(value: Any, field: str, kind: type) -> str:
+def _json(value: Any, field: str, kind: type[Any]) -> str:
     if isinstance(value, str):
         return value  # Cedar JSON text already: sent as is, checked by the server
     if not isinstance(value, kind):
@@ -84,7 +84,8 @@ def batch_request(
                 item.principal, item.action, item.resource, item.context, item.entities, prefix
             )
         elif isinstance(item, tuple) and len(item) in (3, 4):
-            built = authz_request(*item, prefix=prefix)
+            context = item[3] if len(item) == 4 else None
+            built = authz_request(item[0], item[1], item[2], context, prefix=prefix)
         else:
             raise BadRequest(
                 "expected a Request or a (principal, action, resource[, context]) tuple",

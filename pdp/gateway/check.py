@@ -34,7 +34,7 @@ from pdp.gateway.result import (
 from pdp.model import AuthzRequest, Decision, EntityRef, parse_action
 from pdp.routes.context import RequestFacts, build_context
 from pdp.routes.paths import NormalizedPath, normalize
-from pdp.routes.spec import GatewayConfig, IdTemplate, match_route
+from pdp.routes.spec import GatewayConfig, IdTemplate, Route, match_route
 
 # Keys of an Envoy route's `context_extensions` that steer the mapping for that route.
 ROUTE_KEY, ACTION_KEY, RESOURCE_KEY = "pdp.route", "pdp.action", "pdp.resource"
@@ -143,6 +143,10 @@ def _decide(
 
 def _target(gateway: GatewayConfig, request: GatewayRequest, path: NormalizedPath) -> Target:
     """The route's action and resource, with any context_extensions override applied."""
+    route: Route | None
+    params: Mapping[str, str] | None
+    found: tuple[Route, Mapping[str, str]] | None
+    resource: EntityRef | None
     extensions = request.context_extensions
     if not extensions:  # the usual case: the route table alone decides
         matched = match_route(gateway.routes, request.method, path)

@@ -153,7 +153,7 @@ def plan_message(body: dict[str, Any], sent: Sent) -> pb.PlanResourcesRequest:
     return message
 
 
-def decision_json(decision: Decision, rename: Callable[[str], str] | None = None) -> dict:
+def decision_json(decision: Decision, rename: Callable[[str], str] | None = None) -> dict[str, Any]:
     """IsAuthorizedResponse in proto3 JSON, every field present."""
     errors = list(decision.errors)
     if rename is not None and decision.malformed:

@@ -51,7 +51,9 @@ class HttpServer:
         self.servers: list[asyncio.base_events.Server] = []
         self._date = ("", 0)
 
-    async def start_tcp(self, host: str, port: int, ssl: Any = None, reuse_port: bool = False):
+    async def start_tcp(
+        self, host: str, port: int, ssl: Any = None, reuse_port: bool = False
+    ) -> asyncio.base_events.Server:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
             lambda: _Connection(self, tls=ssl is not None),
@@ -66,7 +68,7 @@ class HttpServer:
         self.servers.append(server)
         return server
 
-    async def start_unix(self, path: str, ssl: Any = None):
+    async def start_unix(self, path: str, ssl: Any = None) -> asyncio.base_events.Server:
         loop = asyncio.get_running_loop()
         server = await loop.create_unix_server(
             lambda: _Connection(self, tls=ssl is not None), path, ssl=ssl, backlog=1024

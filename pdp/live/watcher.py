@@ -271,10 +271,10 @@ class PollWatcher:
                 current = fingerprint(self._root)
                 if current == self._last:
                     continue
-                current = self._settled(current)
-                if current is None:
+                settled = self._settled(current)
+                if settled is None:
                     return
-                self._last = current
+                self._last = settled
                 self._on_change("poll: bundle files changed")
             except Exception:
                 log.exception("poll failed", extra={"event": "watch_error"})

@@ -87,7 +87,8 @@ def not_(node: Node) -> Node:
     if is_const(node, False):
         return TRUE
     if node.get("op") == "not":
-        return node["args"][0]
+        inner: Node = node["args"][0]  # plan JSON: a "not" node holds one node
+        return inner
     return {"op": "not", "args": [node]}
 
 
@@ -124,12 +125,14 @@ def _fold(node: Node) -> bool | None:
     if op == "kind":
         return values.has_kind(items[0], node["kind"])
     if op == "==":
-        return values.canonical(items[0]) == values.canonical(items[1])
+        return bool(values.canonical(items[0]) == values.canonical(items[1]))
     if op in NEGATED:
         if kinds != [values.LONG, values.LONG]:
             return False
         left, right = items
-        return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+        return bool(
+            {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+        )
     if op == "is":
         uid = values.as_entity(items[0])
         return uid is not None and uid[0] == node["entity_type"]

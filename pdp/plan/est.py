@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import cedarpy
 
@@ -79,7 +79,7 @@ def unknown_name(expr: Expr) -> str | None:
     if isinstance(expr, dict) and len(expr) == 1 and isinstance(expr.get("unknown"), list):
         args = expr["unknown"]
         if len(args) == 1 and isinstance(args[0], dict) and isinstance(args[0].get("Value"), str):
-            return args[0]["Value"]
+            return cast(str, args[0]["Value"])  # EST JSON: checked a str just above
     return None
 
 

@@ -27,12 +27,14 @@ _UNKNOWN_ROUNDS = 3
 def plan_resources(bundle: CompiledBundle, request: PlanRequest) -> Plan:
     """The plan for `request`; RequestError (naming the field) when the request is malformed."""
     context = _context(request)
+    principal = _cedar_uid(request.principal, "principal")  # the order errors are named in
+    action = _cedar_uid(request.action, "action")
     partial = {
-        "principal": _cedar_uid(request.principal, "principal"),
-        "action": _cedar_uid(request.action, "action"),
+        "principal": principal,
+        "action": action,
         "context": context,
     }
-    _validate(bundle, request, partial["action"])
+    _validate(bundle, request, action)
     entities = _entities(bundle, request)
     residuals, entities = _residuals(bundle, request, partial, entities)
     hierarchy = Hierarchy(bundle, request.entities_json)

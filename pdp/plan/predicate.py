@@ -163,7 +163,9 @@ def _compare(row: _Row, node: c.Node, left: Any, right: Any) -> bool:
     if values.kind_of(left) != values.LONG or values.kind_of(right) != values.LONG:
         return False
     op = node["op"]
-    return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+    return bool(
+        {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+    )
 
 
 def _like(row: _Row, node: c.Node, subject: Any) -> bool:

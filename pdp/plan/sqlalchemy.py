@@ -9,7 +9,7 @@ SQL NULL is an absent attribute. Negations are written so that NULL never turns 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -120,7 +120,8 @@ class _Writer:
             if folded is None:
                 raise PlanUnsupported(f"{op} over extension values")
             return folded
-        return getattr(self, _LEAVES[op])(node, *args)
+        # Dispatched by name (_LEAVES): each leaf method returns one of these.
+        return cast("Sql", getattr(self, _LEAVES[op])(node, *args))
 
     def _has(self, path: list[str]) -> Sql:
         mapped = self._attributes.get(tuple(path))

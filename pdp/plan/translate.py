@@ -244,8 +244,9 @@ class Translator:
             truth = self._eq(left, right)
             return truth, c.and_(left.ok, right.ok, c.not_(truth))
         if isinstance(left, Operand) or isinstance(right, Operand):
-            term, (tb, fb) = (left, right) if isinstance(left, Operand) else (right, left)
-            assert isinstance(term, Operand) and isinstance(tb, dict)
+            term, pair = (left, right) if isinstance(left, Operand) else (right, left)
+            assert isinstance(term, Operand) and isinstance(pair, tuple)
+            tb, fb = pair
             if term.error:
                 return _NEITHER
             self._no_extension(term)
@@ -256,7 +257,7 @@ class Translator:
                 term.ok, c.or_(c.and_(tb, c.not_(is_true)), c.and_(fb, c.not_(is_false)))
             )
             return truth, falsity
-        (t1, f1), (t2, f2) = left, right  # type: ignore[misc]
+        (t1, f1), (t2, f2) = left, right
         return c.or_(c.and_(t1, t2), c.and_(f1, f2)), c.or_(c.and_(t1, f2), c.and_(f1, t2))
 
     def _comparison(self, op: str, left_expr: est.Expr, right_expr: est.Expr) -> Pair:

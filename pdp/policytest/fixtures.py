@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from pdp.errors import Problem
 from pdp.model import EntityRef
@@ -36,6 +36,16 @@ class Scope:
         self.identities: dict[str, Identity] = {}
         self.defined: dict[tuple[str, str], Location] = {}
 
+    @overload
+    def find(self, table: Literal["entities"], name: str) -> EntityFixture | None: ...
+    @overload
+    def find(self, table: Literal["contexts"], name: str) -> dict[str, Any] | None: ...
+    @overload
+    def find(
+        self, table: Literal["entity_sets"], name: str
+    ) -> tuple[dict[str, Any], ...] | None: ...
+    @overload
+    def find(self, table: Literal["identities"], name: str) -> Identity | None: ...
     def find(self, table: str, name: str) -> Any:
         """The fixture `name` in `table`, looking outward; None when it is nowhere."""
         scope: Scope | None = self
@@ -225,7 +235,7 @@ def read_identity(
     mapping = reader.mapping(container, key, "identity")
     if mapping is None or not reader.known_keys(mapping, IDENTITY_KEYS, "identity"):
         return None
-    claims = None
+    claims: dict[str, Any] | None = None
     if "claims" in mapping:
         claims = reader.mapping(mapping, "claims", "identity claims")
         problem = None if claims is None else json_value_problem(claims)

@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pdp.model import AuthzRequest, Decision, EntityRef
 from pdp.policytest.checker import Checker, HttpChecker, HttpOutcome
@@ -111,7 +112,7 @@ def run_cedar_cases(cases: Sequence[CedarCase], checker: Checker) -> list[CaseRe
     return results
 
 
-def _entities_key(entities: Iterable[dict]) -> str:
+def _entities_key(entities: Iterable[dict[str, Any]]) -> str:
     items = sorted(json.dumps(e, sort_keys=True, ensure_ascii=False) for e in entities)
     return f"[{','.join(items)}]" if items else ""
 

@@ -82,7 +82,8 @@ def parse_suite(
     _check_unique_names(reader, cases, http)
     if reader.problems:
         raise SuiteError(reader.problems)
-    description = doc.get("description") if isinstance(doc.get("description"), str) else ""
+    written = doc.get("description")
+    description = written if isinstance(written, str) else ""
     return Suite(name, path, description, tuple(cases), tuple(http))
 
 
@@ -99,7 +100,8 @@ def _numbered(case: _Case, item: Any, taken: set[str]) -> _Case:
 
 def _check_unique_names(reader: SuiteReader, cases: list[CedarCase], http: list[HttpCase]) -> None:
     seen: dict[str, Location] = {}
-    for case in [*cases, *http]:
+    every: list[CedarCase | HttpCase] = [*cases, *http]
+    for case in every:
         earlier = seen.setdefault(case.name, case.where)
         if earlier is not case.where:
             reader.problems.append(

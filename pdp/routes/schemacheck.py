@@ -62,12 +62,12 @@ def check_schema(
     text = "\n".join(p.text for p in probes)
     result = cedarpy.validate_policies(text, schema)
     failed: dict[int, list[str]] = {}
-    for error in result.errors:
-        match = _POLICY_ID.fullmatch(error.policy_id)
+    for invalid in result.errors:
+        match = _POLICY_ID.fullmatch(invalid.policy_id)
         if match is None:
-            problems.append(Problem(path, f"schema check: {error.error}"))
+            problems.append(Problem(path, f"schema check: {invalid.error}"))
             continue
-        failed.setdefault(int(match.group(1)), []).append(error.error)
+        failed.setdefault(int(match.group(1)), []).append(invalid.error)
     applicable: dict[str, set[str]] = {r.name: set() for r in routes}
     reported: set[tuple[int | None, str]] = set()
 

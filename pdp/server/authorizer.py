@@ -8,6 +8,7 @@ import os
 import time
 import traceback
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -61,7 +62,9 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         self._started_at = started_at or datetime.now(UTC).timestamp()
 
     async def IsAuthorized(
-        self, request: pb.IsAuthorizedRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.IsAuthorizedRequest,
+        context: grpc.aio.ServicerContext[pb.IsAuthorizedRequest, pb.IsAuthorizedResponse],
     ) -> pb.IsAuthorizedResponse:
         started = time.perf_counter()
         try:
@@ -78,7 +81,11 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         return convert.response(decision)
 
     async def BatchIsAuthorized(
-        self, request: pb.BatchIsAuthorizedRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.BatchIsAuthorizedRequest,
+        context: grpc.aio.ServicerContext[
+            pb.BatchIsAuthorizedRequest, pb.BatchIsAuthorizedResponse
+        ],
     ) -> pb.BatchIsAuthorizedResponse:
         started = time.perf_counter()
         try:
@@ -97,7 +104,9 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         return pb.BatchIsAuthorizedResponse(results=[convert.response(d) for d in decisions])
 
     async def PlanResources(
-        self, request: pb.PlanResourcesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.PlanResourcesRequest,
+        context: grpc.aio.ServicerContext[pb.PlanResourcesRequest, pb.PlanResourcesResponse],
     ) -> pb.PlanResourcesResponse:
         started = time.perf_counter()
         try:
@@ -117,7 +126,9 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         return convert.plan_response(plan)
 
     async def GetStatus(
-        self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetStatusRequest,
+        context: grpc.aio.ServicerContext[pb.GetStatusRequest, pb.GetStatusResponse],
     ) -> pb.GetStatusResponse:
         status = self._store.status
         bundle = status.bundle
@@ -145,7 +156,11 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         return response
 
     async def _refuse(
-        self, context: grpc.aio.ServicerContext, api: str, started: float, error: PdpError
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        api: str,
+        started: float,
+        error: PdpError,
     ) -> None:
         """End a call without a decision, with the status of the error's code."""
         code = grpc.StatusCode[error.grpc_status]
@@ -153,7 +168,11 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         await context.abort(code, str(error))
 
     async def _failed(
-        self, context: grpc.aio.ServicerContext, api: str, started: float, error: Exception
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        api: str,
+        started: float,
+        error: Exception,
     ) -> None:
         """End a call that failed unexpectedly: INTERNAL, the details only in the log."""
         error_id = engine.new_decision_id()

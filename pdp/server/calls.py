@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pdp import engine
 from pdp.bundle.compiler import CompiledBundle
@@ -61,6 +62,13 @@ def code_of(error: BaseException) -> ErrorCode:
     return code if code in ANSWERED else ErrorCode.INTERNAL
 
 
+class BundleHolder(Protocol):
+    """What `Calls` reads a bundle from: a `BundleStore`."""
+
+    @property
+    def current(self) -> CompiledBundle | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Calls:
     """The three pdp.v1 calls over a store's current bundle, with limits and a recorder.
@@ -69,14 +77,14 @@ class Calls:
     call (a decision, a batch, a plan, or a failure with its status name) on `recorder`.
     """
 
-    store: object
+    store: BundleHolder
     limits: Limits
     recorder: Recorder
 
     def bundle(self, api: str, started: float) -> CompiledBundle:
-        bundle = self.store.current  # type: ignore[attr-defined]
+        bundle = self.store.current
         if bundle is None:
-            self.recorder.failed(api, started, STATUS["unavailable"][0])
+            self.recorder.failed(api, started, STATUS[ErrorCode.UNAVAILABLE][0])
             raise NoBundleError(NO_BUNDLE)
         return bundle
 

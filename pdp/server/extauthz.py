@@ -53,7 +53,8 @@ class ExtAuthzConfig:
     limits: Limits = field(default_factory=Limits)
 
 
-class ExtAuthzService(pb_grpc.AuthorizationServicer):
+# xds-protos ships no type information: the generated servicer base is Any to mypy.
+class ExtAuthzService(pb_grpc.AuthorizationServicer):  # type: ignore[misc]
     """Thin servicer: every Check is answered with a status, a deny whenever anything fails."""
 
     def __init__(
@@ -80,7 +81,9 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         store.subscribe(self._activate_tokens)
 
     async def Check(
-        self, request: pb.CheckRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CheckRequest,
+        context: grpc.aio.ServicerContext[pb.CheckRequest, pb.CheckResponse],
     ) -> pb.CheckResponse:
         started = time.perf_counter()
         bundle = self._store.current
@@ -144,7 +147,9 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
             )
         return check(bundle, plain, self._offline, tokens)
 
-    def _trusted(self, context: grpc.aio.ServicerContext) -> bool:
+    def _trusted(
+        self, context: grpc.aio.ServicerContext[pb.CheckRequest, pb.CheckResponse]
+    ) -> bool:
         """Whether Envoy's assertions (source.principal, metadata) come over a trusted channel."""
         if context.peer().startswith("unix:"):
             return True

@@ -202,7 +202,8 @@ class CertificateSource:
         """Server credentials that ask `fetch` for the certificate before every handshake."""
         return grpc.dynamic_ssl_server_credentials(
             self.configuration(),
-            self.fetch,
+            # grpc documents None as "keep the current certificate"; types-grpcio omits it.
+            self.fetch,  # type: ignore[arg-type]
             require_client_authentication=self.require_client_certificate,
         )
 

@@ -67,7 +67,7 @@ def coverage_table(coverage: Coverage) -> list[str]:
         f"Policy coverage: {coverage.covered}/{coverage.total} policies determining in at "
         f"least one case ({coverage.percent:.1f} %)"
     ]
-    rows = [("cases", "effect", "kind", "policy", "where", "")]
+    rows: list[tuple[str, ...]] = [("cases", "effect", "kind", "policy", "where", "")]
     for p in coverage.policies:
         flag = "" if not p.counted else ("" if p.cases else "NEVER DETERMINING")
         if p.kind == "template":

@@ -102,8 +102,8 @@ def check_entities(
         check_entities_json(text, field, limits, parents, shared is None and not hierarchy)
     if not parents:
         return parents
-    links: Mapping[Uid, set[Uid]] = ChainMap(parents, shared) if shared else parents
-    if ancestor_pairs(links, limits.max_ancestors, roots=parents) > limits.max_ancestors:
+    graph: Mapping[Uid, set[Uid]] = ChainMap(parents, shared) if shared else parents
+    if ancestor_pairs(graph, limits.max_ancestors, roots=parents) > limits.max_ancestors:
         what = "the count of entity-ancestor pairs"
         raise over(field, what, limits, "max_ancestors")
     return parents
