@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from pdp.errors import PlanUnsupported
 from pdp.plan import condition as c
 from pdp.plan import values
-from pdp.plan.model import Plan, PlanKind
+from pdp.plantypes import Plan, PlanKind
 
 __all__ = ["Attribute", "ParentTable", "ResourceMapping", "SetTable", "to_filter"]
 
