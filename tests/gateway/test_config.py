@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pdp.bundle import load_bundle
 from pdp.errors import BundleError
-from tests.gateway.support import bundle_with, public_jwk
+from tests.support.gateway import bundle_with, public_jwk
 from tests.support.server import REPO
 
 BASE = """\
