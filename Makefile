@@ -7,7 +7,7 @@ DEV ?= .dev
 SUB ?= 42
 PROTO := protos/pdp/v1/authorizer.proto
 
-.PHONY: install run test test-deps lint format proto check image k8s-bundles bench bench-http bench-peers clean dev-bundle run-dev dev-token
+.PHONY: install run test test-fast test-deps lint format proto check image k8s-bundles bench bench-http bench-peers clean dev-bundle run-dev dev-token
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,14 @@ dev-token: install
 	@test -f $(DEV)/dev-es256.pem || { echo "no $(DEV)/dev-es256.pem: run make dev-bundle first" >&2; exit 1; }
 	@$(VENV)/bin/pdp token --key $(DEV)/dev-es256.pem --bundle $(DEV)/bundle --sub $(SUB)
 
+# PYTHONDONTWRITEBYTECODE= : pytest caches its rewritten test modules (~7 s of collection
+# per process otherwise) even where the environment turns bytecode off.
 test: install test-deps
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 2 --dist loadgroup
+
+# The inner loop (< 30 s): everything but the tests marked `slow` (tests/conftest.py SLOW).
+test-fast: install
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
 # PostgreSQL for the query plan tests: Debian's package, installed when missing. The tests
 # start their own server on a temporary directory and port (tests/support/postgres.py); a

@@ -10,7 +10,40 @@ import pytest
 from tests.support.server import REPO, ServerProcess
 
 EXAMPLE_BUNDLE = REPO / "policies"
+TESTS = Path(__file__).resolve().parent
 CONFORMANCE = REPO.parent / "shared" / "conformance" / "cedar"
+
+
+# Suites that run real processes or real clocks: marked `slow` (`make test-fast` skips them).
+SLOW = (
+    "e2e/",
+    "server/",
+    "hardening/",
+    "deploy/",
+    "conformance/",
+    "client/",
+    "http/",
+    "plan/test_conformance_plans.py",
+    "plan/test_generated_plans.py",
+    "plan/test_example_plans.py",
+    "engine/test_slicing_differential.py",
+    "test_readme.py",
+    "cli/test_example_story.py",
+    "cli/test_devkit.py",
+    "observability/",
+    "live/test_watcher.py",
+    "live/test_watcher_reload.py",
+    "bundle/test_link_reload.py",
+    "policytest/test_conformance_suites.py",
+    "policytest/test_cli.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        where = Path(str(item.path)).resolve().relative_to(TESTS).as_posix()
+        if where.startswith(SLOW) or "subprocess" in item.name:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import jwt
 import pytest
 
 from pdp.bundle import load_bundle
-from tests.gateway.support import ORDERS_KEY, bearer, check_request, ext_authz, metadata_of, token
+from tests.support.gateway import ORDERS_KEY, bearer, check_request, ext_authz, metadata_of, token
 from tests.support.server import REPO, ServerProcess
 
 README = (REPO / "README.md").read_text(encoding="utf-8")

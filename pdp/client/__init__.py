@@ -26,7 +26,7 @@ from pdp.client.errors import (
 )
 from pdp.client.sync import AuthorizerClient
 from pdp.client.types import Decision, Request, Status, Uid
-from pdp.plan import Plan, PlanKind
+from pdp.plantypes import Plan, PlanKind
 
 __all__ = [
     "AsyncAuthorizerClient",

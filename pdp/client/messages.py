@@ -14,7 +14,7 @@ from pdp.client.errors import BadRequest
 from pdp.client.types import Decision, Request, Status, Uid, UidLike
 from pdp.model import Decision as ModelDecision
 from pdp.model import EntityRef
-from pdp.plan import Plan, PlanKind, UnsupportedPart
+from pdp.plantypes import Plan, PlanKind, UnsupportedPart
 from pdp.v1 import authorizer_pb2 as pb
 
 _KINDS = {

@@ -12,7 +12,7 @@ from pdp.client.calls import error_of, timeout_of
 from pdp.client.channel import DEFAULT_TIMEOUT, MAX_MESSAGE_BYTES, Tls, options, resolve_tls
 from pdp.client.messages import Context, Entities
 from pdp.client.types import Decision, Request, Status, UidLike
-from pdp.plan import Plan
+from pdp.plantypes import Plan
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 

@@ -43,6 +43,12 @@ class HttpConfig:
     unix_socket_mode: int = DEFAULT_SOCKET_MODE
     reuse_port: bool = False
 
+    async def start(
+        self, store: BundleStore, limits: Limits, recorder: Recorder, gateway: ExtAuthzService
+    ) -> RunningHttp:
+        """Start beside a gRPC server (`server.app.CoEdge`), sharing its store and key sets."""
+        return await start_http(store, self, limits, recorder, gateway)
+
 
 @dataclass
 class RunningHttp:

@@ -26,12 +26,14 @@ class Debouncer:
         max_delay: float = MAX_DELAY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         name: str = "pdp-debounce",
+        wait: Callable[[threading.Condition, float], object] = threading.Condition.wait,
     ) -> None:
         self._action = action
         self._name = name
         self._delay = delay
         self._max_delay = max(max_delay, delay)
         self._clock = clock
+        self._wait = wait  # tests pass a manual clock's wait with its clock: nothing sleeps
         self._cond = threading.Condition()
         self._pending: dict[str, None] = {}
         self._first = 0.0
@@ -70,7 +72,7 @@ class Debouncer:
                     remaining = due - self._clock()
                     if remaining <= 0:
                         break
-                    self._cond.wait(remaining)
+                    self._wait(self._cond, remaining)
                 if self._stopping:
                     return
                 batch = list(self._pending)

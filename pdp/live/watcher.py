@@ -234,10 +234,12 @@ class PollWatcher:
         settle: float = DEBOUNCE_SECONDS,
         max_delay: float = MAX_DELAY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[threading.Event, float], bool] = threading.Event.wait,
     ) -> None:
         self._root = os.path.abspath(root)
         self._on_change = on_change
         self._clock = clock
+        self._wait = wait  # `clock.wait_event` of a manual clock in tests; the real one here
         self._interval = interval
         self._settle = settle
         self._max_delay = max_delay
@@ -266,7 +268,7 @@ class PollWatcher:
             self._thread.join(5)
 
     def _run(self) -> None:
-        while not self._stopping.wait(self._interval):
+        while not self._wait(self._stopping, self._interval):
             try:
                 current = fingerprint(self._root)
                 if current == self._last:
@@ -283,7 +285,7 @@ class PollWatcher:
         """Rescan until two scans agree (or `max_delay` passes); None when stopping."""
         deadline = self._clock() + self._max_delay
         while self._clock() < deadline:
-            if self._stopping.wait(self._settle):
+            if self._wait(self._stopping, self._settle):
                 return None
             again = fingerprint(self._root)
             if again == current:

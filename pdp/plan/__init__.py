@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pdp.errors import PlanUnsupported  # what to_filter and to_predicate raise
-from pdp.plan.model import Plan, PlanKind, PlanRequest, UnsupportedPart
 from pdp.plan.planner import plan_resources
+from pdp.plantypes import Plan, PlanKind, PlanRequest, UnsupportedPart
 
 __all__ = [
     "Plan",

@@ -16,8 +16,8 @@ from typing import Any
 from pdp.bundle.compiler import CompiledBundle
 from pdp.errors import RequestError
 from pdp.model import EntityRef
-from pdp.plan.model import PlanRequest
 from pdp.plan.planner import plan_resources
+from pdp.plantypes import PlanRequest
 
 _FIELDS = frozenset(
     ("principal", "action", "resource_type", "context", "context_json", "entities", "entities_json")

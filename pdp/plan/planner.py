@@ -16,8 +16,8 @@ from pdp.model import AuthzRequest, EntityRef
 from pdp.plan import condition as c
 from pdp.plan import est, probe
 from pdp.plan.hierarchy import Hierarchy
-from pdp.plan.model import Plan, PlanKind, PlanRequest, UnsupportedPart
 from pdp.plan.translate import MAX_SIZE, Translator
+from pdp.plantypes import Plan, PlanKind, PlanRequest, UnsupportedPart
 
 MAX_PLAN_SIZE = 5 * MAX_SIZE
 _TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*$")

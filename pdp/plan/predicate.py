@@ -11,7 +11,7 @@ from pdp.errors import PlanUnsupported
 from pdp.model import EntityRef, uid_of
 from pdp.plan import condition as c
 from pdp.plan import values
-from pdp.plan.model import Plan
+from pdp.plantypes import Plan
 
 Row = Mapping[str, Any]
 _ABSENT = object()

@@ -17,7 +17,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from pdp.errors import PlanUnsupported
 from pdp.plan import condition as c
 from pdp.plan import values
-from pdp.plan.model import Plan, PlanKind
 from pdp.plan.sqllike import CedarLike
 from pdp.plan.sqlmapping import (
     Attribute,
@@ -46,6 +45,7 @@ from pdp.plan.sqlterms import (
     negate,
     typed,
 )
+from pdp.plantypes import Plan, PlanKind
 
 __all__ = ["Attribute", "ParentTable", "ResourceMapping", "SetTable", "to_filter"]
 

@@ -99,7 +99,7 @@ def negate(sql: Sql) -> Sql:
     return any_of(parts) if sql.op == "and" else all_of(parts)
 
 
-def correlated(exists: Any, resource_id: ColumnElement[Any]) -> ColumnElement[bool]:
+def correlated(exists: sa.Exists, resource_id: ColumnElement[Any]) -> ColumnElement[bool]:
     """A join-table EXISTS tied to the resource row of the enclosing query."""
     table = getattr(resource_id, "table", None)
     return exists.correlate(table) if table is not None else exists
@@ -122,7 +122,7 @@ def emit(sql: Sql) -> ColumnElement[bool]:
 NO_MATCH = object()
 
 
-def typed(mapped: ColumnElement[Any] | Attribute, path: Sequence[str]) -> ScalarTerm:
+def typed(mapped: ColumnElement[Any] | Attribute | SetTable, path: Sequence[str]) -> ScalarTerm:
     if isinstance(mapped, Attribute):
         kind, entity_type = cedar_type(mapped.type, mapped.column, path)
         return ScalarTerm(mapped.column, kind, entity_type)

@@ -8,7 +8,7 @@ import signal
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import grpc
 from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_authz_pb2_grpc
@@ -27,15 +27,30 @@ from pdp.server.limits import Limits
 from pdp.server.tls import DEFAULT_SOCKET_MODE, add_listener, tls_files
 from pdp.v1 import authorizer_pb2, authorizer_pb2_grpc
 
-if TYPE_CHECKING:
-    from pdp.http.server import HttpConfig, RunningHttp
-
 log = logging.getLogger("pdp.server")
 
 
 AUTHORIZER_SERVICE = authorizer_pb2.DESCRIPTOR.services_by_name["Authorizer"].full_name
 EXT_AUTHZ_SERVICE = "envoy.service.auth.v3.Authorization"
 HEALTH_SERVICES = ("", AUTHORIZER_SERVICE, EXT_AUTHZ_SERVICE)
+
+
+class RunningEdge(Protocol):
+    """A started co-edge: stopped with the gRPC server."""
+
+    async def stop(self, grace: float) -> None: ...
+
+
+class CoEdge(Protocol):
+    """Another edge in the same process (the HTTP edge: `pdp.http.server.HttpConfig`).
+
+    Started after the gRPC server with its store, limits, recorder and Check pipeline; the
+    server layer knows only this shape, so `pdp.http` builds on `pdp.server` and not back.
+    """
+
+    async def start(
+        self, store: BundleStore, limits: Limits, recorder: Recorder, gateway: ExtAuthzService
+    ) -> RunningEdge: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +68,7 @@ class ServeConfig:
     tls_key: str | None = None
     client_ca: str | None = None  # PEM CAs; client certificates required (mTLS) when set
     unix_socket_mode: int = DEFAULT_SOCKET_MODE  # permissions of a unix: listener's socket
-    http: HttpConfig | None = None  # --http-listen: the HTTP edge in the same process
+    http: CoEdge | None = None  # --http-listen: the HTTP edge in the same process
 
 
 @dataclass
@@ -63,7 +78,7 @@ class RunningServer:
     server: grpc.aio.Server
     health: HealthServicer
     address: str
-    http: RunningHttp | None = None
+    http: RunningEdge | None = None
 
     async def stop(self, grace_seconds: float) -> None:
         await self.health.enter_graceful_shutdown()
@@ -128,11 +143,9 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
     await server.start()
     http = None
     if config.http is not None:  # the HTTP edge shares the store, recorder and key sets
-        from pdp.http.server import start_http
-
         try:
-            http = await start_http(
-                store, config.http, config.limits, config.recorder or Recorder(), ext_authz
+            http = await config.http.start(
+                store, config.limits, config.recorder or Recorder(), ext_authz
             )
         except BaseException:
             await server.stop(0)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from pdp.authn.jwks import JwksUrl, Keyring, UrlKeySource, check_url, fetch_jwks, parse_jwks
-from tests.gateway.support import JwksServer, ec_key, public_jwk, rsa_key
+from tests.support.gateway import JwksServer, ec_key, public_jwk, rsa_key
 
 
 class Clock:

@@ -16,7 +16,7 @@ from pdp.authn.jwks import parse_jwks
 from pdp.authn.jwt import Issuer, JwtConfig, verify
 from pdp.authn.principal import PrincipalMapping
 from pdp.errors import AuthnError
-from tests.gateway.support import ec_key, public_jwk, public_pem, rsa_key, token
+from tests.support.gateway import ec_key, public_jwk, public_pem, rsa_key, token
 
 ISSUER = "https://idp.test/"
 EC = ec_key()

@@ -25,7 +25,7 @@ from pdp.authn.jwt import Issuer, JwtConfig
 from pdp.bundle import load_bundle
 from pdp.errors import AuthnError
 from pdp.model import EntityRef
-from tests.gateway.support import ISSUER, JwksServer, bearer, ec_key, public_jwk, token
+from tests.support.gateway import ISSUER, JwksServer, bearer, ec_key, public_jwk, token
 
 BUNDLE = load_bundle("policies")
 IDENTITY = BUNDLE.gateway.identity  # type: ignore[union-attr]

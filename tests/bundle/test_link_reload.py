@@ -15,7 +15,7 @@ from pdp.live.watcher import EventWatcher, PollWatcher
 from pdp.model import AuthzRequest, EntityRef
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.bundle.test_watcher_reload import wait_until
+from tests.live.test_watcher_reload import wait_until
 from tests.support.bundles import run_pdp, write_bundle
 from tests.support.server import ServerProcess
 

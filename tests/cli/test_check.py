@@ -146,6 +146,7 @@ def without_root_privileges() -> list[str]:
     return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
 
 
+@pytest.mark.slow  # the CLI end to end
 def test_unreadable_files_and_folders_fail_the_check(tmp_path: Path) -> None:
     root = write_bundle(
         tmp_path / "b",
@@ -194,6 +195,7 @@ def test_a_huge_sparse_file_is_refused_by_its_size_without_reading_it(tmp_path: 
     ]
 
 
+@pytest.mark.slow  # the CLI end to end
 @pytest.mark.parametrize("command", ["check", "test", "serve"])
 def test_a_file_given_as_the_bundle_is_called_a_file_with_its_folder_as_a_hint(
     command: str,

@@ -125,6 +125,7 @@ def test_the_ends_of_each_range_are_accepted(
     assert getattr(args, dest) == expected
 
 
+@pytest.mark.slow  # the CLI end to end
 def test_the_largest_message_size_grpc_takes_really_serves(tmp_path) -> None:
     from tests.support.server import ServerProcess
 
@@ -133,6 +134,7 @@ def test_the_largest_message_size_grpc_takes_really_serves(tmp_path) -> None:
     assert '"listening"' in server.stderr
 
 
+@pytest.mark.slow  # the CLI end to end
 def test_a_bogus_log_level_is_a_usage_error_listing_the_levels() -> None:
     done = run_pdp("serve", BUNDLE, "--log-level", "bogus")
     assert done.returncode == 2, done.stderr
@@ -143,6 +145,7 @@ def test_a_bogus_log_level_is_a_usage_error_listing_the_levels() -> None:
     )
 
 
+@pytest.mark.slow  # the CLI end to end
 def test_log_level_is_documented_and_case_insensitive() -> None:
     help_text = run_pdp("serve", "--help").stdout
     assert "--log-level {debug,info,warning,error}" in help_text

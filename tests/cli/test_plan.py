@@ -162,6 +162,7 @@ def test_usage_and_bundle_errors(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert usage.value.code == 2
 
 
+@pytest.mark.slow  # the CLI end to end
 def test_through_the_installed_command() -> None:
     result = run_pdp(*plan('User::"42"', *ORDERS))
     assert (result.returncode, result.stdout) == (0, "orders.owner_id = '42'\n")

@@ -26,7 +26,7 @@ from pdp.client import (
 )
 from pdp.plan.predicate import to_predicate
 from tests.conftest import EXAMPLE_BUNDLE
-from tests.hardening.certs import certificate_authority, leaf
+from tests.support.certs import certificate_authority, leaf
 from tests.support.server import ServerProcess
 
 OWNER = ('User::"42"', "readOrder", ("Order", "o-1001"))

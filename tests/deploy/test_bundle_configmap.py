@@ -15,8 +15,7 @@ import yaml
 from pdp.bundle import load_bundle
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.deploy.kubelet import ConfigMapVolume
-from tests.deploy.support import (
+from tests.support.deploy import (
     EXAMPLE_BUNDLE,
     KUBERNETES,
     PROBE,
@@ -24,6 +23,7 @@ from tests.deploy.support import (
     load_script,
     pdp_containers,
 )
+from tests.support.kubelet import ConfigMapVolume
 from tests.support.polling import wait_for
 from tests.support.server import REPO, ServerProcess
 

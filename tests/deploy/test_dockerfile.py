@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pdp.cli.main import build_parser
-from tests.deploy.support import (
+from tests.support.deploy import (
     DOCKERFILE,
     DOCKERIGNORE,
     REPO,

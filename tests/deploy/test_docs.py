@@ -7,7 +7,7 @@ import re
 
 from pdp.cli.main import build_parser
 from pdp.server.app import HEALTH_SERVICES
-from tests.deploy.support import REPO
+from tests.support.deploy import REPO
 
 DOC = (REPO / "docs" / "deploy.md").read_text()
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.deploy.support import (
+from tests.support.deploy import (
     BUILD_SCRIPT,
     DOCKERFILE,
     PROBE,

@@ -10,7 +10,7 @@ import pytest
 
 from pdp.cli.main import build_parser
 from pdp.server.app import HEALTH_SERVICES
-from tests.deploy.support import (
+from tests.support.deploy import (
     KUBERNETES,
     Document,
     PdpContainer,

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.kubelet import ConfigMapVolume
-from tests.deploy.support import (
+from tests.deploy.test_manifests import _env_values
+from tests.support.deploy import (
     DOCKERFILE,
     PROBE,
     REPO,
@@ -38,7 +38,7 @@ from tests.deploy.support import (
     key_values,
     pdp_containers,
 )
-from tests.deploy.test_manifests import _env_values
+from tests.support.kubelet import ConfigMapVolume
 from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.xdist_group("readonly-root")

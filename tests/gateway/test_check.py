@@ -15,7 +15,7 @@ from pdp.gateway.result import GatewayRequest
 from pdp.routes.context import RequestFacts, build_context
 from pdp.routes.paths import normalize
 from pdp.server import envoy
-from tests.gateway.support import CHECKOUT, EXAMPLE_BUNDLE, bearer, check_request, token
+from tests.support.gateway import CHECKOUT, EXAMPLE_BUNDLE, bearer, check_request, token
 
 BUNDLE = load_bundle(EXAMPLE_BUNDLE)
 LOOKUP = key_lookup(Keyring())

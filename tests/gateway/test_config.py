@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pdp.bundle import load_bundle
 from pdp.errors import BundleError
-from tests.gateway.support import bundle_with, public_jwk
+from tests.support.gateway import bundle_with, public_jwk
 from tests.support.server import REPO
 
 BASE = """\
@@ -191,6 +191,7 @@ def test_without_a_schema_routes_are_not_schema_checked(tmp_path: Path) -> None:
     assert gateway is not None and gateway.routes[0].principal_types is None
 
 
+@pytest.mark.slow  # the CLI end to end
 def test_pdp_check_reports_routes_problems(tmp_path: Path) -> None:
     root = bundle_with(tmp_path / "bundle", BASE.replace("[ES256]", "[none]"))
     done = subprocess.run(
@@ -259,6 +260,7 @@ def test_an_rsa_key_under_2048_bits_is_a_load_error(tmp_path: Path) -> None:
     assert any("key 0 (old): too weak for RS256" in p and "1024 bits" in p for p in found), found
 
 
+@pytest.mark.slow  # the CLI end to end
 def test_pdp_check_refuses_the_six_byte_secret(tmp_path: Path) -> None:
     """0.1.0: `"secret"` passed `pdp check`, and the first token printed a raw warning."""
     text = _with_internal_issuer("HS256")
@@ -416,6 +418,7 @@ def test_bad_id_templates_are_located(tmp_path: Path, extra: str, message: str) 
     assert any(p.startswith(f"routes.yaml:{line}:") and message in p for p in found), found
 
 
+@pytest.mark.slow  # the CLI end to end
 def test_pdp_check_reports_the_collision(tmp_path: Path) -> None:
     text = _second_issuer()
     root = bundle_with(tmp_path / "bundle", text, {"keys/internal.jwks.json": STRONG_SECRET})

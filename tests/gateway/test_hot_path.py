@@ -19,7 +19,7 @@ from pdp.routes.paths import decoded_segments, normalize
 from pdp.routes.spec import IdTemplate
 from pdp.server import envoy
 from tests.authn.test_token_cache import CountingLookup
-from tests.gateway.support import CHECKOUT, EXAMPLE_BUNDLE, bearer, check_request, token
+from tests.support.gateway import CHECKOUT, EXAMPLE_BUNDLE, bearer, check_request, token
 
 BUNDLE = load_bundle(EXAMPLE_BUNDLE)
 PIECES = ["a", "Z", "9", "-", "_", "~", ".", "..", "/", "//", "%2e", "%2E", "%41", "%2f", "%5c"]

@@ -17,7 +17,7 @@ from pdp.live.reload import ACTIVATED, Reloader
 from pdp.live.store import BundleStore
 from pdp.server.extauthz import ExtAuthzService
 from tests.authn.test_token_cache import CountingLookup
-from tests.gateway.support import (
+from tests.support.gateway import (
     EXAMPLE_BUNDLE,
     KID,
     bearer,

@@ -21,8 +21,8 @@ from pdp.bundle.loader import read_bundle
 from pdp.live.store import BundleStore
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.gateway.support import EXAMPLE_BUNDLE, bearer, check_request, metadata_of, token
-from tests.hardening.support import TIMEOUT, allowed_request, guarded_bundle
+from tests.support.gateway import EXAMPLE_BUNDLE, bearer, check_request, metadata_of, token
+from tests.support.hardening import TIMEOUT, allowed_request, guarded_bundle
 from tests.support.server import InProcessServer
 
 

@@ -21,7 +21,8 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_grpc
 
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.gateway.support import (
+from tests.support.bundles import run_pdp
+from tests.support.gateway import (
     EXAMPLE_BUNDLE,
     bearer,
     bundle_with,
@@ -31,7 +32,7 @@ from tests.gateway.support import (
     public_jwk,
     token,
 )
-from tests.hardening.support import (
+from tests.support.hardening import (
     TIMEOUT,
     allowed_request,
     assert_alive_and_serving,
@@ -39,8 +40,7 @@ from tests.hardening.support import (
     log_events,
     status,
 )
-from tests.observability.helpers import metrics_address, scrape, value
-from tests.support.bundles import run_pdp
+from tests.support.observability import metrics_address, scrape, value
 from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
 

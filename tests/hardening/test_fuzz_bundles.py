@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from pdp.bundle.compiler import compile_bundle
 from pdp.bundle.loader import read_bundle
 from pdp.errors import BundleError
-from tests.gateway.support import EXAMPLE_BUNDLE
-from tests.hardening.support import assert_alive_and_serving, status
 from tests.support.bundles import run_pdp
+from tests.support.gateway import EXAMPLE_BUNDLE
+from tests.support.hardening import assert_alive_and_serving, status
 from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
 

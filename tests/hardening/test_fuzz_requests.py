@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.gateway.support import EXAMPLE_BUNDLE, check_request, metadata_of
-from tests.hardening.support import (
+from tests.support.gateway import EXAMPLE_BUNDLE, check_request, metadata_of
+from tests.support.hardening import (
     ALLOWED,
     TIMEOUT,
     allowed_request,

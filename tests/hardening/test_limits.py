@@ -16,8 +16,8 @@ from google.protobuf import json_format, struct_pb2
 
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.gateway.support import EXAMPLE_BUNDLE, check_request, metadata_of
-from tests.hardening.support import (
+from tests.support.gateway import EXAMPLE_BUNDLE, check_request, metadata_of
+from tests.support.hardening import (
     TIMEOUT,
     allowed_request,
     assert_alive_and_serving,

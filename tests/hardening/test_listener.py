@@ -19,10 +19,10 @@ from grpc_health.v1 import health_pb2
 
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.gateway.support import CHECKOUT, EXAMPLE_BUNDLE, check_request, metadata_of
-from tests.hardening.certs import Issued, certificate_authority, leaf
-from tests.hardening.support import TIMEOUT, allowed_request, guarded_bundle, health, log_events
 from tests.support.bundles import run_pdp
+from tests.support.certs import Issued, certificate_authority, leaf
+from tests.support.gateway import CHECKOUT, EXAMPLE_BUNDLE, check_request, metadata_of
+from tests.support.hardening import TIMEOUT, allowed_request, guarded_bundle, health, log_events
 from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.http.support import call, log_lines, post
+from tests.support.http import call, log_lines, post
 from tests.support.server import ServerProcess
 
 EVALUATION = "/access/v1/evaluation"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.support import token
-from tests.http.support import call, log_lines, raw, statuses
+from tests.support.gateway import token
+from tests.support.http import call, log_lines, raw, statuses
 from tests.support.server import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def test_no_token_is_401_with_a_challenge(http: str, family) -> None:
 
 
 def test_a_forged_token_is_401_invalid_token(http: str) -> None:
-    from tests.gateway.support import ec_key
+    from tests.support.gateway import ec_key
 
     forged = token("42", key=ec_key())
     answer = call(

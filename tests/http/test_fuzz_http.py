@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import EXAMPLE_BUNDLE
-from tests.hardening.support import ALLOWED, guarded_bundle
-from tests.http.support import call, post, raw, statuses
+from tests.support.hardening import ALLOWED, guarded_bundle
+from tests.support.http import call, post, raw, statuses
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.xdist_group("http-fuzz")

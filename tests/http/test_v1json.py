@@ -8,8 +8,8 @@ import pytest
 from google.protobuf import json_format
 
 from pdp.v1 import authorizer_pb2 as pb
-from tests.http.support import call, log_lines, post
-from tests.server.helpers import TIMEOUT
+from tests.support.grpc_calls import TIMEOUT
+from tests.support.http import call, log_lines, post
 from tests.support.server import ServerProcess, authorizer_stub
 
 OWNER_READS = {

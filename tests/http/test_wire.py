@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE_BUNDLE
-from tests.gateway.support import token
-from tests.hardening.certs import certificate_authority, leaf
-from tests.http.support import call, raw, read_all, statuses
+from tests.support.certs import certificate_authority, leaf
+from tests.support.gateway import token
+from tests.support.http import call, raw, read_all, statuses
 from tests.support.server import ServerProcess
 
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"

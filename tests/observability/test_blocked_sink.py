@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pdp.v1 import authorizer_pb2 as pb
-from tests.observability.helpers import (
+from tests.support.observability import (
     TIMEOUT,
     make_bundle,
     metrics_address,

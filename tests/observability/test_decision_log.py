@@ -13,7 +13,7 @@ import pytest
 
 from pdp.cli.main import build_parser
 from pdp.v1 import authorizer_pb2 as pb
-from tests.observability.helpers import (
+from tests.support.observability import (
     TIMEOUT,
     file_entries,
     log_entries,

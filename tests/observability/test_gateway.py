@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.support import (
+from tests.support.gateway import (
     EXAMPLE_BUNDLE,
     REPORTING_KEY,
     bearer,
@@ -20,7 +20,7 @@ from tests.gateway.support import (
     metadata_of,
     token,
 )
-from tests.observability.helpers import (
+from tests.support.observability import (
     TIMEOUT,
     file_entries,
     metrics_address,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from pdp.v1 import authorizer_pb2 as pb
-from tests.observability.helpers import TIMEOUT, log_entries, make_bundle, request
+from tests.support.observability import TIMEOUT, log_entries, make_bundle, request
 from tests.support.server import ServerProcess, authorizer_stub
 
 # Values that must never reach any output of the server, masked or not logged at all.

@@ -21,9 +21,9 @@ from pdp.errors import BundleError, RequestError
 from pdp.model import EntityRef
 from pdp.plan import PlanRequest, plan_resources
 from tests.conftest import CONFORMANCE
-from tests.plan.differential import Tally, compare, expected
-from tests.plan.tables import RowTable
 from tests.support.conformance import load_cases, write_bundle
+from tests.support.plan_differential import Tally, compare, expected
+from tests.support.plan_tables import RowTable
 
 CASES = load_cases(CONFORMANCE) if CONFORMANCE.is_dir() else []
 

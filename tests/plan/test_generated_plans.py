@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.plan.differential import Tally
-from tests.plan.docs import PRINCIPALS, bundle_of, check, doc, ref
+from tests.support.plan_differential import Tally
+from tests.support.plan_docs import PRINCIPALS, bundle_of, check, doc, ref
 
 ATOMS = (
     "resource.owner == principal",

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from pdp.plan import PlanKind, PlanUnsupported, plan_resources
 from pdp.plan.predicate import to_predicate
 from pdp.plan.sqlalchemy import to_filter
-from tests.plan.docs import MAPPING, bundle_of, check, doc, question, ref
+from tests.support.plan_docs import MAPPING, bundle_of, check, doc, question, ref
 
 PERMIT_ALL = "permit(principal, action, resource);\n"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from pdp.cli.main import main
-from tests.policytest.helpers import docs_bundle
 from tests.policytest.test_coverage import HALF
 from tests.policytest.test_runner import FAILING, PASSING
+from tests.support.policytest_bundles import docs_bundle
 from tests.support.server import REPO
 
 

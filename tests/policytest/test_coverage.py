@@ -8,7 +8,7 @@ from pdp.bundle import load_bundle
 from pdp.model import EntityRef
 from pdp.policytest import run_bundle, run_path
 from pdp.policytest.catalog import action_catalog
-from tests.policytest.helpers import docs_bundle, write_bundle
+from tests.support.policytest_bundles import docs_bundle, write_bundle
 
 HALF = """
 cases:

@@ -10,7 +10,7 @@ from pdp.bundle import load_bundle
 from pdp.errors import SuiteError
 from pdp.model import EntityRef
 from pdp.policytest import load_plan, run_path
-from tests.policytest.helpers import docs_bundle
+from tests.support.policytest_bundles import docs_bundle
 
 
 def _plan(tmp_path: Path, suite: str, **kw):

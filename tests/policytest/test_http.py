@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from pdp.policytest import run_path
-from tests.policytest.helpers import docs_bundle
+from tests.support.policytest_bundles import docs_bundle
 from tests.support.server import REPO
 
 ROUTES = """

@@ -7,9 +7,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from pdp.policytest import render, run_path
-from tests.policytest.helpers import docs_bundle
 from tests.policytest.test_coverage import HALF
 from tests.policytest.test_runner import FAILING
+from tests.support.policytest_bundles import docs_bundle
 
 HTTP = """
 name: Gateway

@@ -12,7 +12,7 @@ from pdp.errors import RequestError
 from pdp.model import AuthzRequest, Decision
 from pdp.policytest import EngineChecker, load_plan, run, run_bundle, run_path
 from pdp.policytest.runner import errors_match
-from tests.policytest.helpers import docs_bundle, write_bundle
+from tests.support.policytest_bundles import docs_bundle, write_bundle
 
 PASSING = """
 name: Docs

@@ -9,9 +9,9 @@ import grpc
 import pytest
 
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.server.bundles import plain_bundle
-from tests.server.helpers import TIMEOUT
+from tests.support.grpc_calls import TIMEOUT
 from tests.support.server import ServerProcess
+from tests.support.server_bundles import plain_bundle
 
 MAX_BATCH = 5
 MAX_MESSAGE_BYTES = 64 * 1024

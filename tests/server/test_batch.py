@@ -8,9 +8,9 @@ import grpc
 import pytest
 
 from pdp.v1 import authorizer_pb2 as pb
-from tests.server.bundles import PLAIN_REVISION
 from tests.server.conftest import MAX_BATCH
-from tests.server.helpers import ALLOW, DENY, TIMEOUT, entity, request, rpc_error, summary
+from tests.support.grpc_calls import ALLOW, DENY, TIMEOUT, entity, request, rpc_error, summary
+from tests.support.server_bundles import PLAIN_REVISION
 
 EDITORS = [{"type": "Role", "id": "editors"}]
 CAROL = {"uid": {"type": "User", "id": "carol"}, "attrs": {}, "parents": EDITORS}

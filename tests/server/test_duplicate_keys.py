@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from pdp.v1 import authorizer_pb2 as pb
-from tests.server.helpers import ALLOW, DENY, TIMEOUT, request, rpc_error
 from tests.support.bundles import run_pdp
+from tests.support.grpc_calls import ALLOW, DENY, TIMEOUT, request, rpc_error
 from tests.support.server import REPO
 
 KEEP_ONCE = "a key may appear once in an object (parsers disagree on which value counts)"

@@ -20,7 +20,8 @@ from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.gateway.support import (
+from tests.gateway.test_paths import CONFUSION
+from tests.support.gateway import (
     CHECKOUT,
     EXAMPLE_BUNDLE,
     REPORTING_KEY,
@@ -33,7 +34,6 @@ from tests.gateway.support import (
     metadata_of,
     token,
 )
-from tests.gateway.test_paths import CONFUSION
 from tests.support.server import ServerProcess
 
 OK, PERMISSION_DENIED, UNAUTHENTICATED = 0, 7, 16

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 
-from tests.gateway.support import (
+from tests.support.gateway import (
     EXAMPLE_BUNDLE,
     JwksServer,
     bearer,

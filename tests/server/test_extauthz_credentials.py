@@ -19,7 +19,7 @@ import pytest
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 
-from tests.gateway.support import (
+from tests.support.gateway import (
     EXAMPLE_BUNDLE,
     REPORTING_KEY,
     bundle_with,

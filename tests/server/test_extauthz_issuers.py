@@ -15,7 +15,7 @@ from pathlib import Path
 
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 
-from tests.gateway.support import (
+from tests.support.gateway import (
     EXAMPLE_BUNDLE,
     bearer,
     bundle_with,

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 
-from tests.gateway.support import (
+from tests.support.gateway import (
     EXAMPLE_BUNDLE,
     JwksServer,
     bearer,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.gateway.support import (
+from tests.support.gateway import (
     CHECKOUT,
     EXAMPLE_BUNDLE,
     bundle_with,

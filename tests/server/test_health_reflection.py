@@ -17,9 +17,9 @@ from pdp.live.store import BundleStore
 from pdp.server.authorizer import NO_BUNDLE
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.server.bundles import PLAIN_REVISION
-from tests.server.helpers import ALLOW, TIMEOUT, request, rpc_error
+from tests.support.grpc_calls import ALLOW, TIMEOUT, request, rpc_error
 from tests.support.server import InProcessServer, ServerProcess
+from tests.support.server_bundles import PLAIN_REVISION
 
 SERVICES = ("", "pdp.v1.Authorizer", "envoy.service.auth.v3.Authorization")
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -10,8 +10,8 @@ import pytest
 
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.server.bundles import BEYOND_DOUBLE, PLAIN_ENTITIES, PLAIN_REVISION
-from tests.server.helpers import ALLOW, DENY, TIMEOUT, entity, request, rpc_error, summary
+from tests.support.grpc_calls import ALLOW, DENY, TIMEOUT, entity, request, rpc_error, summary
+from tests.support.server_bundles import BEYOND_DOUBLE, PLAIN_ENTITIES, PLAIN_REVISION
 
 RISK_ERROR = "error while evaluating policy `forbid-risky`: type error: expected long, got string"
 HIGH = {"risk": "high"}  # `context.risk > 90` errors on a string

@@ -12,7 +12,7 @@ import pytest
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.conftest import EXAMPLE_BUNDLE
-from tests.observability.helpers import metrics_address, parse_lines, scrape, value
+from tests.support.observability import metrics_address, parse_lines, scrape, value
 from tests.support.polling import wait_for
 from tests.support.server import ServerProcess, authorizer_stub
 

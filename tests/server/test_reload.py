@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pdp.bundle.loader import read_bundle
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.bundle.test_watcher import ConfigMapMount
+from tests.live.test_watcher import ConfigMapMount
 from tests.support.server import REPO, ServerProcess
 
 TIMEOUT = 10.0

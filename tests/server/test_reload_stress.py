@@ -11,7 +11,7 @@ import grpc
 from pdp.bundle.loader import read_bundle
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.bundle.test_watcher import ConfigMapMount
+from tests.live.test_watcher import ConfigMapMount
 from tests.server.test_reload import TIMEOUT, Load, replace_file, wait_status
 from tests.support.server import ServerProcess
 

@@ -11,9 +11,9 @@ import pytest
 from pdp.bundle import load_bundle
 from pdp.live.store import BundleStore
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.server.bundles import schema_bundle
-from tests.server.helpers import ALLOW, DENY, TIMEOUT, entity, request, rpc_error, summary
+from tests.support.grpc_calls import ALLOW, DENY, TIMEOUT, entity, request, rpc_error, summary
 from tests.support.server import InProcessServer, authorizer_stub
+from tests.support.server_bundles import schema_bundle
 
 GOOD: dict[str, Any] = {
     "ip": "10.1.2.3",

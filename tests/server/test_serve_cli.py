@@ -15,10 +15,10 @@ import pytest
 
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.server.bundles import PLAIN_REVISION, write_bundle
-from tests.server.helpers import ALLOW, DENY, TIMEOUT, request
 from tests.server.test_status import STRAY_WARNING
+from tests.support.grpc_calls import ALLOW, DENY, TIMEOUT, request
 from tests.support.server import REPO, ServerProcess
+from tests.support.server_bundles import PLAIN_REVISION, write_bundle
 
 BIG_BATCH = 100_000  # seconds of work for the server, decided in chunks between other calls
 BIG_MESSAGE = 32 * 1024 * 1024

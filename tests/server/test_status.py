@@ -15,11 +15,11 @@ import pdp
 from pdp.live.store import BundleStore
 from pdp.v1 import authorizer_pb2 as pb
 from tests.hardening.test_listener import make_pki, tls_flags
-from tests.server.bundles import PLAIN_REVISION
-from tests.server.helpers import TIMEOUT
 from tests.support.bundles import EXAMPLE_BUNDLE
+from tests.support.grpc_calls import TIMEOUT
 from tests.support.polling import wait_for
 from tests.support.server import REPO, InProcessServer, ServerProcess
+from tests.support.server_bundles import PLAIN_REVISION
 
 STRAY_WARNING = "entity.json: unknown file, ignored (did you mean entities.json?)"
 

@@ -1,4 +1,7 @@
-"""Plain types of query plans: the question, the plan, and what it could not express."""
+"""Plain types of query plans: the question, the plan, and what it could not express.
+
+Foundation layer (docs/architecture.md): `pdp.client` reads plans without loading the planner.
+"""
 
 from __future__ import annotations
 

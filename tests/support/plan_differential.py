@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from pdp.plan import Plan, PlanUnsupported
 from pdp.plan.predicate import to_predicate
 from pdp.plan.sqlalchemy import ResourceMapping, to_filter
-from tests.plan.tables import RowTable
+from tests.support.plan_tables import RowTable
 
 ID_KEY, PARENTS_KEY = "__pdp_id", "__pdp_parents"
 

@@ -20,7 +20,7 @@ from pdp.live.reload import (
 )
 from pdp.live.store import BundleStore
 from pdp.live.watcher import EventWatcher
-from tests.bundle.test_watcher import ConfigMapMount
+from tests.live.test_watcher import ConfigMapMount
 
 ALLOW = '@id("main")\npermit(principal == User::"alice", action, resource);\n'
 DENY = '@id("main")\nforbid(principal == User::"alice", action, resource);\n'

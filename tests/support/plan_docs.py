@@ -22,7 +22,7 @@ from pdp.bundle.compiler import CompiledBundle
 from pdp.model import EntityRef
 from pdp.plan import Plan, PlanRequest, plan_resources
 from pdp.plan.sqlalchemy import Attribute, ParentTable, ResourceMapping, SetTable
-from tests.plan.differential import Tally, compare, expected
+from tests.support.plan_differential import Tally, compare, expected
 
 
 def _entity(type_: str, id_: str, parents: Sequence[tuple[str, str]] = (), **attrs: Any) -> dict:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE_BUNDLE
-from tests.gateway.support import token
-from tests.http.support import Answer, call, log_lines
+from tests.support.gateway import token
+from tests.support.http import Answer, call, log_lines
 from tests.support.nginx import EchoUpstream, NginxUnavailable, free_port, nginx
 from tests.support.server import REPO, ServerProcess
 
