@@ -99,9 +99,8 @@ class RedisState:
         if self.falling_back and self._monotonic() < self._retry_at:
             return self._fallback(step)
         try:
-            answer = await asyncio.wait_for(
-                self._script(args=[encode(step), self.prefix]), self.timeout
-            )
+            async with asyncio.timeout(self.timeout):  # no extra task, unlike wait_for
+                answer = await self._script(args=[encode(step), self.prefix])
         except Exception as exc:  # down, slow, refused, a script error: the fallback decides
             self._failed(exc)
             return self._fallback(step)

@@ -60,7 +60,9 @@ def test_forward_auth_and_check_share_one_limit_and_blocks_show_in_status(tmp_pa
         logged = log_lines(server, over.json()["decision_id"])
         assert logged["decision"] == "deny" and logged["http_status"] == 429
         # User 43 enumerates: the third distinct id fires the detector (one event, in --alerts).
-        answers = [forward(server.http_address, f"/api/orders/o-{9000 + n}", "43") for n in range(3)]
+        answers = [
+            forward(server.http_address, f"/api/orders/o-{9000 + n}", "43") for n in range(3)
+        ]
         assert [a.status for a in answers] == [403, 403, 403]
         blocked = forward(server.http_address, "/api/orders/o-9100", "43")
         assert blocked.status == 429 and blocked.json()["error"] == "blocked"
