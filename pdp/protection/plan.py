@@ -104,6 +104,13 @@ def subject(kind: str, value: str) -> str:
     return f"{kind}:{value}"
 
 
+def _bounded(value: str) -> str:
+    """`value`, or its SHA-256 when long: distinct long ids stay distinct, and small."""
+    if len(value) <= MAX_SUBJECT_CHARS:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def token_hash(
     headers: Mapping[str, tuple[str, ...]], kind: str, api_key_header: str | None
 ) -> str | None:
@@ -221,7 +228,7 @@ def _counts(
                 key,
                 bola.window,
                 bola.distinct_ids,
-                resource.id[:MAX_SUBJECT_CHARS],
+                _bounded(resource.id),
                 not result.allowed,
                 bola.denied_fraction,
                 subject("p", principal),

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pdp.bundle import load_bundle
 from tests.gateway.support import headers_of, metadata_of
-from tests.protection.support import Clock, Events, gateway, protected_bundle
+from tests.protection.support import (
+    Clock,
+    Events,
+    bearer,
+    check_request,
+    gateway,
+    protected_bundle,
+    token,
+)
 
 LIMITS = """
 limits:
@@ -102,8 +111,6 @@ def test_token_spread_from_six_addresses(tmp_path: Path) -> None:
     clock, events = Clock(), Events()
     spread = "detectors:\n  token_spread: {window: 10m, addresses: 5, action: alert}\n"
     with gateway(protected_bundle(tmp_path, spread), clock, events) as gw:
-        from tests.protection.support import bearer, check_request, token
-
         same = bearer(token(sub="42"))
         for n in range(6):
             gw.stub.Check(check_request("GET", "/api/orders/o-1", same, source_ip=f"10.9.0.{n}"))
@@ -193,10 +200,56 @@ limits:
   - {name: users, key: principal, limit: 4, window: 1m, principal_types: [User]}
 """
     with gateway(protected_bundle(tmp_path, text), clock, events) as gw:
-        from tests.protection.support import bearer, check_request, token
-
         admin = bearer(token(sub="admin-ada", roles=["admin"]))
         answers = [gw.stub.Check(check_request("GET", "/api/orders/o-1", admin)) for _ in range(3)]
         assert gw.status_of(answers[2]) == 429
         assert '"admins"' in headers_of(answers[2].denied_response.headers)["ratelimit-policy"]
         assert [gw.status_of(gw.check("/api/orders/o-1")) for _ in range(5)] == [200] * 4 + [429]
+
+
+def test_buckets_and_blocks_survive_a_reload_and_a_changed_limit_applies_at_once(
+    tmp_path: Path,
+) -> None:
+    clock, events = Clock(), Events()
+    bundle = protected_bundle(tmp_path, LIMITS)
+    with gateway(bundle, clock, events) as gw:
+        assert [gw.status_of(gw.check("/api/orders/o-1")) for _ in range(6)] == [200] * 5 + [429]
+        # Raised to 10 a minute: the empty bucket stays empty, and refills at the new rate.
+        (bundle / "protection.yaml").write_text(LIMITS.replace("limit: 5", "limit: 10"))
+        gw.store.activate(load_bundle(bundle))
+        assert gw.status_of(gw.check("/api/orders/o-1")) == 429
+        clock.advance(6)  # one token at 10 per minute (it took 12 s at 5)
+        assert gw.status_of(gw.check("/api/orders/o-1")) == 200
+        # The principal is allow-listed by a reload: never limited from the next request on.
+        allowed = LIMITS + "allow:\n  principals: ['User::\"42\"']\n"
+        (bundle / "protection.yaml").write_text(allowed)
+        gw.store.activate(load_bundle(bundle))
+        assert [gw.status_of(gw.check("/api/orders/o-1")) for _ in range(20)] == [200] * 20
+        # protection.yaml removed: no protection at all.
+        (bundle / "protection.yaml").unlink()
+        gw.store.activate(load_bundle(bundle))
+        assert [gw.status_of(gw.check("/api/orders/o-1", sub="43")) for _ in range(20)] == [
+            403
+        ] * 20
+
+
+def test_hostile_ids_and_principals_keep_memory_small_and_never_reach_a_header(
+    tmp_path: Path,
+) -> None:
+    clock, events = Clock(), Events()
+    text = LIMITS.replace("window: 1m", "window: 1s") + BOLA.format(action="alert")
+    with gateway(protected_bundle(tmp_path, text), clock, events) as gw:
+        long_sub = "x" * 600
+        statuses = {gw.status_of(gw.check("/api/orders/o-1", sub=long_sub)) for _ in range(7)}
+        assert statuses == {403, 429}  # an unknown user: denied, then limited like anyone
+        state = gw.protection.state
+        assert all(len(key) < 700 for key in state.buckets)  # long ids are hashed
+        weird = ["%22%5D%7D", "a%0Ab", "%E2%80%AE", "..%2F..", "%00", "' OR 1=1 --", "x" * 2000]
+        for n, order in enumerate(weird * 6):  # 24 of them routable (others: bad paths)
+            clock.advance(1)
+            gw.check(f"/api/orders/{order}{n}", sub="77")
+        fired = events.of("bola_enumeration")
+        assert len(fired) == 1 and fired[0]["principal"] == 'User::"77"'
+        for answer in [gw.check("/api/orders/o-1", sub="77") for _ in range(6)]:
+            for key, value in headers_of(answer.denied_response.headers).items():
+                assert value.isascii() and "\n" not in value, (key, value)

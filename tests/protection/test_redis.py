@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,7 +150,7 @@ def test_a_dead_redis_falls_back_to_the_in_process_state_and_keeps_its_blocks(
 def test_a_slow_redis_is_waited_for_at_most_the_timeout(redis: Redis) -> None:
     async def go() -> None:
         shared = state(redis, timeout=0.05)
-        redis.process.send_signal(__import__("signal").SIGSTOP)  # alive, but never answers
+        redis.process.send_signal(signal.SIGSTOP)  # alive, but never answers
         try:
             loop = asyncio.get_running_loop()
             started = loop.time()
@@ -158,7 +159,7 @@ def test_a_slow_redis_is_waited_for_at_most_the_timeout(redis: Redis) -> None:
             assert outcome.state == "memory_fallback"
             assert waited < 5  # bounded (the timeout is 50 ms; generous for a busy machine)
         finally:
-            redis.process.send_signal(__import__("signal").SIGCONT)
+            redis.process.send_signal(signal.SIGCONT)
         await shared.close()
 
     asyncio.run(go())

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.gateway.support import bearer, check_request, ext_authz, headers_of, token
+from tests.gateway.support import bearer, check_request, ext_authz, token
 from tests.http.support import call, log_lines
 from tests.protection.support import protected_bundle
 from tests.support.server import REPO, ServerProcess
@@ -100,4 +100,3 @@ def test_events_go_on_the_decision_log_without_alerts(tmp_path: Path) -> None:
         line = wait_for(lambda: server.stdout, '"event":"protection"')
         events = [json.loads(x) for x in line.splitlines() if '"event":"protection"' in x]
         assert len(events) == 1 and events[0]["until"] is not None
-        assert headers_of  # (imported for the other test)
