@@ -58,9 +58,17 @@ NGINX_INSTALL = command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
 	{ apt-get install -y -qq nginx || { apt-get update -qq && apt-get install -y -qq nginx; }; } \
 	&& { test ! -s /run/nginx.pid || kill "$$(cat /run/nginx.pid)" || true; }; }
 
+# redis-server for the protection state tests (tests/support/redis.py runs the binary itself,
+# on a free loopback port): Debian's package, installed when missing; a service its install
+# starts is stopped again, never used.
+REDIS_INSTALL = command -v redis-server >/dev/null || { \
+	{ apt-get install -y -qq redis-server || { apt-get update -qq && apt-get install -y -qq redis-server; }; } \
+	&& { test ! -s /run/redis/redis-server.pid || kill "$$(cat /run/redis/redis-server.pid)" || true; }; }
+
 test-deps:
 	@$(POSTGRES_INSTALL)
 	@$(NGINX_INSTALL)
+	@$(REDIS_INSTALL)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -99,6 +107,7 @@ H2LOAD_INSTALL = command -v h2load >/dev/null || apt-get install -y -qq nghttp2-
 
 bench: install
 	@$(H2LOAD_INSTALL)
+	@$(REDIS_INSTALL)
 	BENCH_PEERS=$(BENCH_PEERS) $(PY) -m bench.run
 
 # HTTP server candidates for --http-listen, measured with wrk (README "Benchmarks").

@@ -17,7 +17,17 @@ from bench.report import Row
 IS_AUTHORIZED = "/pdp.v1.Authorizer/IsAuthorized"
 BATCH = "/pdp.v1.Authorizer/BatchIsAuthorized"
 GET_STATUS = "/pdp.v1.Authorizer/GetStatus"
-SECTIONS = ("floor", "plan", "peer", "pdp", "workers", "policies", "entities", "reload")
+SECTIONS = (
+    "floor",
+    "plan",
+    "peer",
+    "pdp",
+    "workers",
+    "protection",
+    "policies",
+    "entities",
+    "reload",
+)
 
 
 @dataclass(frozen=True, slots=True)

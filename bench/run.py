@@ -22,7 +22,19 @@ from typing import Any
 
 import grpc
 
-from bench import bundles, cerbos, check, client, inproc, plans, procs, report, servers, summary
+from bench import (
+    bundles,
+    cerbos,
+    check,
+    client,
+    inproc,
+    plans,
+    procs,
+    protection,
+    report,
+    servers,
+    summary,
+)
 from bench.context import BATCH, GET_STATUS, IS_AUTHORIZED, Bench, Settings
 from bench.measure import Contender, first_pass, frames, points, rounds, verify_bodies
 from bench.mix import Call, distinct_pairs, entity_sweep_mix, orders_mix, policy_sweep_mix
@@ -511,6 +523,7 @@ def run(settings: Settings) -> int:
             ("peer", lambda: section_peer(bench, calls, bodies_calls)),
             ("pdp", lambda: section_pdp(bench, bundle, signer, calls, bodies_calls)),
             ("workers", lambda: section_workers(bench, bundle, calls)),
+            ("protection", lambda: protection.section_protection(bench, bundle, signer)),
             ("policies", lambda: section_policies(bench)),
             ("entities", lambda: section_entities(bench)),
             ("reload", lambda: section_reload(bench, bundle, calls)),

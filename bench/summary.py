@@ -12,7 +12,18 @@ from bench.context import Settings
 from bench.measure import fmt
 from bench.report import Row, Target
 
-GROUPS = ("floor", "plan", "pdp", "peer", "versus", "workers", "policies", "entities", "reload")
+GROUPS = (
+    "floor",
+    "plan",
+    "pdp",
+    "peer",
+    "versus",
+    "workers",
+    "protection",
+    "policies",
+    "entities",
+    "reload",
+)
 FLOOR = "empty grpc.aio handler"
 PDP = "pdp IsAuthorized"
 PDP_W2 = "pdp IsAuthorized --workers 2"

@@ -219,6 +219,12 @@ class ForwardAuthRefused(PdpError):
         self.message = message
 
 
+class StateConfigError(PdpError):
+    """A protection state option (`--state`, its TLS and password files) that cannot be used."""
+
+    code = ErrorCode.INVALID_ARGUMENT
+
+
 class DevkitError(PdpError):
     """A development key, bundle or token that cannot be made; the message says why."""
 

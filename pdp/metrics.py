@@ -86,6 +86,15 @@ class Metrics:
     def bundle_status(self, status: BundleStatus) -> None:
         """A BundleStore listener: bundle info, activations, load failures, activation time."""
 
+    def protection_event(self, detector: str, action: str) -> None:
+        """A protection event: a detector that fired, or an observe-mode refusal (alert)."""
+
+    def rate_limited(self, route: str | None) -> None:
+        """A gateway request refused by protection (a limit, a throttle or a block)."""
+
+    def protection_fallback(self, active: bool) -> None:
+        """The Redis protection state stopped (True) or resumed (False) answering."""
+
 
 class PrometheusMetrics(Metrics):
     """Every pdp metric in one registry; in multiprocess mode each process writes its own files.
@@ -170,6 +179,24 @@ class PrometheusMetrics(Metrics):
             "Decision log entries written to the sink.",
             registry=reg,
         )
+        self._protection_events = Counter(
+            "pdp_protection_events_total",
+            "Protection events (docs/protection.md), by detector and action.",
+            ["detector", "action"],
+            registry=reg,
+        )
+        self._rate_limited = Counter(
+            "pdp_rate_limited_total",
+            "Gateway requests refused by protection (limit, throttle or block), by route.",
+            ["route"],
+            registry=reg,
+        )
+        self._fallback = Gauge(
+            "pdp_protection_state_fallback",
+            "1 while the Redis protection state does not answer and in-process limits apply.",
+            multiprocess_mode="livemax",
+            registry=reg,
+        )
         # Children resolved once, so the request path does no label lookups; every series
         # exists (at 0) from the start.
         self._by_api: dict[str, tuple[Any, Any, Any]] = {}
@@ -196,6 +223,15 @@ class PrometheusMetrics(Metrics):
 
     def plan(self, api: str, outcome: str) -> None:
         self._decisions.labels(api, outcome).inc()
+
+    def protection_event(self, detector: str, action: str) -> None:
+        self._protection_events.labels(label_token(detector), label_token(action)).inc()
+
+    def rate_limited(self, route: str | None) -> None:
+        self._rate_limited.labels((route or "none")[:64]).inc()
+
+    def protection_fallback(self, active: bool) -> None:
+        self._fallback.set(1 if active else 0)
 
     def authn_failure(self, reason: str) -> None:
         self._authn.labels(label_token(reason)).inc()

@@ -15,7 +15,7 @@ from pdp.bundle.diagnose import (
 )
 from pdp.bundle.index import EntityGraph, PolicyIndex, build_index
 from pdp.bundle.links import apply_links, validate_links
-from pdp.bundle.loader import ROUTES, BundleSource, SourceFile
+from pdp.bundle.loader import PROTECTION, ROUTES, BundleSource, SourceFile
 from pdp.bundle.policies import (
     PolicyInfo,
     build_policy_set,
@@ -24,6 +24,7 @@ from pdp.bundle.policies import (
     collect_policies,
     validate_policies,
 )
+from pdp.bundle.protection import ProtectionConfig, compile_protection
 from pdp.errors import BundleError, Problem
 from pdp.model import Uid, uid_of
 from pdp.routes.compile import compile_routes
@@ -46,6 +47,7 @@ class CompiledBundle:
     graph: EntityGraph = field(repr=False, compare=False)
     index: PolicyIndex | None = field(default=None, repr=False, compare=False)
     gateway: GatewayConfig | None = field(default=None, repr=False, compare=False)  # routes.yaml
+    protection: ProtectionConfig | None = field(default=None, repr=False, compare=False)
 
     @property
     def root(self) -> str:
@@ -82,6 +84,12 @@ def compile_bundle(source: BundleSource) -> CompiledBundle:
     if source.routes is not None and schema_ok:
         known = frozenset(uids)  # a principal among them is never sent along with a Check
         gateway = compile_routes(source.routes.text, ROUTES, source.files, schema, known, problems)
+    protection = None
+    if source.protection is not None:
+        names = frozenset(r.name for r in gateway.routes) if gateway is not None else None
+        if source.routes is not None and gateway is None:
+            names = frozenset()  # routes.yaml has its own problems; do not repeat them
+        protection = compile_protection(source.protection.text, PROTECTION, names, problems)
     if problems:
         raise BundleError(problems, source.warnings)
 
@@ -117,6 +125,7 @@ def compile_bundle(source: BundleSource) -> CompiledBundle:
         index=index,
         graph=graph,
         gateway=gateway,
+        protection=protection,
     )
 
 

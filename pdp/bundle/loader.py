@@ -21,6 +21,7 @@ from pdp.errors import BundleError, FileReadError, Problem
 ENTITIES = "entities.json"
 LINKS = "links.json"
 ROUTES = "routes.yaml"
+PROTECTION = "protection.yaml"
 SCHEMA_SUFFIXES = (".cedarschema", ".cedarschema.json")
 
 
@@ -47,6 +48,7 @@ class BundleSource:
     files: dict[str, str]
     warnings: tuple[Problem, ...]
     digest: str
+    protection: SourceFile | None = None
 
     @property
     def revision(self) -> str:
@@ -88,7 +90,7 @@ def read_bundle(root: str | os.PathLike[str]) -> BundleSource:
             policies.append(source)
         elif rel.endswith(SCHEMA_SUFFIXES):
             schemas.append(source)
-        elif rel in (MANIFEST, ENTITIES, LINKS, ROUTES):
+        elif rel in (MANIFEST, ENTITIES, LINKS, ROUTES, PROTECTION):
             special[rel] = source
         elif rel.startswith("tests/") and name.endswith((".yaml", ".yml")):
             tests.append(source)
@@ -115,6 +117,7 @@ def read_bundle(root: str | os.PathLike[str]) -> BundleSource:
         entities=special.get(ENTITIES),
         links=special.get(LINKS),
         routes=special.get(ROUTES),
+        protection=special.get(PROTECTION),
         manifest=manifest,
         tests=tuple(tests),
         files=files,
@@ -188,12 +191,13 @@ def _unknown_file_message(rel: str) -> str:
         "manifest.yml": MANIFEST,
         "routes.yml": ROUTES,
         "route.yaml": ROUTES,
+        "protection.yml": PROTECTION,
     }
     if name in hints:
         return f"unknown file, ignored (did you mean {hints[name]}?)"
     if rel.endswith(".cedarschema.yaml") or rel.endswith(".schema.json"):
         return "unknown file, ignored (a schema is *.cedarschema or *.cedarschema.json)"
-    if "/" in rel and PurePosixPath(rel).name in (ENTITIES, LINKS, MANIFEST, ROUTES):
+    if "/" in rel and PurePosixPath(rel).name in (ENTITIES, LINKS, MANIFEST, ROUTES, PROTECTION):
         return f"unknown file, ignored ({name} is only read at the bundle root)"
     return "unknown file, ignored"
 

@@ -14,10 +14,10 @@ from functools import partial
 
 from pdp import logs
 from pdp.bundle import CompiledBundle, load_bundle
-from pdp.cli import argtypes, flags, http_flags
+from pdp.cli import argtypes, flags, http_flags, protection_flags
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
-from pdp.errors import BundleError, TlsError
+from pdp.errors import BundleError, StateConfigError, TlsError
 from pdp.live.reload import Reloader, bundle_present
 from pdp.live.store import BundleStore
 from pdp.live.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
@@ -136,6 +136,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     flags.add_limit_arguments(parser)
     flags.add_tls_arguments(parser)
     http_flags.add_arguments(parser)
+    protection_flags.add_arguments(parser)
     parser.add_argument(
         "--log-level",
         default="info",
@@ -152,6 +153,9 @@ def run(args: argparse.Namespace) -> int:
         tls.tls_files(args.tls_cert, args.tls_key, args.client_ca)
     except ValueError as exc:
         args.parser.error(str(exc))
+    problem = protection_flags.check_arguments(args)
+    if problem is not None:
+        args.parser.error(problem)
     if args.workers > 1 and args.listen.startswith(listen.UNIX_PREFIX):
         args.parser.error("--workers needs a TCP --listen address, not a unix socket")
     if args.workers > 1 and (args.http_listen or "").startswith(listen.UNIX_PREFIX):
@@ -273,12 +277,21 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
             args.decision_log_buffer,
             metrics,
             store,
+            alerts=args.alerts,
         )
     except OSError as exc:
         if metrics_server is not None:
             metrics_server.stop()
+        flag = "--alerts" if exc.filename and exc.filename == args.alerts else "--decision-log"
         where = exc.filename or args.decision_log
-        return _failed(EXIT_RUNTIME, f"--decision-log {where}: cannot open: {exc.strerror or exc}")
+        return _failed(EXIT_RUNTIME, f"{flag} {where}: cannot open: {exc.strerror or exc}")
+    try:
+        protection = protection_flags.protection_from_args(args, recorder)
+    except StateConfigError as exc:
+        recorder.stop()
+        if metrics_server is not None:
+            metrics_server.stop()
+        return _failed(EXIT_RUNTIME, str(exc))
     config = ServeConfig(
         bundle_path=args.bundle,
         listen=args.listen,
@@ -292,6 +305,7 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
         client_ca=args.client_ca,
         unix_socket_mode=args.unix_socket_mode,
         http=http_flags.from_args(args, reuse_port),
+        protection=protection,
     )
     try:
         components = [reloader] if watcher is None else [reloader, watcher]

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 import grpc
-from google.protobuf import timestamp_pb2
+from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 
 from pdp.cli import argtypes
@@ -42,6 +42,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="give up after this long (default %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="print every status field as JSON")
+    parser.add_argument(
+        "--protection",
+        action="store_true",
+        help="also print edge protection: its state, mode and the active blocks",
+    )
     parser.add_argument(
         "--tls-ca", metavar="FILE", help="PEM CA certificates: connect over TLS, verify the server"
     )
@@ -81,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(as_json(status), ensure_ascii=False))
     else:
         _print_text(status)
+        if args.protection:
+            _print_protection(status)
     return EXIT_OK if status.serving else EXIT_BUNDLE
 
 
@@ -119,6 +126,12 @@ def as_json(status: pb.GetStatusResponse) -> dict[str, Any]:
             timestamp_pb2.Timestamp.DESCRIPTOR.full_name
         ):
             out[field.name] = value.ToJsonString() if status.HasField(field.name) else None
+        elif field.message_type is not None and not _repeated(field):
+            out[field.name] = (
+                json_format.MessageToDict(value, preserving_proto_field_name=True)
+                if status.HasField(field.name)
+                else None
+            )
         elif _repeated(field):
             out[field.name] = list(value)
         else:
@@ -153,6 +166,23 @@ def _print_text(status: pb.GetStatusResponse) -> None:
     print(f"started at:     {_time(status, 'started_at')}")
     print(f"pid:            {status.pid}")
     print(f"pdp version:    {status.version}")
+
+
+def _print_protection(status: pb.GetStatusResponse) -> None:
+    if not status.HasField("protection"):
+        print("protection:     off")
+        return
+    found = status.protection
+    print(f"protection:     {found.mode} (state: {found.state})")
+    if found.fallbacks:
+        print(f"state failures: {found.fallbacks} (last: {found.last_error or '-'})")
+    if not found.penalties:
+        print("active blocks:  none")
+    for penalty in found.penalties:
+        print(
+            f"  {penalty.action:<8} {penalty.subject}  by {penalty.detector} until "
+            f"{penalty.until.ToJsonString()} ({penalty.status})"
+        )
 
 
 def _time(status: pb.GetStatusResponse, name: str) -> str:

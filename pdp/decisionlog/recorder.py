@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pdp.decisionlog.entry import GatewayFields, PlanFields, Record
+from pdp.decisionlog.entry import MAX_LINE_BYTES, GatewayFields, PlanFields, Record
 from pdp.decisionlog.sink import open_sink
-from pdp.decisionlog.writer import DEFAULT_CAPACITY, DecisionLog, Sampling
+from pdp.decisionlog.writer import DEFAULT_CAPACITY, DecisionLog, EventLine, Sampling
 from pdp.metrics import Metrics
 from pdp.model import AuthzRequest, Decision
 
@@ -24,10 +25,14 @@ class Recorder:
     """What every edge calls once per answered call: metrics, then the decision log."""
 
     def __init__(
-        self, decision_log: DecisionLog | None = None, metrics: Metrics | None = None
+        self,
+        decision_log: DecisionLog | None = None,
+        metrics: Metrics | None = None,
+        alerts: DecisionLog | None = None,
     ) -> None:
         self.decision_log = decision_log
         self.metrics = metrics or Metrics()
+        self.alerts = alerts  # --alerts PATH: protection events apart from decisions
 
     @classmethod
     def start(
@@ -37,12 +42,20 @@ class Recorder:
         capacity: int = DEFAULT_CAPACITY,
         metrics: Metrics | None = None,
         store: BundleStore | None = None,
+        alerts: str | None = None,
     ) -> Recorder:
         """Open the decision log sink and start its writer; record into `metrics` (none by
         default), which follow `store`'s bundle status. Who serves the metrics is the caller's
-        business. Raises OSError when the sink cannot be opened.
+        business. Protection events go to the decision log, or to the `alerts` file (or `-`)
+        when given. Raises OSError when a sink cannot be opened.
         """
         metrics = metrics or Metrics()
+        alerts_log = None
+        if alerts is not None:
+            alerts_sink = open_sink(alerts)
+            if alerts_sink is not None:
+                alerts_log = DecisionLog(alerts_sink, None, capacity, metrics)
+                alerts_log.start()
         sink = open_sink(target)
         decision_log = None
         if sink is not None:
@@ -59,12 +72,26 @@ class Recorder:
         )
         if store is not None:
             store.subscribe(metrics.bundle_status)
-        return cls(decision_log, metrics)
+        return cls(decision_log, metrics, alerts_log)
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Flush the decision log (within `timeout`)."""
+        """Flush the decision log and the alerts (within `timeout` each)."""
         if self.decision_log is not None:
             self.decision_log.stop(timeout)
+        if self.alerts is not None:
+            self.alerts.stop(timeout)
+
+    def protection_event(self, event: dict[str, Any]) -> None:
+        """One protection event: counted, and one JSON line on the alerts or decision log."""
+        self.metrics.protection_event(str(event.get("detector")), str(event.get("action")))
+        target = self.alerts or self.decision_log
+        if target is not None:
+            data = json.dumps(event, separators=(",", ":"), ensure_ascii=True, default=str)
+            target.submit(EventLine(data.encode("ascii")[:MAX_LINE_BYTES] + b"\n"))
+
+    def rate_limited(self, route: str | None) -> None:
+        """A gateway request refused by protection (its decision is recorded as usual)."""
+        self.metrics.rate_limited(route)
 
     def decision(
         self,

@@ -53,6 +53,14 @@ class Sampling:
         return not allowed or rate >= 1.0 or (rate > 0.0 and random.random() < rate)
 
 
+@dataclass(frozen=True, slots=True)
+class EventLine:
+    """One pre-encoded JSON line that is not a decision (a protection event)."""
+
+    data: bytes
+    count: int = 1
+
+
 class DecisionLog:
     """A bounded queue of records and the writer thread that drains it into a Sink.
 
@@ -101,7 +109,7 @@ class DecisionLog:
         else:
             self.sink.close()
 
-    def submit(self, record: Record) -> None:
+    def submit(self, record: Record | EventLine) -> None:
         """Queue a record, or count its entries as dropped when the queue is full."""
         count = record.count
         if count == 0:
@@ -138,7 +146,14 @@ class DecisionLog:
                 with self._lock:
                     self._pending -= record.count
 
-    def _write(self, record: Record) -> None:
+    def _write(self, record: Record | EventLine) -> None:
+        if isinstance(record, EventLine):
+            try:
+                self.sink.write(record.data)
+            except Exception as exc:
+                self._metrics.log_dropped("write_error")
+                self._report(exc)
+            return
         masker, rules = self._masker_for(record.bundle)
         written = 0
         for index in record.logged:

@@ -241,6 +241,8 @@ class _Call:
         self.fields["identity_kind"] = identity.kind
         if identity.principal is not None:
             self.fields["principal"] = identity.principal.uid
+        if identity.claims is not None:
+            self.fields["claims"] = identity.claims
         token = identity.token
         if token is not None:
             self.fields["token_iss"] = token.issuer.issuer

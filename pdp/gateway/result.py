@@ -67,6 +67,7 @@ class CheckResult:
     request: AuthzRequest | None = None  # the Cedar request, when one was built
     request_id: str | None = None  # Envoy's request id, else a valid x-request-id
     trace_id: str | None = None  # the trace id of a valid W3C traceparent header
+    claims: Mapping[str, Any] | None = None  # the verified token's claims (protection's roles)
 
     @property
     def decision_id(self) -> str:

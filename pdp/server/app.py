@@ -20,6 +20,7 @@ from pdp.decisionlog import Recorder
 from pdp.errors import ListenError
 from pdp.live import Lifecycle
 from pdp.live.store import BundleStatus, BundleStore
+from pdp.protection import Protection
 from pdp.server import listen
 from pdp.server.authorizer import AuthorizerService
 from pdp.server.extauthz import ExtAuthzConfig, ExtAuthzService, recorder_listener
@@ -69,6 +70,7 @@ class ServeConfig:
     client_ca: str | None = None  # PEM CAs; client certificates required (mTLS) when set
     unix_socket_mode: int = DEFAULT_SOCKET_MODE  # permissions of a unix: listener's socket
     http: CoEdge | None = None  # --http-listen: the HTTP edge in the same process
+    protection: Protection | None = None  # limits and detectors of protection.yaml (--state)
 
 
 @dataclass
@@ -98,7 +100,11 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
     server = grpc.aio.server(options=options)
     authorizer_pb2_grpc.add_AuthorizerServicer_to_server(
         AuthorizerService(
-            store, config.limits, bundle_path=config.bundle_path, recorder=config.recorder
+            store,
+            config.limits,
+            bundle_path=config.bundle_path,
+            recorder=config.recorder,
+            protection=config.protection,
         ),
         server,
     )
@@ -109,7 +115,9 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
         trust_plaintext_peer=config.trust_plaintext_peer,
         limits=config.limits,
     )
-    ext_authz = ExtAuthzService(store, check, on_result=recorder_listener(config.recorder))
+    ext_authz = ExtAuthzService(
+        store, check, on_result=recorder_listener(config.recorder), protection=config.protection
+    )
     ext_authz_pb2_grpc.add_AuthorizationServicer_to_server(ext_authz, server)
     names.append(EXT_AUTHZ_SERVICE)
 
@@ -221,3 +229,5 @@ async def serve(
     finally:
         while started:
             started.pop().stop()
+        if config.protection is not None:
+            await config.protection.close()

@@ -28,6 +28,7 @@ from pdp.errors import DeadlineExceeded, NoBundleError, PdpError, RequestError
 from pdp.live.store import BundleStore
 from pdp.model import AuthzRequest, Decision, EntityRef
 from pdp.plan import Plan, PlanKind, PlanRequest, plan_resources
+from pdp.protection import Protection
 from pdp.server import convert
 from pdp.server.limits import Limits
 from pdp.server.limits.deadline import Deadline, deadline
@@ -54,8 +55,10 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         bundle_path: str = "",
         started_at: float | None = None,
         recorder: Recorder | None = None,
+        protection: Protection | None = None,
     ) -> None:
         self._recorder = recorder or Recorder()
+        self._protection = protection
         self._store = store
         self._limits = limits
         self._bundle_path = bundle_path
@@ -153,7 +156,28 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
             response.activated_at.CopyFrom(_timestamp(status.activated_at))
         if status.last_error_at is not None:
             response.last_error_at.CopyFrom(_timestamp(status.last_error_at))
+        if self._protection is not None:
+            await self._protection_status(response.protection, bundle)
         return response
+
+    async def _protection_status(
+        self, message: pb.ProtectionStatus, bundle: CompiledBundle | None
+    ) -> None:
+        """The protection state, mode and active blocks (Redis's, or this replica's)."""
+        assert self._protection is not None
+        found = await self._protection.status(bundle)
+        message.state = str(found["state"])
+        message.mode = str(found["mode"])
+        message.fallbacks = int(found.get("fallbacks", 0))
+        message.last_error = str(found.get("last_error", ""))
+        for penalty in found["penalties"]:
+            item = message.penalties.add(
+                subject=penalty.subject,
+                action=penalty.action,
+                detector=penalty.detector,
+                status=penalty.status,
+            )
+            item.until.CopyFrom(_timestamp(penalty.until))
 
     async def _refuse(
         self,

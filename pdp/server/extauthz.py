@@ -24,6 +24,7 @@ from pdp.errors import DeadlineExceeded, ErrorCode, HttpLimitExceeded
 from pdp.gateway.check import check, internal_error, refused
 from pdp.gateway.result import CheckResult, GatewayRequest, GatewayResponse
 from pdp.live.store import BundleStatus, BundleStore
+from pdp.protection import Protection
 from pdp.server import envoy
 from pdp.server.limits import Limits
 from pdp.server.limits.http import check_http
@@ -64,6 +65,7 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):  # type: ignore[misc]
         keyring: Keyring | None = None,
         on_result: CheckListener | None = None,
         clock: Callable[[], float] = time.time,  # judges cached tokens' expiry; tests inject
+        protection: Protection | None = None,  # rate limits and detectors (protection.yaml)
     ) -> None:
         config = config or ExtAuthzConfig()
         self._store = store
@@ -76,6 +78,7 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):  # type: ignore[misc]
         self._listen = config.listen
         self._client_ca = config.client_ca
         self._limits = config.limits
+        self.protection = protection
         self._offline = cached_key_lookup(self._keyring)  # never fetches: safe on the loop
         store.subscribe(self._check_transport)
         store.subscribe(self._activate_tokens)
@@ -118,14 +121,18 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):  # type: ignore[misc]
         self, bundle: CompiledBundle | None, plain: GatewayRequest, remaining: float | None
     ) -> GatewayResponse:
         """Identity, route and policy for one request, on this service's key sets and token
-        cache (shared by Check and the HTTP edge's /forward-auth)."""
+        cache (shared by Check and the HTTP edge's /forward-auth); then protection, if any."""
         gateway = bundle.gateway if bundle is not None else None
         tokens = self.tokens.get(gateway.identity.jwt) if gateway is not None else None
         if gateway is not None and pending_fetch(
             plain.headers, gateway.identity, self._keyring, tokens
         ):  # verifying would fetch a JWKS URL: off the event loop, for a bounded wait
-            return await self._fetching(bundle, plain, tokens, remaining)
-        return check(bundle, plain, self._offline, tokens)
+            response = await self._fetching(bundle, plain, tokens, remaining)
+        else:
+            response = check(bundle, plain, self._offline, tokens)
+        if self.protection is not None:  # limits, blocks and detectors (pdp/protection/guard.py)
+            response = await self.protection.guard(bundle, plain, response)
+        return response
 
     async def _fetching(
         self,

@@ -106,7 +106,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("serving", "bundle_name", "bundle_revision", "activated_at", "bundle_path", "policy_count", "template_link_count", "entity_count", "activations", "load_failures", "last_error", "last_error_at", "warnings", "version", "started_at", "pid")
+    __slots__ = ("serving", "bundle_name", "bundle_revision", "activated_at", "bundle_path", "policy_count", "template_link_count", "entity_count", "activations", "load_failures", "last_error", "last_error_at", "warnings", "version", "started_at", "pid", "protection")
     SERVING_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_NAME_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +123,7 @@ class GetStatusResponse(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    PROTECTION_FIELD_NUMBER: _ClassVar[int]
     serving: bool
     bundle_name: str
     bundle_revision: str
@@ -139,7 +140,36 @@ class GetStatusResponse(_message.Message):
     version: str
     started_at: _timestamp_pb2.Timestamp
     pid: int
-    def __init__(self, serving: _Optional[bool] = ..., bundle_name: _Optional[str] = ..., bundle_revision: _Optional[str] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bundle_path: _Optional[str] = ..., policy_count: _Optional[int] = ..., template_link_count: _Optional[int] = ..., entity_count: _Optional[int] = ..., activations: _Optional[int] = ..., load_failures: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pid: _Optional[int] = ...) -> None: ...
+    protection: ProtectionStatus
+    def __init__(self, serving: _Optional[bool] = ..., bundle_name: _Optional[str] = ..., bundle_revision: _Optional[str] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bundle_path: _Optional[str] = ..., policy_count: _Optional[int] = ..., template_link_count: _Optional[int] = ..., entity_count: _Optional[int] = ..., activations: _Optional[int] = ..., load_failures: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pid: _Optional[int] = ..., protection: _Optional[_Union[ProtectionStatus, _Mapping]] = ...) -> None: ...
+
+class ProtectionStatus(_message.Message):
+    __slots__ = ("state", "mode", "penalties", "fallbacks", "last_error")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    PENALTIES_FIELD_NUMBER: _ClassVar[int]
+    FALLBACKS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    mode: str
+    penalties: _containers.RepeatedCompositeFieldContainer[ProtectionPenalty]
+    fallbacks: int
+    last_error: str
+    def __init__(self, state: _Optional[str] = ..., mode: _Optional[str] = ..., penalties: _Optional[_Iterable[_Union[ProtectionPenalty, _Mapping]]] = ..., fallbacks: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class ProtectionPenalty(_message.Message):
+    __slots__ = ("subject", "action", "detector", "until", "status")
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    subject: str
+    action: str
+    detector: str
+    until: _timestamp_pb2.Timestamp
+    status: int
+    def __init__(self, subject: _Optional[str] = ..., action: _Optional[str] = ..., detector: _Optional[str] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[int] = ...) -> None: ...
 
 class PlanResourcesRequest(_message.Message):
     __slots__ = ("principal", "action", "resource_type", "context", "entities", "context_json", "entities_json")
