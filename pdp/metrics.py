@@ -25,6 +25,7 @@ APIS = (
     "ForwardAuth",
 )
 DROP_REASONS = ("queue_full", "write_error")
+FETCH_RESULTS = ("updated", "not_modified", "failed", "rejected")  # pdp.live.remote's
 # From a cache-hot single decision (~100 us) to a slow batch or a stalled event loop.
 LATENCY_BUCKETS = (
     0.0001,
@@ -83,6 +84,9 @@ class Metrics:
     def log_written(self, count: int = 1) -> None:
         """Decision log entries written to the sink."""
 
+    def bundle_fetch(self, result: str) -> None:
+        """One fetch of a remote bundle: updated, not_modified, failed or rejected."""
+
     def bundle_status(self, status: BundleStatus) -> None:
         """A BundleStore listener: bundle info, activations, load failures, activation time."""
 
@@ -131,6 +135,14 @@ class PrometheusMetrics(Metrics):
             ["reason"],
             registry=reg,
         )
+        self._fetches = Counter(
+            "pdp_bundle_fetches_total",
+            "Fetches of a remote bundle, by result: updated, not_modified, failed, rejected.",
+            ["result"],
+            registry=reg,
+        )
+        for result in FETCH_RESULTS:
+            self._fetches.labels(result)
         self._unknown = Counter(
             "pdp_unknown_endpoint_requests_total",
             "Gateway requests that matched no route (denied).",
@@ -209,6 +221,9 @@ class PrometheusMetrics(Metrics):
 
     def log_written(self, count: int = 1) -> None:
         self._written.inc(count)
+
+    def bundle_fetch(self, result: str) -> None:
+        self._fetches.labels(result).inc()
 
     def bundle_status(self, status: BundleStatus) -> None:
         try:
