@@ -109,9 +109,13 @@ class Fetcher:
         self.timeout = timeout
         self._max_bytes = max_bytes
         tls = context or ssl.create_default_context()  # verifies the chain and the host name
-        self._opener = urllib.request.build_opener(
-            urllib.request.HTTPSHandler(context=tls), _Redirects(url, allow_insecure)
-        )
+        handlers: list[urllib.request.BaseHandler] = [
+            urllib.request.HTTPSHandler(context=tls),
+            _Redirects(url, allow_insecure),
+        ]
+        if is_loopback(urlsplit(url).hostname or ""):  # HTTPS_PROXY is for remote hosts
+            handlers.append(urllib.request.ProxyHandler({}))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def fetch(self, etag: str = "") -> Fetched:
         request = urllib.request.Request(self.url, headers={"Accept": "application/gzip"})
