@@ -114,6 +114,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="entries queued for a slow sink before new ones are dropped (default %(default)s)",
     )
     parser.add_argument(
+        "--decision-log-requests",
+        choices=("default", "full"),
+        default="default",
+        help="full: log every decision's context and request entities (masked as the "
+        "manifest says) so `pdp replay` can re-decide them (default: as the manifest says)",
+    )
+    parser.add_argument(
         "--metrics",
         type=argtypes.tcp_address,
         metavar="HOST:PORT",
@@ -264,6 +271,7 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
             args.decision_log_buffer,
             metrics,
             store,
+            full_requests=args.decision_log_requests == "full",
         )
     except OSError as exc:
         if metrics_server is not None:

@@ -37,6 +37,7 @@ class Recorder:
         capacity: int = DEFAULT_CAPACITY,
         metrics: Metrics | None = None,
         store: BundleStore | None = None,
+        full_requests: bool = False,
     ) -> Recorder:
         """Open the decision log sink and start its writer; record into `metrics` (none by
         default), which follow `store`'s bundle status. Who serves the metrics is the caller's
@@ -46,7 +47,7 @@ class Recorder:
         sink = open_sink(target)
         decision_log = None
         if sink is not None:
-            decision_log = DecisionLog(sink, sampling, capacity, metrics)
+            decision_log = DecisionLog(sink, sampling, capacity, metrics, full_requests)
             decision_log.start()
         log.info(
             "decision log",
@@ -55,6 +56,7 @@ class Recorder:
                 "sink": sink.name if sink is not None else "off",
                 "allow_sample_rate": (sampling or Sampling()).allow_rate,
                 "capacity": capacity,
+                "requests": "full" if full_requests else "default",
             },
         )
         if store is not None:
