@@ -87,6 +87,9 @@ class Metrics:
     def bundle_fetch(self, result: str) -> None:
         """One fetch of a remote bundle: updated, not_modified, failed or rejected."""
 
+    def shadow_mismatch(self, api: str, live: str, shadow: str) -> None:
+        """A decision the --shadow candidate answers differently."""
+
     def bundle_status(self, status: BundleStatus) -> None:
         """A BundleStore listener: bundle info, activations, load failures, activation time."""
 
@@ -143,6 +146,12 @@ class PrometheusMetrics(Metrics):
         )
         for result in FETCH_RESULTS:
             self._fetches.labels(result)
+        self._shadow_mismatches = Counter(
+            "pdp_shadow_mismatches_total",
+            "Decisions the --shadow candidate answers differently, by API and both answers.",
+            ["api", "live", "shadow"],
+            registry=reg,
+        )
         self._unknown = Counter(
             "pdp_unknown_endpoint_requests_total",
             "Gateway requests that matched no route (denied).",
@@ -224,6 +233,9 @@ class PrometheusMetrics(Metrics):
 
     def bundle_fetch(self, result: str) -> None:
         self._fetches.labels(result).inc()
+
+    def shadow_mismatch(self, api: str, live: str, shadow: str) -> None:
+        self._shadow_mismatches.labels(api, live, shadow).inc()
 
     def bundle_status(self, status: BundleStatus) -> None:
         try:

@@ -278,6 +278,16 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
             metrics_server.stop()
         where = exc.filename or args.decision_log
         return _failed(EXIT_RUNTIME, f"--decision-log {where}: cannot open: {exc.strerror or exc}")
+    components = list(source.components)
+    if args.shadow is not None:
+        shadow = sources.open_shadow(args, metrics)
+        if isinstance(shadow, int):
+            recorder.stop()
+            if metrics_server is not None:
+                metrics_server.stop()
+            return shadow
+        recorder.shadow = shadow.shadow
+        components = [*components, *shadow.components]
     config = ServeConfig(
         bundle_path=args.bundle,
         listen=args.listen,
@@ -293,10 +303,12 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
         http=http_flags.from_args(args, reuse_port),
     )
     try:
-        asyncio.run(serve(store, config, source.components, on_hangup=source.on_hangup))
+        asyncio.run(serve(store, config, components, on_hangup=source.on_hangup))
     except (OSError, TlsError) as exc:
         return _failed(EXIT_RUNTIME, str(exc))
     finally:
+        if recorder.shadow is not None:
+            recorder.shadow.stop()  # its last records go on to the log
         recorder.stop()
         if metrics_server is not None:
             metrics_server.stop()

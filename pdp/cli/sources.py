@@ -17,6 +17,7 @@ from pdp.bundle import CompiledBundle, load_bundle
 from pdp.bundle.signing import VerificationKey, load_verification_key
 from pdp.cli import argtypes
 from pdp.cli.common import EXIT_BUNDLE
+from pdp.decisionlog.shadow import Shadow
 from pdp.errors import BundleError, KeyFileError
 from pdp.live import Lifecycle
 from pdp.live.cache import BundleCache, CacheWriter, activate_cached
@@ -25,6 +26,7 @@ from pdp.live.reload import Reloader, bundle_present
 from pdp.live.remote import POLL_SECONDS, RemoteBundle
 from pdp.live.store import BundleStore
 from pdp.live.watcher import make_watcher
+from pdp.metrics import Metrics
 
 log = logging.getLogger("pdp.serve")
 
@@ -60,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow a plain http:// bundle URL to a host that is not loopback",
     )
     group.add_argument(
+        "--shadow",
+        metavar="CANDIDATE",
+        help="decide every request again on this bundle (directory or URL, watched or polled "
+        "like the live one), off the response path; answers come from the live bundle only",
+    )
+    group.add_argument(
         "--bundle-cache",
         metavar="DIR",
         help="keep the last activated bundle here; start on it (verified again) when the "
@@ -68,17 +76,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """Usage errors (exit 2) for flags that do not fit the source."""
+    """Usage errors (exit 2) for flags that do not fit the source (and the --shadow one)."""
     parser = args.parser
-    if is_url(args.bundle):
+    urls = [(flag, text) for flag, text in (("", args.bundle), ("--shadow ", args.shadow)) if text]
+    urls = [(flag, text) for flag, text in urls if is_url(text)]
+    for flag, text in urls:
         try:
-            check_url(args.bundle, args.allow_insecure_bundle_url)
+            check_url(text, args.allow_insecure_bundle_url)
         except ValueError as exc:
-            parser.error(str(exc))
-        if not args.verification_key:
-            parser.error("a bundle URL needs --verification-key: remote bundles are signed")
-    elif args.verification_key or args.allow_insecure_bundle_url:
+            parser.error(f"{flag}{exc}")
+    if urls and not args.verification_key:
+        parser.error("a bundle URL needs --verification-key: remote bundles are signed")
+    if not urls and (args.verification_key or args.allow_insecure_bundle_url):
         parser.error("--verification-key and --allow-insecure-bundle-url are for a URL source")
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowSource:
+    """The shadow evaluation and what keeps its candidate bundle current."""
+
+    shadow: Shadow
+    components: list[Lifecycle]
+
+
+def open_shadow(args: argparse.Namespace, metrics: Metrics) -> ShadowSource | int:
+    """The `--shadow` candidate, loaded like a source of its own (no cache); exit 3 when it
+    does not load at start."""
+    store = BundleStore()
+    candidate = argparse.Namespace(
+        **{**vars(args), "bundle": args.shadow, "bundle_cache": None, "wait_for_bundle": False}
+    )
+    source = open_source(candidate, store, lambda result: None)
+    if isinstance(source, int):
+        return source
+    shadow = Shadow(store, metrics)
+    shadow.start()
+    return ShadowSource(shadow, source.components)
 
 
 def open_source(

@@ -76,6 +76,7 @@ class Record:
     shared_entities: str | None = None
     gateway: GatewayFields | None = None
     plan: PlanFields | None = None
+    shadow: Sequence[dict[str, Any] | None] | None = None  # the candidate's answers (--shadow)
 
     @property
     def count(self) -> int:
@@ -142,6 +143,9 @@ def build_entry(
         }
     if request is not None:
         _add_request_data(entry, record, request, masker, rules, full)
+    shadow = record.shadow[index] if record.shadow is not None else None
+    if shadow is not None:
+        entry["shadow"] = shadow
     return entry
 
 

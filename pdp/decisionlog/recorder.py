@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pdp.decisionlog.entry import GatewayFields, PlanFields, Record
+from pdp.decisionlog.shadow import Shadow
 from pdp.decisionlog.sink import open_sink
 from pdp.decisionlog.writer import DEFAULT_CAPACITY, DecisionLog, Sampling
 from pdp.metrics import Metrics
@@ -28,6 +29,7 @@ class Recorder:
     ) -> None:
         self.decision_log = decision_log
         self.metrics = metrics or Metrics()
+        self.shadow: Shadow | None = None  # --shadow: records go through it to the log
 
     @classmethod
     def start(
@@ -88,10 +90,12 @@ class Recorder:
             if gateway.unknown_route:
                 metrics.unknown_endpoint()
         sink = self.decision_log
-        if sink is not None and sink.sampling.keep(decision.allowed):
-            sink.submit(
-                Record(api, time.time(), seconds, bundle, (decision,), (request,), gateway=gateway)
+        keep = sink is not None and sink.sampling.keep(decision.allowed)
+        if keep or self.shadow is not None:
+            record = Record(
+                api, time.time(), seconds, bundle, (decision,), (request,), gateway=gateway
             )
+            self._submit(record, keep)
 
     def batch(
         self,
@@ -108,12 +112,12 @@ class Recorder:
         self.metrics.call(api, seconds)
         self.metrics.decisions(api, allowed, len(decisions) - allowed)
         sink = self.decision_log
-        if sink is None:
+        if sink is None and self.shadow is None:
             return
         indices = None
-        if sink.sampling.allow_rate < 1.0:
+        if sink is not None and sink.sampling.allow_rate < 1.0:
             indices = [i for i, d in enumerate(decisions) if sink.sampling.keep(d.allowed)]
-        sink.submit(
+        self._submit(
             Record(
                 api,
                 time.time(),
@@ -123,8 +127,18 @@ class Recorder:
                 requests,
                 indices,
                 shared_entities=shared_entities,
-            )
+            ),
+            sink is not None,
         )
+
+    def _submit(self, record: Record, keep: bool) -> None:
+        """To the decision log (`keep`), through the shadow evaluation when there is one."""
+        sink = self.decision_log
+        forward = sink.submit if keep and sink is not None else None
+        if self.shadow is not None:
+            self.shadow.submit(record, forward)
+        elif forward is not None:
+            forward(record)
 
     def plan(
         self,
