@@ -51,6 +51,7 @@ class GatewayFields:
     unknown_route: bool = False
     request_id: str | None = None  # Envoy's request id (else x-request-id), validated
     trace_id: str | None = None  # from a valid W3C traceparent header, never the raw header
+    dry_run: bool = False  # answered allow by a `dry_run: true` route; `decision` is the real one
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +202,8 @@ def _gateway_fields(gateway: GatewayFields) -> dict[str, Any]:
         fields["path_invalid"] = True
     if gateway.unknown_route:
         fields["unknown_route"] = True
+    if gateway.dry_run:
+        fields["dry_run"] = True
     return fields
 
 

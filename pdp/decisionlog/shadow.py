@@ -91,7 +91,7 @@ class Shadow:
 
     def _shadow(self, record: Record) -> None:
         bundle = self._store.current
-        if bundle is None or record.plan is not None:
+        if bundle is None or record.plan is not None or not _in_scope(record):
             return
         positions = [i for i, r in enumerate(record.requests) if r is not None]
         if not positions:
@@ -115,3 +115,11 @@ class Shadow:
             if decision.allowed != live.allowed:
                 self._metrics.shadow_mismatch(record.api, live.word, decision.word)
         record.shadow = results
+
+
+def _in_scope(record: Record) -> bool:
+    """Whether the live bundle's routes.yaml `shadow:` block includes this record's route."""
+    if record.gateway is None or record.bundle is None or record.bundle.gateway is None:
+        return True
+    routes = record.bundle.gateway.shadow_routes
+    return routes is None or record.gateway.route in routes
