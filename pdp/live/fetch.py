@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -138,7 +139,11 @@ class Fetcher:
         except urllib.error.HTTPError as exc:
             if exc.code == 304:
                 return Fetched(None, exc.headers.get("ETag", "") or etag)
-            raise FetchError(f"{self.shown}: HTTP {exc.code} {exc.reason}") from None
+            if 300 <= exc.code < 400:  # urllib's own refusal quotes the target URL: not logged
+                raise FetchError(
+                    f"{self.shown}: HTTP {exc.code}: redirect refused (only http(s) targets)"
+                ) from None
+            raise FetchError(f"{self.shown}: HTTP {exc.code} {_phrase(exc.code)}") from None
         except FetchError:
             raise
         except urllib.error.URLError as exc:
@@ -164,3 +169,10 @@ class Fetcher:
                     f"{self.shown}: archive is over the limit of {self._max_bytes} bytes"
                 )
             chunks.append(chunk)
+
+
+def _phrase(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return ""
