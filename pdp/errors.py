@@ -40,6 +40,8 @@ class ErrorCode(StrEnum):
     TLS_INVALID = "tls_invalid"
     LISTEN_FAILED = "listen_failed"
     DEVKIT = "devkit"
+    KEY_INVALID = "key_invalid"
+    FETCH_FAILED = "fetch_failed"
 
 
 # code -> (grpc.StatusCode name, HTTP status): the one place an edge turns an error into a
@@ -57,6 +59,8 @@ STATUS: dict[ErrorCode, tuple[str, int]] = {
     ErrorCode.TLS_INVALID: ("FAILED_PRECONDITION", 500),
     ErrorCode.LISTEN_FAILED: ("UNAVAILABLE", 503),
     ErrorCode.DEVKIT: ("FAILED_PRECONDITION", 500),
+    ErrorCode.KEY_INVALID: ("FAILED_PRECONDITION", 500),
+    ErrorCode.FETCH_FAILED: ("UNAVAILABLE", 503),
 }
 
 
@@ -99,6 +103,15 @@ class SuiteError(BundleError):
     """Test suites or fixtures that do not parse; reported like a bundle that does not load."""
 
     code = ErrorCode.SUITE_INVALID
+
+
+class ArchiveError(BundleError):
+    """A bundle archive that is refused: unsafe, over a limit, unsigned or tampered; the
+    problem names the member (or the archive) at fault."""
+
+    @classmethod
+    def at(cls, file: str, message: str) -> ArchiveError:
+        return cls([Problem(file, message)])
 
 
 class FileReadError(PdpError):
@@ -223,6 +236,18 @@ class StateConfigError(PdpError):
     """A protection state option (`--state`, its TLS and password files) that cannot be used."""
 
     code = ErrorCode.INVALID_ARGUMENT
+
+
+class KeyFileError(PdpError):
+    """A signing or verification key file that cannot be used; names the file and why."""
+
+    code = ErrorCode.KEY_INVALID
+
+
+class FetchError(PdpError):
+    """A remote bundle that could not be fetched (network, HTTP status, size, redirect)."""
+
+    code = ErrorCode.FETCH_FAILED
 
 
 class DevkitError(PdpError):

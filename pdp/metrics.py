@@ -25,6 +25,7 @@ APIS = (
     "ForwardAuth",
 )
 DROP_REASONS = ("queue_full", "write_error")
+FETCH_RESULTS = ("updated", "not_modified", "failed", "rejected")  # pdp.live.remote's
 # From a cache-hot single decision (~100 us) to a slow batch or a stalled event loop.
 LATENCY_BUCKETS = (
     0.0001,
@@ -83,6 +84,12 @@ class Metrics:
     def log_written(self, count: int = 1) -> None:
         """Decision log entries written to the sink."""
 
+    def bundle_fetch(self, result: str) -> None:
+        """One fetch of a remote bundle: updated, not_modified, failed or rejected."""
+
+    def shadow_mismatch(self, api: str, live: str, shadow: str) -> None:
+        """A decision the --shadow candidate answers differently."""
+
     def bundle_status(self, status: BundleStatus) -> None:
         """A BundleStore listener: bundle info, activations, load failures, activation time."""
 
@@ -138,6 +145,20 @@ class PrometheusMetrics(Metrics):
             "pdp_authn_failures_total",
             "Gateway requests whose credential failed verification, by reason.",
             ["reason"],
+            registry=reg,
+        )
+        self._fetches = Counter(
+            "pdp_bundle_fetches_total",
+            "Fetches of a remote bundle, by result: updated, not_modified, failed, rejected.",
+            ["result"],
+            registry=reg,
+        )
+        for result in FETCH_RESULTS:
+            self._fetches.labels(result)
+        self._shadow_mismatches = Counter(
+            "pdp_shadow_mismatches_total",
+            "Decisions the --shadow candidate answers differently, by API and both answers.",
+            ["api", "live", "shadow"],
             registry=reg,
         )
         self._unknown = Counter(
@@ -245,6 +266,12 @@ class PrometheusMetrics(Metrics):
 
     def log_written(self, count: int = 1) -> None:
         self._written.inc(count)
+
+    def bundle_fetch(self, result: str) -> None:
+        self._fetches.labels(result).inc()
+
+    def shadow_mismatch(self, api: str, live: str, shadow: str) -> None:
+        self._shadow_mismatches.labels(api, live, shadow).inc()
 
     def bundle_status(self, status: BundleStatus) -> None:
         try:

@@ -22,16 +22,22 @@ def load_or_report(path: str, out: TextIO | None = None) -> CompiledBundle | Non
     try:
         bundle = load_bundle(path)
     except BundleError as exc:
-        for problem in sorted(exc.problems, key=_location):
-            print(f"{problem}", file=out)
-        # A warning can explain an error (entity.json next to an unknown-entity error).
-        for warning in exc.warnings:
-            print(f"{warning} [warning]", file=out)
+        report_problems(exc, out)
         print(f"error: bundle {path} does not load ({len(exc.problems)} problem(s))", file=out)
         return None
     for warning in bundle.warnings:
         print(f"{warning} [warning]", file=out)
     return bundle
+
+
+def report_problems(exc: BundleError, out: TextIO | None = None) -> None:
+    """Print each problem as `file[:line[:col]]: message`, then the warnings."""
+    out = out or sys.stderr
+    for problem in sorted(exc.problems, key=_location):
+        print(f"{problem}", file=out)
+    # A warning can explain an error (entity.json next to an unknown-entity error).
+    for warning in exc.warnings:
+        print(f"{warning} [warning]", file=out)
 
 
 def _location(problem: Problem) -> tuple[str, int, int]:

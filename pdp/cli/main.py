@@ -7,7 +7,19 @@ import sys
 from collections.abc import Sequence
 
 import pdp
-from pdp.cli import authorize, check, devbundle, fmt, plan, serve, status, test, token
+from pdp.cli import (
+    authorize,
+    bundle,
+    check,
+    devbundle,
+    fmt,
+    plan,
+    replay,
+    serve,
+    status,
+    test,
+    token,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +28,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pdp {pdp.__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, check, test, authorize, plan, fmt, status, devbundle, token):
+    for module in (
+        serve,
+        check,
+        test,
+        authorize,
+        plan,
+        fmt,
+        status,
+        bundle,
+        replay,
+        devbundle,
+        token,
+    ):
         module.add_parser(subparsers)
     return parser
 

@@ -10,17 +10,16 @@ import argparse
 import asyncio
 import logging
 import os
-from functools import partial
 
 from pdp import logs
-from pdp.bundle import CompiledBundle, load_bundle
-from pdp.cli import argtypes, flags, http_flags, protection_flags
+from pdp.cli import argtypes, flags, http_flags, protection_flags, sources
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
-from pdp.errors import BundleError, StateConfigError, TlsError
-from pdp.live.reload import Reloader, bundle_present
+from pdp.errors import StateConfigError, TlsError
+from pdp.live.fetch import is_url
+from pdp.live.reload import bundle_present
 from pdp.live.store import BundleStore
-from pdp.live.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
+from pdp.live.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES
 from pdp.metrics import (
     Metrics,
     MetricsServer,
@@ -46,7 +45,7 @@ GRPC_VERBOSITY = "GRPC_VERBOSITY"
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("serve", help="serve a bundle over gRPC")
-    parser.add_argument("bundle", help="bundle directory")
+    parser.add_argument("bundle", help="bundle directory, or https:// URL of a signed archive")
     parser.add_argument(
         "--listen",
         default="127.0.0.1:9191",
@@ -115,6 +114,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="entries queued for a slow sink before new ones are dropped (default %(default)s)",
     )
     parser.add_argument(
+        "--decision-log-requests",
+        choices=("default", "full"),
+        default="default",
+        help="full: log every decision's context and request entities (masked as the "
+        "manifest says) so `pdp replay` can re-decide them (default: as the manifest says)",
+    )
+    parser.add_argument(
         "--metrics",
         type=argtypes.tcp_address,
         metavar="HOST:PORT",
@@ -133,6 +139,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="N",
         help="server processes sharing the TCP port (SO_REUSEPORT); one per core (default 1)",
     )
+    sources.add_arguments(parser)
     flags.add_limit_arguments(parser)
     flags.add_tls_arguments(parser)
     http_flags.add_arguments(parser)
@@ -156,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
     problem = protection_flags.check_arguments(args)
     if problem is not None:
         args.parser.error(problem)
+    sources.check_arguments(args)
     if args.workers > 1 and args.listen.startswith(listen.UNIX_PREFIX):
         args.parser.error("--workers needs a TCP --listen address, not a unix socket")
     if args.workers > 1 and (args.http_listen or "").startswith(listen.UNIX_PREFIX):
@@ -185,7 +193,7 @@ def worker_main(args: argparse.Namespace) -> None:
 
 def _run_workers(args: argparse.Namespace) -> int:
     waiting = args.wait_for_bundle and not bundle_present(args.bundle)
-    if not waiting and _load(args.bundle) is None:  # fail fast, before any worker
+    if not waiting and not is_url(args.bundle) and sources.load(args.bundle) is None:
         return EXIT_BUNDLE
     address = listen.parse(args.listen)
     # Without SO_REUSEPORT: the workers would share a port with anything else that set it.
@@ -251,25 +259,15 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
         if metrics_problem is not None:
             return _failed(EXIT_RUNTIME, metrics_problem)
     store = BundleStore()
-    reloader = Reloader(args.bundle, store)
-    watcher = make_watcher(args.watch, args.bundle, reloader.request, args.poll_interval)
-    if args.wait_for_bundle and not bundle_present(args.bundle):
-        log.warning(
-            "waiting for a bundle at %s (NOT_SERVING until then)",
-            args.bundle,
-            extra={"event": "bundle_waiting", "path": args.bundle},
-        )
-        if watcher is None:
-            reloader.request("waiting for a bundle")
-    else:
-        bundle = _load(args.bundle)
-        if bundle is None:
-            return EXIT_BUNDLE
-        store.activate(bundle)
     try:
         metrics, metrics_server = _start_metrics(args.metrics)
     except OSError as exc:
         return _failed(EXIT_RUNTIME, _metrics_error(args.metrics, exc))
+    source = sources.open_source(args, store, metrics.bundle_fetch)
+    if isinstance(source, int):
+        if metrics_server is not None:
+            metrics_server.stop()
+        return source
     try:
         recorder = Recorder.start(
             args.decision_log,
@@ -278,6 +276,7 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
             metrics,
             store,
             alerts=args.alerts,
+            full_requests=args.decision_log_requests == "full",
         )
     except OSError as exc:
         if metrics_server is not None:
@@ -292,6 +291,16 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
         if metrics_server is not None:
             metrics_server.stop()
         return _failed(EXIT_RUNTIME, str(exc))
+    components = list(source.components)
+    if args.shadow is not None:
+        shadow = sources.open_shadow(args, metrics)
+        if isinstance(shadow, int):
+            recorder.stop()
+            if metrics_server is not None:
+                metrics_server.stop()
+            return shadow
+        recorder.shadow = shadow.shadow
+        components = [*components, *shadow.components]
     config = ServeConfig(
         bundle_path=args.bundle,
         listen=args.listen,
@@ -308,12 +317,12 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
         protection=protection,
     )
     try:
-        components = [reloader] if watcher is None else [reloader, watcher]
-        hangup = partial(reloader.request, "SIGHUP")
-        asyncio.run(serve(store, config, components, on_hangup=hangup))
+        asyncio.run(serve(store, config, components, on_hangup=source.on_hangup))
     except (OSError, TlsError) as exc:
         return _failed(EXIT_RUNTIME, str(exc))
     finally:
+        if recorder.shadow is not None:
+            recorder.shadow.stop()  # its last records go on to the log
         recorder.stop()
         if metrics_server is not None:
             metrics_server.stop()
@@ -332,42 +341,6 @@ def _start_metrics(address: str | None) -> tuple[Metrics, MetricsServer | None]:
     prometheus = PrometheusMetrics()
     server = serve_metrics(address, prometheus) if address is not None else None
     return prometheus, server
-
-
-def _load(path: str) -> CompiledBundle | None:
-    """The bundle at `path`, logged as `bundle_loaded`; None (logged) when it does not load."""
-    try:
-        bundle = load_bundle(path)
-    except BundleError as exc:
-        problems = sorted(exc.problems, key=lambda p: (p.file, p.line or 0, p.column or 0))
-        log.error(
-            "bundle %s does not load (%d problem(s))",
-            path,
-            len(problems),
-            extra={
-                "event": "bundle_load_failed",
-                "path": path,
-                "errors": [str(p) for p in problems],
-                # A warning can explain an error (entity.json next to an unknown entity).
-                "warnings": [str(w) for w in exc.warnings],
-                "exit_code": EXIT_BUNDLE,
-            },
-        )
-        return None
-    log.log(
-        logging.WARNING if bundle.warnings else logging.INFO,
-        "bundle loaded",
-        extra={
-            "event": "bundle_loaded",
-            "path": path,
-            "bundle_name": bundle.name,
-            "revision": bundle.revision,
-            "policies": bundle.policy_count,
-            "entities": bundle.entity_count,
-            "warnings": [str(w) for w in bundle.warnings],
-        },
-    )
-    return bundle
 
 
 def _failed(code: int, message: str) -> int:

@@ -148,7 +148,13 @@ def _repeated(field: Any) -> bool:  # Any: protobuf 6 and 7 descriptors differ (
 def _print_text(status: pb.GetStatusResponse) -> None:
     print(f"serving:        {'yes' if status.serving else 'no'}")
     print(f"bundle:         {status.bundle_name or '-'} ({status.bundle_path or '-'})")
-    print(f"revision:       {status.bundle_revision or '-'}")
+    cached = " (from cache)" if status.from_cache else ""
+    print(f"revision:       {status.bundle_revision or '-'}{cached}")
+    if status.bundle_source and status.bundle_source != status.bundle_path:
+        print(f"source:         {status.bundle_source}")
+    if status.HasField("last_fetch_at"):
+        print(f"last fetch at:  {_time(status, 'last_fetch_at')}")
+        print(f"last fetch:     {status.last_fetch_error or 'ok'}")
     print(f"activated at:   {_time(status, 'activated_at')}")
     print(
         f"contents:       {status.policy_count} policies, {status.template_link_count} "

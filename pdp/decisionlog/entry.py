@@ -51,6 +51,7 @@ class GatewayFields:
     unknown_route: bool = False
     request_id: str | None = None  # Envoy's request id (else x-request-id), validated
     trace_id: str | None = None  # from a valid W3C traceparent header, never the raw header
+    dry_run: bool = False  # answered allow by a `dry_run: true` route; `decision` is the real one
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class Record:
     shared_entities: str | None = None
     gateway: GatewayFields | None = None
     plan: PlanFields | None = None
+    shadow: Sequence[dict[str, Any] | None] | None = None  # the candidate's answers (--shadow)
 
     @property
     def count(self) -> int:
@@ -87,19 +89,24 @@ class Record:
         return range(len(self.decisions)) if self.indices is None else self.indices
 
 
-def line(record: Record, index: int, masker: Masker, rules: LogRules) -> bytes:
-    """The encoded line for decision `index` of `record`; over MAX_LINE_BYTES, its bulk goes."""
-    entry = build_entry(record, index, masker, rules)
+def line(record: Record, index: int, masker: Masker, rules: LogRules, full: bool = False) -> bytes:
+    """The encoded line for decision `index` of `record`; over MAX_LINE_BYTES, its bulk goes.
+
+    `full` (`--decision-log-requests full`): context and request entities are logged whatever
+    the manifest says (masked as it says), for `pdp replay`."""
+    entry = build_entry(record, index, masker, rules, full)
     encoded = _encode(entry)
     if len(encoded) > MAX_LINE_BYTES:
-        for key in ("context", "entities", "errors"):
+        for key in ("context", "entities", "errors", "inputs"):
             entry.pop(key, None)
         entry["truncated"] = True
         encoded = _encode(entry)
     return encoded
 
 
-def build_entry(record: Record, index: int, masker: Masker, rules: LogRules) -> dict[str, Any]:
+def build_entry(
+    record: Record, index: int, masker: Masker, rules: LogRules, full: bool = False
+) -> dict[str, Any]:
     """The JSON object for one decision of a record."""
     decision = record.decisions[index]
     request = record.requests[index] if index < len(record.requests) else None
@@ -136,7 +143,10 @@ def build_entry(record: Record, index: int, masker: Masker, rules: LogRules) -> 
             "unsupported": record.plan.unsupported,
         }
     if request is not None:
-        _add_request_data(entry, record, request, masker, rules)
+        _add_request_data(entry, record, request, masker, rules, full)
+    shadow = record.shadow[index] if record.shadow is not None else None
+    if shadow is not None:
+        entry["shadow"] = shadow
     return entry
 
 
@@ -149,17 +159,30 @@ def _add_request_data(
     request: AuthzRequest,
     masker: Masker,
     rules: LogRules,
+    full: bool = False,
 ) -> None:
-    if rules.context:
+    exact = True  # whether what is logged is exactly the request's input (for pdp replay)
+    if rules.context or full:
         context = _context_of(request)
         if context is not None:
-            entry["context"] = masker.apply("context", context)
-    if rules.entities:
+            masked = masker.apply("context", context)
+            exact = exact and masked == context
+            entry["context"] = masked
+        elif request.context is not None or request.context_json:
+            exact = False
+    if rules.entities or full:
         entities = _entities_of(record.shared_entities) + _entities_of(request.entities_json)
         if entities:
-            entry["entities"] = [
-                {**e, "attrs": masker.apply("attrs", e["attrs"])} for e in entities
-            ]
+            logged = []
+            for e in entities:
+                item = {**e, "attrs": masker.apply("attrs", e["attrs"])}
+                if "tags" in e:
+                    item["tags"] = masker.apply("attrs", e["tags"])
+                exact = exact and item == e
+                logged.append(item)
+            entry["entities"] = logged
+    if full or (rules.context and rules.entities):
+        entry["inputs"] = "full" if exact else "masked"
 
 
 def _gateway_fields(gateway: GatewayFields) -> dict[str, Any]:
@@ -179,6 +202,8 @@ def _gateway_fields(gateway: GatewayFields) -> dict[str, Any]:
         fields["path_invalid"] = True
     if gateway.unknown_route:
         fields["unknown_route"] = True
+    if gateway.dry_run:
+        fields["dry_run"] = True
     return fields
 
 
@@ -205,13 +230,15 @@ def _entities_of(text: str | None) -> list[dict[str, Any]]:
         if not isinstance(item, Mapping):
             continue
         attrs = item.get("attrs")
-        out.append(
-            {
-                "uid": uid_text(item.get("uid")),
-                "parents": [uid_text(p) for p in item.get("parents") or []],
-                "attrs": attrs if isinstance(attrs, Mapping) else {},
-            }
-        )
+        entity = {
+            "uid": uid_text(item.get("uid")),
+            "parents": [uid_text(p) for p in item.get("parents") or []],
+            "attrs": attrs if isinstance(attrs, Mapping) else {},
+        }
+        tags = item.get("tags")
+        if isinstance(tags, Mapping) and tags:
+            entity["tags"] = tags
+        out.append(entity)
     return out
 
 

@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pdp.decisionlog.entry import MAX_LINE_BYTES, GatewayFields, PlanFields, Record
+from pdp.decisionlog.entry import GatewayFields, PlanFields, Record
+from pdp.decisionlog.shadow import Shadow
 from pdp.decisionlog.sink import open_sink
 from pdp.decisionlog.writer import DEFAULT_CAPACITY, DecisionLog, EventLine, Sampling
 from pdp.metrics import Metrics
@@ -33,6 +35,7 @@ class Recorder:
         self.decision_log = decision_log
         self.metrics = metrics or Metrics()
         self.alerts = alerts  # --alerts PATH: protection events apart from decisions
+        self.shadow: Shadow | None = None  # --shadow: records go through it to the log
 
     @classmethod
     def start(
@@ -43,6 +46,7 @@ class Recorder:
         metrics: Metrics | None = None,
         store: BundleStore | None = None,
         alerts: str | None = None,
+        full_requests: bool = False,
     ) -> Recorder:
         """Open the decision log sink and start its writer; record into `metrics` (none by
         default), which follow `store`'s bundle status. Who serves the metrics is the caller's
@@ -59,7 +63,7 @@ class Recorder:
         sink = open_sink(target)
         decision_log = None
         if sink is not None:
-            decision_log = DecisionLog(sink, sampling, capacity, metrics)
+            decision_log = DecisionLog(sink, sampling, capacity, metrics, full_requests)
             decision_log.start()
         log.info(
             "decision log",
@@ -68,6 +72,7 @@ class Recorder:
                 "sink": sink.name if sink is not None else "off",
                 "allow_sample_rate": (sampling or Sampling()).allow_rate,
                 "capacity": capacity,
+                "requests": "full" if full_requests else "default",
             },
         )
         if store is not None:
@@ -113,10 +118,12 @@ class Recorder:
             if gateway.unknown_route:
                 metrics.unknown_endpoint()
         sink = self.decision_log
-        if sink is not None and sink.sampling.keep(decision.allowed):
-            sink.submit(
-                Record(api, time.time(), seconds, bundle, (decision,), (request,), gateway=gateway)
+        keep = sink is not None and sink.sampling.keep(decision.allowed)
+        if keep or self.shadow is not None:
+            record = Record(
+                api, time.time(), seconds, bundle, (decision,), (request,), gateway=gateway
             )
+            self._submit(record, keep)
 
     def batch(
         self,
@@ -133,12 +140,12 @@ class Recorder:
         self.metrics.call(api, seconds)
         self.metrics.decisions(api, allowed, len(decisions) - allowed)
         sink = self.decision_log
-        if sink is None:
+        if sink is None and self.shadow is None:
             return
         indices = None
-        if sink.sampling.allow_rate < 1.0:
+        if sink is not None and sink.sampling.allow_rate < 1.0:
             indices = [i for i, d in enumerate(decisions) if sink.sampling.keep(d.allowed)]
-        sink.submit(
+        self._submit(
             Record(
                 api,
                 time.time(),
@@ -148,8 +155,18 @@ class Recorder:
                 requests,
                 indices,
                 shared_entities=shared_entities,
-            )
+            ),
+            sink is not None,
         )
+
+    def _submit(self, record: Record, keep: bool) -> None:
+        """To the decision log (`keep`), through the shadow evaluation when there is one."""
+        sink = self.decision_log
+        forward = sink.submit if keep and sink is not None else None
+        if self.shadow is not None:
+            self.shadow.submit(record, forward)
+        elif forward is not None:
+            forward(record)
 
     def plan(
         self,

@@ -76,8 +76,10 @@ class DecisionLog:
         sampling: Sampling | None = None,
         capacity: int = DEFAULT_CAPACITY,
         metrics: Metrics | None = None,
+        full_requests: bool = False,
     ) -> None:
         self.sink = sink
+        self.full_requests = full_requests  # --decision-log-requests full
         self.sampling = sampling or Sampling()
         self.capacity = capacity
         self._metrics = metrics or Metrics()
@@ -158,7 +160,7 @@ class DecisionLog:
         written = 0
         for index in record.logged:
             try:
-                self.sink.write(line(record, index, masker, rules))
+                self.sink.write(line(record, index, masker, rules, self.full_requests))
                 written += 1
             except Exception as exc:  # OSError, or a bug building one entry: keep writing
                 self._metrics.log_dropped("write_error")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
@@ -89,7 +89,12 @@ def check(
         status = gateway.responses.unknown_route_status
         return call.deny(status, UNKNOWN_ROUTE, "unknown_route", str(exc), unknown_route=True)
     call.fields["route"] = target.route
-    return _decide(call, bundle, gateway, identity, path, target)
+    response = _decide(call, bundle, gateway, identity, path, target)
+    if not response.allowed and target.route is not None:
+        route = gateway.route(target.route)
+        if route is not None and route.dry_run:
+            return call.dry_run(response, gateway)
+    return response
 
 
 def _decide(
@@ -269,6 +274,15 @@ class _Call:
             True, 200, headers, names.remove_headers, "", _metadata(result), result
         )
 
+    def dry_run(self, denied: GatewayResponse, gateway: GatewayConfig) -> GatewayResponse:
+        """A `dry_run: true` route: answer allow, and log the real (deny) decision."""
+        real = denied.result
+        answered = self.allow(real.decision, gateway)
+        result = replace(
+            real, allowed=True, http_status=200, dry_run=True, message=f"dry run: {real.message}"
+        )
+        return replace(answered, result=result, metadata=_metadata(result))
+
     def deny(
         self,
         status: int,
@@ -345,5 +359,9 @@ def _metadata(result: CheckResult) -> dict[str, Any]:
     if result.route is not None:
         metadata["route"] = result.route
     if not result.allowed:
+        metadata["reason"] = result.reason
+    if result.dry_run:  # allowed by the route's dry run; the policy said deny
+        metadata["dry_run"] = True
+        metadata["policy_decision"] = result.decision.word
         metadata["reason"] = result.reason
     return metadata

@@ -68,6 +68,7 @@ class CheckResult:
     request_id: str | None = None  # Envoy's request id, else a valid x-request-id
     trace_id: str | None = None  # the trace id of a valid W3C traceparent header
     claims: Mapping[str, Any] | None = None  # the verified token's claims (protection's roles)
+    dry_run: bool = False  # allowed only because the route is `dry_run: true`
 
     @property
     def decision_id(self) -> str:
@@ -91,6 +92,7 @@ class CheckResult:
             "unknown_route": self.unknown_route,
             "request_id": self.request_id,
             "trace_id": self.trace_id,
+            "dry_run": self.dry_run,
         }
 
 

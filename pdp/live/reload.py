@@ -183,6 +183,7 @@ class Reloader:
 
     def _unchanged(self, reason: str, current: CompiledBundle | None) -> ReloadResult:
         assert current is not None
+        self._store.clear_from_cache()  # the source holds what the cache did
         if self._store.status.last_error:
             self._store.clear_error()
             log.info(

@@ -24,6 +24,10 @@ class BundleStatus:
     load_failures: int = 0
     last_error: str = ""
     last_error_at: float | None = None
+    source: str = ""  # the bundle directory, or the URL (redacted) it is fetched from
+    from_cache: bool = False  # the active bundle came from --bundle-cache, not the source
+    last_fetch_at: float | None = None  # remote sources: the last fetch attempt
+    last_fetch_error: str = ""  # why the last fetch failed; empty when it worked
 
     @property
     def serving(self) -> bool:
@@ -54,12 +58,18 @@ class BundleStore:
             status = self._status
         listener(status)
 
-    def activate(self, bundle: CompiledBundle) -> None:
+    def set_source(self, source: str) -> None:
+        """Say where bundles come from (shown by GetStatus)."""
+        with self._lock:
+            self._status = replace(self._status, source=source)
+
+    def activate(self, bundle: CompiledBundle, from_cache: bool = False) -> None:
         """Swap in a fully compiled bundle; clears the last error."""
         with self._lock:
             self._status = replace(
                 self._status,
                 bundle=bundle,
+                from_cache=from_cache,
                 activated_at=self._clock(),
                 activations=self._status.activations + 1,
                 last_error="",
@@ -77,6 +87,21 @@ class BundleStore:
                 last_error_at=self._clock(),
             )
             self._notify()
+
+    def record_fetch(self, error: str = "") -> None:
+        """Remember a fetch attempt of a remote source and why it failed (empty: it worked)."""
+        with self._lock:
+            self._status = replace(
+                self._status, last_fetch_at=self._clock(), last_fetch_error=error
+            )
+            self._notify()
+
+    def clear_from_cache(self) -> None:
+        """The source now holds what the cache held: the active bundle is the source's."""
+        with self._lock:
+            if self._status.from_cache:
+                self._status = replace(self._status, from_cache=False)
+                self._notify()
 
     def clear_error(self) -> None:
         """The files load again and equal the active bundle: forget the last load error."""

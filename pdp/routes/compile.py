@@ -23,7 +23,7 @@ from pdp.routes.spec import (
 )
 from pdp.yamlsrc import Reader, Section, load
 
-TOP_KEYS = ("identity", "context", "responses", "routes")
+TOP_KEYS = ("identity", "context", "responses", "routes", "shadow")
 DEFAULT_CONTEXT = (
     ("method", "method"),
     ("path", "path"),
@@ -59,6 +59,7 @@ def compile_routes(
     context = _context(top.child("context"), DEFAULT_CONTEXT if not top.has("context") else ())
     routes = _routes(top, context)
     responses = _responses(top.child("responses"))
+    shadow_routes = _shadow_routes(top, routes)
     if len(problems) > start:
         return None
     if schema is not None:
@@ -66,7 +67,21 @@ def compile_routes(
         routes = tuple(replace(r, principal_types=types.get(r.name)) for r in routes)
     if len(problems) > start:
         return None
-    return GatewayConfig(identity, routes, responses, context, known_uids)
+    return GatewayConfig(identity, routes, responses, context, known_uids, shadow_routes)
+
+
+def _shadow_routes(top: Section, routes: tuple[Route, ...]) -> frozenset[str] | None:
+    """`shadow: {routes: [NAME, ...]}`: the routes `pdp serve --shadow` evaluates again."""
+    if not top.has("shadow"):
+        return None
+    node = top.child("shadow")
+    node.only("routes")
+    names = node.strings("routes", required=True)
+    known = {r.name for r in routes}
+    for name in names:
+        if name not in known:
+            node.error(f"shadow.routes: no route is named {name!r}", "routes")
+    return frozenset(names)
 
 
 def _context(node: Section, defaults: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
@@ -108,7 +123,8 @@ def _routes(top: Section, context: tuple[tuple[str, str], ...]) -> tuple[Route, 
 
 
 def _route(node: Section, inherited: tuple[tuple[str, str], ...]) -> Route | None:
-    node.only("name", "method", "path", "action", "resource", "context")
+    node.only("name", "method", "path", "action", "resource", "context", "dry_run")
+    dry_run = node.boolean("dry_run", False)
     template = node.parsed("path", parse_template, required=True)
     methods = _methods(node)
     action = node.parsed("action", parse_action, required=True)
@@ -139,6 +155,7 @@ def _route(node: Section, inherited: tuple[tuple[str, str], ...]) -> Route | Non
         resource_type=resource_type,
         resource_id=id_template,
         context=context,
+        dry_run=dry_run,
     )
 
 

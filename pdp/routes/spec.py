@@ -117,6 +117,7 @@ class Route:
     resource_id: IdTemplate
     context: tuple[tuple[str, str], ...]  # (context attribute, source)
     principal_types: frozenset[str] | None = None  # those the schema allows; None: unchecked
+    dry_run: bool = False  # answer allow whatever the policy says; log the real decision
 
     def resource(self, params: Mapping[str, str]) -> EntityRef:
         return EntityRef(self.resource_type, self.resource_id.render(params))
@@ -171,6 +172,7 @@ class GatewayConfig:
     responses: ResponseConfig
     context: tuple[tuple[str, str], ...]  # the top-level context spec (for overrides)
     known_entities: frozenset[tuple[str, str]]  # (type, id) of the bundle's entities
+    shadow_routes: frozenset[str] | None = None  # `shadow: {routes: [...]}`; None: every route
 
     def route(self, name: str) -> Route | None:
         return next((r for r in self.routes if r.name == name), None)

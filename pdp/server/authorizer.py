@@ -144,7 +144,12 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
             version=pdp.__version__,
             pid=os.getpid(),
             started_at=_timestamp(self._started_at),
+            bundle_source=status.source or self._bundle_path,
+            last_fetch_error=status.last_fetch_error,
+            from_cache=status.from_cache,
         )
+        if status.last_fetch_at is not None:
+            response.last_fetch_at.CopyFrom(_timestamp(status.last_fetch_at))
         if bundle is not None:
             response.bundle_name = bundle.name
             response.bundle_revision = bundle.revision

@@ -106,7 +106,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("serving", "bundle_name", "bundle_revision", "activated_at", "bundle_path", "policy_count", "template_link_count", "entity_count", "activations", "load_failures", "last_error", "last_error_at", "warnings", "version", "started_at", "pid", "protection")
+    __slots__ = ("serving", "bundle_name", "bundle_revision", "activated_at", "bundle_path", "policy_count", "template_link_count", "entity_count", "activations", "load_failures", "last_error", "last_error_at", "warnings", "version", "started_at", "pid", "bundle_source", "last_fetch_at", "last_fetch_error", "from_cache", "protection")
     SERVING_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_NAME_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +123,10 @@ class GetStatusResponse(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    LAST_FETCH_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_FETCH_ERROR_FIELD_NUMBER: _ClassVar[int]
+    FROM_CACHE_FIELD_NUMBER: _ClassVar[int]
     PROTECTION_FIELD_NUMBER: _ClassVar[int]
     serving: bool
     bundle_name: str
@@ -140,8 +144,12 @@ class GetStatusResponse(_message.Message):
     version: str
     started_at: _timestamp_pb2.Timestamp
     pid: int
+    bundle_source: str
+    last_fetch_at: _timestamp_pb2.Timestamp
+    last_fetch_error: str
+    from_cache: bool
     protection: ProtectionStatus
-    def __init__(self, serving: _Optional[bool] = ..., bundle_name: _Optional[str] = ..., bundle_revision: _Optional[str] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bundle_path: _Optional[str] = ..., policy_count: _Optional[int] = ..., template_link_count: _Optional[int] = ..., entity_count: _Optional[int] = ..., activations: _Optional[int] = ..., load_failures: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pid: _Optional[int] = ..., protection: _Optional[_Union[ProtectionStatus, _Mapping]] = ...) -> None: ...
+    def __init__(self, serving: _Optional[bool] = ..., bundle_name: _Optional[str] = ..., bundle_revision: _Optional[str] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bundle_path: _Optional[str] = ..., policy_count: _Optional[int] = ..., template_link_count: _Optional[int] = ..., entity_count: _Optional[int] = ..., activations: _Optional[int] = ..., load_failures: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pid: _Optional[int] = ..., bundle_source: _Optional[str] = ..., last_fetch_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_fetch_error: _Optional[str] = ..., from_cache: _Optional[bool] = ..., protection: _Optional[_Union[ProtectionStatus, _Mapping]] = ...) -> None: ...
 
 class ProtectionStatus(_message.Message):
     __slots__ = ("state", "mode", "penalties", "fallbacks", "last_error")
