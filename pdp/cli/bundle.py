@@ -13,7 +13,7 @@ from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME, load_or_report, r
 from pdp.errors import BundleError, KeyFileError
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("bundle", help="build, sign and verify bundle archives")
     commands = parser.add_subparsers(dest="bundle_command", required=True, metavar="COMMAND")
 

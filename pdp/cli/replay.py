@@ -11,7 +11,7 @@ from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME, EXIT_TEST_FAILED,
 from pdp.decisionlog.replay import Report, replay
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "replay",
         help="re-decide logged decisions against a candidate bundle",

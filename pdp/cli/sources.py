@@ -205,7 +205,7 @@ def load(path: str, fallback: bool = False) -> CompiledBundle | None:
         bundle = load_bundle(path)
     except BundleError as exc:
         problems = sorted(exc.problems, key=lambda p: (p.file, p.line or 0, p.column or 0))
-        extra = {
+        extra: dict[str, object] = {
             "event": "bundle_load_failed",
             "path": path,
             "errors": [str(p) for p in problems],

@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pdp.decisionlog.entry import MAX_LINE_BYTES, GatewayFields, PlanFields, Record
-from pdp.decisionlog.entry import GatewayFields, PlanFields, Record
 from pdp.decisionlog.shadow import Shadow
 from pdp.decisionlog.sink import open_sink
 from pdp.decisionlog.writer import DEFAULT_CAPACITY, DecisionLog, EventLine, Sampling

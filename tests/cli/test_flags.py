@@ -19,6 +19,7 @@ OUT_OF_RANGE = [
     ("serve", "--max-message-bytes", "2147483648", "from 1024 to 2147483647"),  # grpc's int
     ("serve", "--max-batch", "0", "from 1 to 2147483647"),
     ("serve", "--grace", "-1", "from 0 to 86400"),
+    ("serve", "--bundle-poll-interval", "0", "from 0.1 to 86400"),
     ("serve", "--grace", "86401", "from 0 to 86400"),
     ("serve", "--poll-interval", "0", "from 0.1 to 3600"),
     ("serve", "--poll-interval", "0.01", "from 0.1 to 3600"),

@@ -21,13 +21,13 @@ def test_every_path_the_guide_names_exists() -> None:
 
 
 def test_every_pdp_flag_the_guide_names_exists() -> None:
-    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    known = {
-        option
-        for command in commands.choices.values()
-        for action in command._actions
-        for option in action.option_strings
-    }
+    known: set[str] = set()
+    parsers = [build_parser()]
+    while parsers:  # every command and subcommand (`pdp bundle build`)
+        for action in parsers.pop()._actions:
+            known.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
     named = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", DOC))
     others = {"--build-arg", "--read-only", "--tmpfs", "--cap-drop", "--security-opt", "--items"}
     others |= {"--name", "--namespace", "--service"}  # docker, bundle_configmap.py, pdp-probe
@@ -35,7 +35,7 @@ def test_every_pdp_flag_the_guide_names_exists() -> None:
     assert named - others <= known, (named - others) - known
 
 
-def test_the_guide_names_every_health_service_and_says_remote_bundles_are_planned() -> None:
+def test_the_guide_names_every_health_service_and_how_a_signed_remote_bundle_gets_there() -> None:
     for service in HEALTH_SERVICES:
         assert f"`{service}`" in DOC or service == ""
-    assert "signed remote bundles (planned)" in DOC
+    assert "**A signed remote bundle.**" in DOC and "--verification-key" in DOC

@@ -32,6 +32,7 @@ GROUPS: dict[str, tuple[int, tuple[str, ...]]] = {
     "decide": (3, ("pdp.engine", "pdp.evaluation", "pdp.plan")),
     "live": (4, ("pdp.live",)),
     "gateway": (4, ("pdp.gateway",)),
+    "protection": (4, ("pdp.protection",)),
     "decisionlog": (5, ("pdp.decisionlog",)),
     "metrics": (5, ("pdp.metrics",)),
     "server": (6, ("pdp.server",)),
@@ -47,6 +48,7 @@ GROUPS: dict[str, tuple[int, tuple[str, ...]]] = {
 SIDEWAYS: dict[str, frozenset[str]] = {
     "routes": frozenset({"authn"}),
     "gateway": frozenset({"live"}),
+    "protection": frozenset({"gateway"}),
     "decisionlog": frozenset({"metrics"}),
     "http": frozenset({"server", "client"}),
     "embedded": frozenset({"server", "client"}),
