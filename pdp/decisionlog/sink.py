@@ -1,4 +1,4 @@
-"""Where decision log lines go: one descriptor, O_APPEND, whole lines in one `os.write` per batch."""
+"""Where decision log lines go: one descriptor, O_APPEND, whole lines, one write per batch."""
 
 from __future__ import annotations
 
