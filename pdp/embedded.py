@@ -34,12 +34,14 @@ from pdp.client.errors import (
 )
 from pdp.client.messages import Context, Entities
 from pdp.client.types import Decision, Request, Status, UidLike
+from pdp.decisioncache import DEFAULT_SIZE, DecisionCache
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
 from pdp.errors import DeadlineExceeded as EvaluationDeadline
 from pdp.errors import LimitExceeded, NoBundleError, PdpError, RequestError
 from pdp.live.reload import Reloader
 from pdp.live.store import BundleStore
 from pdp.live.watcher import POLL_INTERVAL_SECONDS, WATCH_MODES, make_watcher
+from pdp.metrics import Metrics, MetricsServer, PrometheusMetrics, serve_metrics
 from pdp.plan import Plan
 from pdp.server.calls import Calls
 from pdp.server.limits import Limits
@@ -56,7 +58,9 @@ class Authorizer:
     decision, as `pdp serve --decision-log PATH` writes; descriptor 1 stays the
     service's own, so `-` is refused). `metrics_address`: HOST:PORT to serve Prometheus
     metrics on, None for none. `limits`: the pdp.v1 request limits (`pdp serve`'s
-    defaults). Raises `pdp.errors.BundleError` when the bundle does not load at all.
+    defaults). `decision_cache_size`: decisions kept to answer a repeated request without
+    Cedar (`pdp serve --decision-cache-size`; 0: none). Raises `pdp.errors.BundleError`
+    when the bundle does not load at all.
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class Authorizer:
         metrics_address: str | None = None,
         limits: Limits | None = None,
         poll_interval: float = POLL_INTERVAL_SECONDS,
+        decision_cache_size: int = DEFAULT_SIZE,
     ) -> None:
         mode = "auto" if watch is True else "off" if watch is False else watch
         if mode not in WATCH_MODES:
@@ -81,11 +86,18 @@ class Authorizer:
         self._store.activate(load_bundle(self._root))  # BundleError: nothing starts
         self._reloader = Reloader(self._root, self._store)
         self._watcher = make_watcher(mode, self._root, self._reloader.request, poll_interval)
+        metrics: Metrics = Metrics()
+        self._metrics_server: MetricsServer | None = None
+        if metrics_address is not None:
+            prometheus = PrometheusMetrics()
+            self._metrics_server = serve_metrics(metrics_address, prometheus)
+            metrics = prometheus
         self._recorder = Recorder.start(
-            target, Sampling.parse(decision_log_sample), DEFAULT_CAPACITY, metrics_address,
-            self._store,
-        )  # fmt: skip
-        self._calls = Calls(self._store, limits or Limits(), self._recorder)
+            target, Sampling.parse(decision_log_sample), DEFAULT_CAPACITY, metrics, self._store
+        )
+        self.cache = DecisionCache(decision_cache_size, metrics.decision_cache)
+        self._store.subscribe(self.cache.status_listener)
+        self._calls = Calls(self._store, limits or Limits(), self._recorder, self.cache)
         self._closed = False
         self._reloader.start()
         if self._watcher is not None:
@@ -163,6 +175,8 @@ class Authorizer:
             self._watcher.stop()
         self._reloader.stop()
         self._recorder.stop()
+        if self._metrics_server is not None:
+            self._metrics_server.stop()
 
     def __enter__(self) -> Authorizer:
         return self

@@ -83,6 +83,9 @@ class Metrics:
     def log_written(self, count: int = 1) -> None:
         """Decision log entries written to the sink."""
 
+    def decision_cache(self, hit: bool) -> None:
+        """One decision cache lookup: a hit (answered without Cedar) or a miss."""
+
     def bundle_status(self, status: BundleStatus) -> None:
         """A BundleStore listener: bundle info, activations, load failures, activation time."""
 
@@ -170,6 +173,13 @@ class PrometheusMetrics(Metrics):
             "Decision log entries written to the sink.",
             registry=reg,
         )
+        cache = Counter(
+            "pdp_decision_cache_total",
+            "Decision cache lookups, by result (hit: answered without Cedar; miss: decided).",
+            ["result"],
+            registry=reg,
+        )
+        self._cache_children = (cache.labels("miss"), cache.labels("hit"))
         # Children resolved once, so the request path does no label lookups; every series
         # exists (at 0) from the start.
         self._by_api: dict[str, tuple[Any, Any, Any]] = {}
@@ -209,6 +219,9 @@ class PrometheusMetrics(Metrics):
 
     def log_written(self, count: int = 1) -> None:
         self._written.inc(count)
+
+    def decision_cache(self, hit: bool) -> None:
+        self._cache_children[hit].inc()
 
     def bundle_status(self, status: BundleStatus) -> None:
         try:

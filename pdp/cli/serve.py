@@ -16,6 +16,8 @@ from pdp import logs
 from pdp.bundle import CompiledBundle, load_bundle
 from pdp.cli import argtypes, flags, http_flags
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME
+from pdp.decisioncache import DEFAULT_SIZE as DECISION_CACHE_SIZE
+from pdp.decisioncache import DecisionCache
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
 from pdp.errors import BundleError, TlsError
 from pdp.live.reload import Reloader, bundle_present
@@ -39,6 +41,7 @@ DEFAULTS = Limits()
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_WORKERS = 256
 MAX_DECISION_LOG_BUFFER = 1_000_000
+MAX_DECISION_CACHE = 10_000_000
 # grpc's C core prints its own plain-text lines on stderr (a busy port, every failed TLS
 # handshake); pdp reports what matters as JSON. An operator's own GRPC_VERBOSITY wins.
 GRPC_VERBOSITY = "GRPC_VERBOSITY"
@@ -113,6 +116,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_CAPACITY,
         metavar="N",
         help="entries queued for a slow sink before new ones are dropped (default %(default)s)",
+    )
+    parser.add_argument(
+        "--decision-cache-size",
+        type=argtypes.whole(0, MAX_DECISION_CACHE),
+        default=DECISION_CACHE_SIZE,
+        metavar="N",
+        help="decisions kept to answer a repeated request without Cedar, per process, "
+        "cleared on every reload; 0 turns the cache off (default %(default)s)",
     )
     parser.add_argument(
         "--metrics",
@@ -279,6 +290,8 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
             metrics_server.stop()
         where = exc.filename or args.decision_log
         return _failed(EXIT_RUNTIME, f"--decision-log {where}: cannot open: {exc.strerror or exc}")
+    cache = DecisionCache(args.decision_cache_size, metrics.decision_cache)
+    store.subscribe(cache.status_listener)  # cleared on every swap
     config = ServeConfig(
         bundle_path=args.bundle,
         listen=args.listen,
@@ -292,6 +305,7 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
         client_ca=args.client_ca,
         unix_socket_mode=args.unix_socket_mode,
         http=http_flags.from_args(args, reuse_port),
+        decision_cache=cache,
     )
     try:
         components = [reloader] if watcher is None else [reloader, watcher]

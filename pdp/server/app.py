@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from pdp.decisioncache import DecisionCache
 from pdp.decisionlog import Recorder
 from pdp.errors import ListenError
 from pdp.live import Lifecycle
@@ -54,6 +55,7 @@ class ServeConfig:
     client_ca: str | None = None  # PEM CAs; client certificates required (mTLS) when set
     unix_socket_mode: int = DEFAULT_SOCKET_MODE  # permissions of a unix: listener's socket
     http: HttpConfig | None = None  # --http-listen: the HTTP edge in the same process
+    decision_cache: DecisionCache | None = None  # following the store; None: decide every call
 
 
 @dataclass
@@ -83,7 +85,11 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
     server = grpc.aio.server(options=options)
     authorizer_pb2_grpc.add_AuthorizerServicer_to_server(
         AuthorizerService(
-            store, config.limits, bundle_path=config.bundle_path, recorder=config.recorder
+            store,
+            config.limits,
+            bundle_path=config.bundle_path,
+            recorder=config.recorder,
+            cache=config.decision_cache,
         ),
         server,
     )
@@ -93,6 +99,7 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
         client_ca=config.client_ca,
         trust_plaintext_peer=config.trust_plaintext_peer,
         limits=config.limits,
+        decision_cache=config.decision_cache,
     )
     ext_authz = ExtAuthzService(store, check, on_result=recorder_listener(config.recorder))
     ext_authz_pb2_grpc.add_AuthorizationServicer_to_server(ext_authz, server)

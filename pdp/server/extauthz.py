@@ -19,6 +19,7 @@ from pdp.authn.identity import key_lookup, pending_fetch
 from pdp.authn.jwks import Keyring
 from pdp.authn.jwt import Issuer, KeyLookup
 from pdp.bundle.compiler import CompiledBundle
+from pdp.decisioncache import DecisionCache
 from pdp.decisionlog import CHECK, GatewayFields, Recorder
 from pdp.errors import DeadlineExceeded, ErrorCode, HttpLimitExceeded
 from pdp.gateway.check import check, internal_error, refused
@@ -51,6 +52,7 @@ class ExtAuthzConfig:
     client_ca: str | None = None  # set: clients present certificates (mTLS)
     trust_plaintext_peer: bool = False  # trust Envoy's source.principal on plaintext TCP
     limits: Limits = field(default_factory=Limits)
+    decision_cache: DecisionCache | None = None  # exact decisions, shared with IsAuthorized
 
 
 class ExtAuthzService(pb_grpc.AuthorizationServicer):
@@ -75,6 +77,7 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         self._listen = config.listen
         self._client_ca = config.client_ca
         self._limits = config.limits
+        self.cache = config.decision_cache or DecisionCache(0)  # the HTTP edge shares it
         self._offline = cached_key_lookup(self._keyring)  # never fetches: safe on the loop
         store.subscribe(self._check_transport)
         store.subscribe(self._activate_tokens)
@@ -122,7 +125,7 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
             plain.headers, gateway.identity, self._keyring, tokens
         ):  # verifying would fetch a JWKS URL: off the event loop, for a bounded wait
             return await self._fetching(bundle, plain, tokens, remaining)
-        return check(bundle, plain, self._offline, tokens)
+        return check(bundle, plain, self._offline, tokens, self.cache)
 
     async def _fetching(
         self,
@@ -134,7 +137,7 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         """Check in a thread that may fetch a key set; past JWKS_WAIT_SECONDS (or the call's
         deadline), check again on the loop with the keys at hand."""
         wait = min(JWKS_WAIT_SECONDS, remaining or JWKS_WAIT_SECONDS)
-        fetching = asyncio.to_thread(check, bundle, plain, self._lookup, tokens)
+        fetching = asyncio.to_thread(check, bundle, plain, self._lookup, tokens, self.cache)
         try:
             return await asyncio.wait_for(fetching, wait)
         except TimeoutError:  # the fetch goes on in its thread, under its own timeout
@@ -142,7 +145,7 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
                 "key set fetch is slow; deciding with the cached keys",
                 extra={"event": "jwks_wait_exceeded", "wait_seconds": wait},
             )
-        return check(bundle, plain, self._offline, tokens)
+        return check(bundle, plain, self._offline, tokens, self.cache)
 
     def _trusted(self, context: grpc.aio.ServicerContext) -> bool:
         """Whether Envoy's assertions (source.principal, metadata) come over a trusted channel."""
