@@ -138,7 +138,7 @@ def _decide(
     )
     call.fields["request"] = authz
     try:
-        decision = (cache or _NO_CACHE).decide(bundle, authz)
+        decision = (_NO_CACHE if cache is None else cache).decide(bundle, authz)
     except RequestError as exc:
         return call.deny(status, error, "invalid_request", f"Cedar refused the request: {exc}")
     if decision.allowed:

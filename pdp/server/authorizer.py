@@ -57,7 +57,7 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         cache: DecisionCache | None = None,
     ) -> None:
         self._recorder = recorder or Recorder()
-        self._cache = cache or DecisionCache(0)
+        self._cache = cache if cache is not None else DecisionCache(0)
         self._store = store
         self._limits = limits
         self._bundle_path = bundle_path

@@ -77,7 +77,8 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):
         self._listen = config.listen
         self._client_ca = config.client_ca
         self._limits = config.limits
-        self.cache = config.decision_cache or DecisionCache(0)  # the HTTP edge shares it
+        cache = config.decision_cache  # the HTTP edge shares it
+        self.cache = cache if cache is not None else DecisionCache(0)
         self._offline = cached_key_lookup(self._keyring)  # never fetches: safe on the loop
         store.subscribe(self._check_transport)
         store.subscribe(self._activate_tokens)
