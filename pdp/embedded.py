@@ -34,6 +34,7 @@ from pdp.client.errors import (
 )
 from pdp.client.messages import Context, Entities
 from pdp.client.types import Decision, Request, Status, UidLike
+from pdp.decisioncache import DEFAULT_SIZE, DecisionCache
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
 from pdp.errors import DeadlineExceeded as EvaluationDeadline
 from pdp.errors import LimitExceeded, NoBundleError, PdpError, RequestError
@@ -57,7 +58,9 @@ class Authorizer:
     decision, as `pdp serve --decision-log PATH` writes; descriptor 1 stays the
     service's own, so `-` is refused). `metrics_address`: HOST:PORT to serve Prometheus
     metrics on, None for none. `limits`: the pdp.v1 request limits (`pdp serve`'s
-    defaults). Raises `pdp.errors.BundleError` when the bundle does not load at all.
+    defaults). `decision_cache_size`: decisions kept to answer a repeated request without
+    Cedar (`pdp serve --decision-cache-size`; 0: none). Raises `pdp.errors.BundleError`
+    when the bundle does not load at all.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class Authorizer:
         metrics_address: str | None = None,
         limits: Limits | None = None,
         poll_interval: float = POLL_INTERVAL_SECONDS,
+        decision_cache_size: int = DEFAULT_SIZE,
     ) -> None:
         mode = "auto" if watch is True else "off" if watch is False else watch
         if mode not in WATCH_MODES:
@@ -99,7 +103,9 @@ class Authorizer:
             if self._metrics_server is not None:
                 self._metrics_server.stop()
             raise
-        self._calls = Calls(self._store, limits or Limits(), self._recorder)
+        self.cache = DecisionCache(decision_cache_size, metrics.decision_cache)
+        self._store.subscribe(self.cache.status_listener)
+        self._calls = Calls(self._store, limits or Limits(), self._recorder, self.cache)
         self._closed = False
         self._reloader.start()
         if self._watcher is not None:

@@ -194,11 +194,13 @@ def _decision(
         if policy.id not in erroring:
             erroring.append(policy.id)
         errors.append(f"error while evaluating policy `{policy.id}`: {error[match.end() :]}")
+    # Cedar reports reasons and errors in hash-set order, different from call to call;
+    # sorted, one request always gets the same answer (and a cached one is identical).
     return Decision(
         allowed=outcome.allowed,
-        determining_policies=tuple(by_id[i].id for i in outcome.reasons),
-        erroring_policies=tuple(erroring),
-        errors=tuple(errors),
+        determining_policies=tuple(sorted(by_id[i].id for i in outcome.reasons)),
+        erroring_policies=tuple(sorted(erroring)),
+        errors=tuple(sorted(errors)),
         decision_id=new_decision_id(),
         bundle_revision=bundle.revision,
     )

@@ -90,6 +90,9 @@ class Metrics:
     def shadow_mismatch(self, api: str, live: str, shadow: str) -> None:
         """A decision the --shadow candidate answers differently."""
 
+    def decision_cache(self, hit: bool) -> None:
+        """One decision cache lookup: a hit (answered without Cedar) or a miss."""
+
     def bundle_status(self, status: BundleStatus) -> None:
         """A BundleStore listener: bundle info, activations, load failures, activation time."""
 
@@ -218,6 +221,13 @@ class PrometheusMetrics(Metrics):
             multiprocess_mode="livemax",
             registry=reg,
         )
+        cache = Counter(
+            "pdp_decision_cache_total",
+            "Decision cache lookups, by result (hit: answered without Cedar; miss: decided).",
+            ["result"],
+            registry=reg,
+        )
+        self._cache_children = (cache.labels("miss"), cache.labels("hit"))
         # Children resolved once, so the request path does no label lookups; every series
         # exists (at 0) from the start.
         self._by_api: dict[str, tuple[Any, Any, Any]] = {}
@@ -272,6 +282,9 @@ class PrometheusMetrics(Metrics):
 
     def shadow_mismatch(self, api: str, live: str, shadow: str) -> None:
         self._shadow_mismatches.labels(api, live, shadow).inc()
+
+    def decision_cache(self, hit: bool) -> None:
+        self._cache_children[hit].inc()
 
     def bundle_status(self, status: BundleStatus) -> None:
         try:

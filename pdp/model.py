@@ -135,6 +135,7 @@ class Decision:
     decision_id: str
     bundle_revision: str
     malformed: bool = False  # the request itself was invalid (only inside a batch)
+    cached: bool = False  # answered from the decision cache (pdp/decisioncache.py)
 
     @property
     def word(self) -> str:

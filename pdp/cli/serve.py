@@ -14,6 +14,8 @@ import os
 from pdp import logs
 from pdp.cli import argtypes, flags, http_flags, protection_flags, sources
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME
+from pdp.decisioncache import DEFAULT_SIZE as DECISION_CACHE_SIZE
+from pdp.decisioncache import DecisionCache
 from pdp.decisionlog import DEFAULT_CAPACITY, Recorder, Sampling
 from pdp.errors import StateConfigError, TlsError
 from pdp.live.fetch import is_url
@@ -38,6 +40,7 @@ DEFAULTS = Limits()
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_WORKERS = 256
 MAX_DECISION_LOG_BUFFER = 1_000_000
+MAX_DECISION_CACHE = 10_000_000
 # grpc's C core prints its own plain-text lines on stderr (a busy port, every failed TLS
 # handshake); pdp reports what matters as JSON. An operator's own GRPC_VERBOSITY wins.
 GRPC_VERBOSITY = "GRPC_VERBOSITY"
@@ -119,6 +122,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default="default",
         help="full: log every decision's context and request entities (masked as the "
         "manifest says) so `pdp replay` can re-decide them (default: as the manifest says)",
+    )
+    parser.add_argument(
+        "--decision-cache-size",
+        type=argtypes.whole(0, MAX_DECISION_CACHE),
+        default=DECISION_CACHE_SIZE,
+        metavar="N",
+        help="decisions kept to answer a repeated request without Cedar, per process, "
+        "cleared on every reload; 0 turns the cache off (default %(default)s)",
     )
     parser.add_argument(
         "--metrics",
@@ -301,6 +312,8 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
             return shadow
         recorder.shadow = shadow.shadow
         components = [*components, *shadow.components]
+    cache = DecisionCache(args.decision_cache_size, metrics.decision_cache)
+    store.subscribe(cache.status_listener)  # cleared on every swap
     config = ServeConfig(
         bundle_path=args.bundle,
         listen=args.listen,
@@ -315,6 +328,7 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
         unix_socket_mode=args.unix_socket_mode,
         http=http_flags.from_args(args, reuse_port),
         protection=protection,
+        decision_cache=cache,
     )
     try:
         asyncio.run(serve(store, config, components, on_hangup=source.on_hangup))

@@ -130,6 +130,8 @@ def build_entry(
         "errors": [masker.scrub(error) for error in decision.errors],
         "latency_us": round(record.seconds * 1e6),
     }
+    if decision.cached:
+        entry["cached"] = True
     if record.api in BATCHES:
         entry["batch_index"] = index
     if gateway is not None:

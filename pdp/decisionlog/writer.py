@@ -140,33 +140,60 @@ class DecisionLog:
         while True:
             self._wake.wait(FLUSH_INTERVAL_SECONDS)
             self._wake.clear()
-            while self._queue:
-                record = self._queue.popleft()
-                if record is _STOP:
-                    return
-                self._write(record)
-                with self._lock:
-                    self._pending -= record.count
+            if not self._drain():
+                return
 
-    def _write(self, record: Record | EventLine) -> None:
-        if isinstance(record, EventLine):
-            try:
-                self.sink.write(record.data)
-            except Exception as exc:
-                self._metrics.log_dropped("write_error")
-                self._report(exc)
-            return
+    def _drain(self) -> bool:
+        """Write what is queued, whole lines joined into writes of at most the sink's
+        `batch_bytes`; False once the stop marker is reached. A record leaves the queue's
+        count once its lines are written (a blocked sink keeps it counted)."""
+        batch: list[bytes] = []
+        size = 0
+        done = 0  # entries of the records whose lines are all in `batch`
+        limit = self.sink.batch_bytes
+        running = True
+        while self._queue:
+            record = self._queue.popleft()
+            if record is _STOP:
+                running = False
+                break
+            for encoded in self._lines(record):
+                if batch and size + len(encoded) > limit:
+                    self._flush(batch, done)
+                    batch, size, done = [], 0, 0
+                batch.append(encoded)
+                size += len(encoded)
+            done += record.count
+        self._flush(batch, done)
+        return running
+
+    def _lines(self, record: Record | EventLine) -> list[bytes]:
+        if isinstance(record, EventLine):  # a protection event, encoded already
+            return [record.data]
         masker, rules = self._masker_for(record.bundle)
-        written = 0
+        lines = []
         for index in record.logged:
             try:
-                self.sink.write(line(record, index, masker, rules, self.full_requests))
-                written += 1
-            except Exception as exc:  # OSError, or a bug building one entry: keep writing
+                lines.append(line(record, index, masker, rules, self.full_requests))
+            except Exception as exc:  # a bug building one entry: keep the others
                 self._metrics.log_dropped("write_error")
                 self._report(exc)
-        if written:
-            self._metrics.log_written(written)
+        return lines
+
+    def _flush(self, batch: list[bytes], done: int) -> None:
+        """One write of whole lines (when there are any); when it fails, every line of it
+        is counted as dropped. Then `done` entries leave the queue's count."""
+        try:
+            if batch:
+                self.sink.write(b"".join(batch))
+                self._metrics.log_written(len(batch))
+        except Exception as exc:
+            self._metrics.log_dropped("write_error", len(batch))
+            self._report(exc)
+        finally:
+            if done:
+                with self._lock:
+                    self._pending -= done
 
     def _masker_for(self, bundle: CompiledBundle | None) -> tuple[Masker, LogRules]:
         cached = self._masker

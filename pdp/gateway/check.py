@@ -19,6 +19,7 @@ from pdp.authn.identity import (
 )
 from pdp.authn.jwt import KeyLookup
 from pdp.bundle.compiler import CompiledBundle
+from pdp.decisioncache import DecisionCache
 from pdp.errors import AuthnError, PathError, RequestError
 from pdp.gateway import correlation
 from pdp.gateway.result import (
@@ -39,6 +40,7 @@ from pdp.routes.spec import GatewayConfig, IdTemplate, Route, match_route
 # Keys of an Envoy route's `context_extensions` that steer the mapping for that route.
 ROUTE_KEY, ACTION_KEY, RESOURCE_KEY = "pdp.route", "pdp.action", "pdp.resource"
 DEFAULT_UNKNOWN_STATUS = 403
+_NO_CACHE = DecisionCache(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +64,12 @@ def check(
     request: GatewayRequest,
     lookup: KeyLookup,
     tokens: TokenCache | None = None,
+    cache: DecisionCache | None = None,
 ) -> GatewayResponse:
     """Decide one HTTP request against `bundle`: 401, 403, unknown route, or allow.
 
-    `tokens` is the bundle's token cache (`ActiveTokenCache.get`), None to verify every time."""
+    `tokens` is the bundle's token cache (`ActiveTokenCache.get`), None to verify every time;
+    `cache` answers a Cedar request (after identity and route) decided before, None: none."""
     call = _Call(bundle, request)
     if bundle is None:
         return call.deny(503, UNAVAILABLE, "no_bundle", "no valid policy bundle is active")
@@ -89,7 +93,7 @@ def check(
         status = gateway.responses.unknown_route_status
         return call.deny(status, UNKNOWN_ROUTE, "unknown_route", str(exc), unknown_route=True)
     call.fields["route"] = target.route
-    response = _decide(call, bundle, gateway, identity, path, target)
+    response = _decide(call, bundle, gateway, identity, path, target, cache)
     if not response.allowed and target.route is not None:
         route = gateway.route(target.route)
         if route is not None and route.dry_run:
@@ -104,6 +108,7 @@ def _decide(
     identity: Identity,
     path: NormalizedPath,
     target: Target,
+    cache: DecisionCache | None,
 ) -> GatewayResponse:
     principal = identity.principal
     assert principal is not None
@@ -138,7 +143,7 @@ def _decide(
     )
     call.fields["request"] = authz
     try:
-        decision = engine.decide(bundle, authz)
+        decision = (_NO_CACHE if cache is None else cache).decide(bundle, authz)
     except RequestError as exc:
         return call.deny(status, error, "invalid_request", f"Cedar refused the request: {exc}")
     if decision.allowed:

@@ -45,7 +45,7 @@ class HttpEdge:
     ) -> None:
         self.store = store
         self.limits = limits
-        self.calls = Calls(store, limits, recorder)
+        self.calls = Calls(store, limits, recorder, gateway.cache)  # one cache per server
         self.forward = ForwardAuth(store, gateway, proxies, limits, recorder)
         self.authzen_base_url = authzen_base_url
         self.routes: dict[str, tuple[tuple[str, ...], Route]] = {

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from pdp.decisioncache import DecisionCache
 from pdp.decisionlog import Recorder
 from pdp.errors import ListenError
 from pdp.live import Lifecycle
@@ -71,6 +72,7 @@ class ServeConfig:
     unix_socket_mode: int = DEFAULT_SOCKET_MODE  # permissions of a unix: listener's socket
     http: CoEdge | None = None  # --http-listen: the HTTP edge in the same process
     protection: Protection | None = None  # limits and detectors of protection.yaml (--state)
+    decision_cache: DecisionCache | None = None  # following the store; None: decide every call
 
 
 @dataclass
@@ -105,6 +107,7 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
             bundle_path=config.bundle_path,
             recorder=config.recorder,
             protection=config.protection,
+            cache=config.decision_cache,
         ),
         server,
     )
@@ -114,6 +117,7 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
         client_ca=config.client_ca,
         trust_plaintext_peer=config.trust_plaintext_peer,
         limits=config.limits,
+        decision_cache=config.decision_cache,
     )
     ext_authz = ExtAuthzService(
         store, check, on_result=recorder_listener(config.recorder), protection=config.protection

@@ -16,6 +16,7 @@ from google.protobuf import timestamp_pb2
 import pdp
 from pdp import engine
 from pdp.bundle.compiler import CompiledBundle
+from pdp.decisioncache import DecisionCache
 from pdp.decisionlog import (
     BATCH_IS_AUTHORIZED,
     IS_AUTHORIZED,
@@ -56,9 +57,11 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         started_at: float | None = None,
         recorder: Recorder | None = None,
         protection: Protection | None = None,
+        cache: DecisionCache | None = None,
     ) -> None:
         self._recorder = recorder or Recorder()
         self._protection = protection
+        self._cache = cache if cache is not None else DecisionCache(0)
         self._store = store
         self._limits = limits
         self._bundle_path = bundle_path
@@ -75,7 +78,7 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
             deadline(context.time_remaining(), self._limits)  # no work for an expired call
             check_request(request, self._limits)
             authz = convert.authz_request(request)
-            decision = engine.decide(bundle, authz)
+            decision = self._cache.decide(bundle, authz)
         except ANSWERED as exc:
             await self._refuse(context, IS_AUTHORIZED, started, convert.named_as_sent(exc, request))
         except Exception as exc:  # fail closed: a status without a decision, never an allow
@@ -96,7 +99,9 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
             until = deadline(context.time_remaining(), self._limits)
             links = check_batch(request, self._limits)
             shared = convert.entities_json(request.entities, request.entities_json, "entities")
-            decisions = await _decide_items(bundle, request, shared, self._limits, links, until)
+            decisions = await _decide_items(
+                bundle, request, shared, self._limits, links, until, self._cache
+            )
         except ANSWERED as exc:
             named = convert.named_as_sent(exc, request)
             await self._refuse(context, BATCH_IS_AUTHORIZED, started, named)
@@ -233,6 +238,7 @@ async def _decide_items(
     limits: Limits,
     links: Parents | None,
     until: Deadline,
+    cache: DecisionCache,
 ) -> list[Decision]:
     """Check and convert each item (a malformed one becomes a deny), then decide the rest in
     chunks, checking the deadline before each and letting other calls run in between."""
@@ -253,7 +259,7 @@ async def _decide_items(
             await asyncio.sleep(0)
         until.check(len(decisions), len(converted))
         chunk = converted[start:end]
-        decisions += engine.decide_batch(bundle, chunk, shared, positions[start:end])
+        decisions += cache.decide_batch(bundle, chunk, shared, positions[start:end])
     decided = iter(decisions)
     return [malformed[i] if i in malformed else next(decided) for i in range(len(request.requests))]
 

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from pdp import engine
 from pdp.bundle.compiler import CompiledBundle
+from pdp.decisioncache import DecisionCache
 from pdp.decisionlog import (
     BATCH_IS_AUTHORIZED,
     IS_AUTHORIZED,
@@ -75,11 +76,14 @@ class Calls:
 
     `store` is anything with a `current` bundle (a `BundleStore`). Every method records one
     call (a decision, a batch, a plan, or a failure with its status name) on `recorder`.
+    `cache` answers decisions made before on the same bundle (`pdp/decisioncache.py`; it
+    follows the store's bundle through its own listener); the default decides every time.
     """
 
     store: BundleHolder
     limits: Limits
     recorder: Recorder
+    cache: DecisionCache = field(default_factory=lambda: DecisionCache(0))
 
     def bundle(self, api: str, started: float) -> CompiledBundle:
         bundle = self.store.current
@@ -101,7 +105,7 @@ class Calls:
             deadline(remaining, self.limits)
             check_request(message, self.limits)
             authz = convert.authz_request(message)
-            decision = engine.decide(bundle, authz)
+            decision = self.cache.decide(bundle, authz)
         except BaseException as exc:
             raise self.failed(api, started, exc, message) from None
         self.recorder.decision(api, started, bundle, decision, authz)
@@ -231,7 +235,7 @@ class _BatchSteps:
                         yield
                     until.check(len(decided), len(converted))
                     chunk = converted[start:end]
-                    decided += engine.decide_batch(bundle, chunk, shared, positions[start:end])
+                    decided += calls.cache.decide_batch(bundle, chunk, shared, positions[start:end])
                 results = iter(decided)
                 count = len(message.requests)
                 decisions = [malformed.get(i) or next(results) for i in range(count)]
@@ -246,7 +250,7 @@ class _BatchSteps:
                             yield
                         until.check(len(decisions), len(message.requests))
                         _, request = next(pending)
-                        decision = engine.decide_batch(bundle, [request], shared, [index])[0]
+                        decision = calls.cache.decide_batch(bundle, [request], shared, [index])[0]
                     decisions.append(decision)
                     if decision.allowed is how.stop_on:
                         break

@@ -19,6 +19,7 @@ from pdp.authn.identity import key_lookup, pending_fetch
 from pdp.authn.jwks import Keyring
 from pdp.authn.jwt import Issuer, KeyLookup
 from pdp.bundle.compiler import CompiledBundle
+from pdp.decisioncache import DecisionCache
 from pdp.decisionlog import CHECK, GatewayFields, Recorder
 from pdp.errors import DeadlineExceeded, ErrorCode, HttpLimitExceeded
 from pdp.gateway.check import check, internal_error, refused
@@ -52,6 +53,7 @@ class ExtAuthzConfig:
     client_ca: str | None = None  # set: clients present certificates (mTLS)
     trust_plaintext_peer: bool = False  # trust Envoy's source.principal on plaintext TCP
     limits: Limits = field(default_factory=Limits)
+    decision_cache: DecisionCache | None = None  # exact decisions, shared with IsAuthorized
 
 
 # xds-protos ships no type information: the generated servicer base is Any to mypy.
@@ -79,6 +81,8 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):  # type: ignore[misc]
         self._client_ca = config.client_ca
         self._limits = config.limits
         self.protection = protection
+        cache = config.decision_cache  # the HTTP edge shares it
+        self.cache = cache if cache is not None else DecisionCache(0)
         self._offline = cached_key_lookup(self._keyring)  # never fetches: safe on the loop
         store.subscribe(self._check_transport)
         store.subscribe(self._activate_tokens)
@@ -129,7 +133,7 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):  # type: ignore[misc]
         ):  # verifying would fetch a JWKS URL: off the event loop, for a bounded wait
             response = await self._fetching(bundle, plain, tokens, remaining)
         else:
-            response = check(bundle, plain, self._offline, tokens)
+            response = check(bundle, plain, self._offline, tokens, self.cache)
         if self.protection is not None:  # limits, blocks and detectors (pdp/protection/guard.py)
             response = await self.protection.guard(bundle, plain, response)
         return response
@@ -144,7 +148,7 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):  # type: ignore[misc]
         """Check in a thread that may fetch a key set; past JWKS_WAIT_SECONDS (or the call's
         deadline), check again on the loop with the keys at hand."""
         wait = min(JWKS_WAIT_SECONDS, remaining or JWKS_WAIT_SECONDS)
-        fetching = asyncio.to_thread(check, bundle, plain, self._lookup, tokens)
+        fetching = asyncio.to_thread(check, bundle, plain, self._lookup, tokens, self.cache)
         try:
             return await asyncio.wait_for(fetching, wait)
         except TimeoutError:  # the fetch goes on in its thread, under its own timeout
@@ -152,7 +156,7 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):  # type: ignore[misc]
                 "key set fetch is slow; deciding with the cached keys",
                 extra={"event": "jwks_wait_exceeded", "wait_seconds": wait},
             )
-        return check(bundle, plain, self._offline, tokens)
+        return check(bundle, plain, self._offline, tokens, self.cache)
 
     def _trusted(
         self, context: grpc.aio.ServicerContext[pb.CheckRequest, pb.CheckResponse]

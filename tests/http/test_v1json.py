@@ -315,3 +315,15 @@ def test_without_a_bundle_decisions_are_503_and_readyz_is_not_ready(tmp_path) ->
         assert answer.status == 503
         assert answer.json()["error"] == "unavailable"
         assert answer.header("retry-after") == "1"
+
+
+def test_http_and_grpc_share_one_decision_cache(http_server: ServerProcess, http: str) -> None:
+    """A question asked over gRPC is answered from the cache over HTTP, and the other way."""
+    body = {**OWNER_READS, "resource": {"type": "Order", "id": "o-cache-probe"}}
+    first = _grpc(http_server, body)
+    answer = post(http, "/v1/is_authorized", body).json()
+    again = _grpc(http_server, body)
+    lines = [log_lines(http_server, d["decision_id"]) for d in (first, answer, again)]
+    assert [line.get("cached", False) for line in lines] == [False, True, True]
+    assert len({d.pop("decision_id") for d in (first, answer, again)}) == 3
+    assert first == answer == again

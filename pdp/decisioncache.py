@@ -1,0 +1,239 @@
+"""An exact decision cache: a bounded LRU of decisions keyed by bundle and request digest.
+
+A decision is a pure function of the bundle and the request (principal, action, resource,
+context, request entities): Cedar has no clock and no I/O. So a decision made once can be
+answered again, with a new decision id, without calling Cedar, for as long as the same
+bundle is active.
+
+The key is SHA-256 over an injective encoding of everything the decision depends on: the
+bundle's content digest and revision, each uid's type and id, the context (exact text as
+sent, or the canonical JSON of a structured context: sorted keys, `1`, `1.0`, `"1"` and
+`true` all distinct) and the request entities' exact text (batch-shared entities apart from
+the item's own). Every field is length-prefixed, so two different requests never encode
+alike; a collision would be a SHA-256 collision. A request that cannot be encoded exactly
+(a structured context holding anything but JSON values with string keys) is decided and
+never cached. Errors (malformed requests) are never cached: they are raised again.
+
+The cache holds decisions of one bundle only: `activate(bundle)` (a store listener) clears
+it, and a call still deciding on an older bundle bypasses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pdp import engine
+from pdp.model import AuthzRequest, Decision
+
+if TYPE_CHECKING:
+    from pdp.bundle.compiler import CompiledBundle
+
+DEFAULT_SIZE = 10_000
+_SCHEME = b"pdp-decision-cache-v1"
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+_NONE, _TEXT, _VALUE = b"n", b"t", b"v"
+
+# Called once per lookup: True for a hit, False for a miss (a metrics counter).
+Observer = Callable[[bool], None]
+
+
+def _field(data: bytes) -> bytes:
+    return len(data).to_bytes(8, "big") + data
+
+
+def _text(value: str) -> bytes:
+    # surrogatepass: any Python str encodes, and distinct strs encode distinctly
+    return _field(value.encode("utf-8", "surrogatepass"))
+
+
+def canonical_value(value: Any) -> str | None:
+    """The canonical JSON of a structured Cedar JSON value, None when it has no exact one
+    (a non-string key, a float that is not finite, anything JSON cannot hold)."""
+    try:
+        text = _CANONICAL.encode(value)  # first: it refuses cycles and non-finite floats
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return text if _plain(value) else None
+
+
+def _plain(value: Any) -> bool:
+    """Only dicts with str keys, lists, str, int, float, bool and None, all the way down:
+    then json's encoding is exact (no `1` key turned into `"1"`, no set, no object)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is dict:
+            if not all(type(key) is str for key in node):
+                return False
+            stack.extend(node.values())
+        elif kind is list or kind is tuple:
+            stack.extend(node)
+        elif kind not in (str, int, float, bool) and node is not None:
+            return False
+    return True
+
+
+def request_digest(
+    bundle: CompiledBundle, request: AuthzRequest, shared_entities: str | None = None
+) -> bytes | None:
+    """The cache key of `request` on `bundle`; None when it cannot be encoded exactly."""
+    parts = [
+        _SCHEME,
+        _text(bundle.source.digest),
+        _text(bundle.revision),
+    ]
+    for uid in (request.principal, request.action, request.resource):
+        if uid is None:
+            return None  # malformed: the engine says so
+        parts.append(_text(uid.type))
+        parts.append(_text(uid.id))
+    if request.context is not None and request.context_json is not None:
+        return None  # malformed: the engine says so
+    if request.context_json is not None:
+        parts += (_TEXT, _text(request.context_json))
+    elif request.context is not None:
+        canonical = canonical_value(request.context)
+        if canonical is None:
+            return None
+        parts += (_VALUE, _text(canonical))
+    else:
+        parts.append(_NONE)
+    for entities in (shared_entities, request.entities_json):
+        parts += (_NONE,) if entities is None else (_TEXT, _text(entities))
+    return hashlib.sha256(b"".join(parts)).digest()
+
+
+class DecisionCache:
+    """A bounded LRU of decisions of the active bundle; thread-safe.
+
+    `size` entries at most (0 disables the cache: every call decides). `observe` hears
+    every lookup (hit or miss); `hits` and `misses` count them too.
+    """
+
+    def __init__(self, size: int = DEFAULT_SIZE, observe: Observer | None = None) -> None:
+        if size < 0:
+            raise ValueError("decision cache size must be 0 or more")
+        self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._observe = observe
+        self._bundle: CompiledBundle | None = None
+        self._entries: OrderedDict[bytes, Decision] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.size > 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def activate(self, bundle: CompiledBundle | None) -> None:
+        """The active bundle changed (or not): drop every decision of any other bundle."""
+        with self._lock:
+            if bundle is not self._bundle:
+                self._entries.clear()
+                self._bundle = bundle
+
+    def status_listener(self, status: Any) -> None:
+        """A BundleStore listener: `activate(status.bundle)`."""
+        self.activate(status.bundle)
+
+    def decide(self, bundle: CompiledBundle, request: AuthzRequest) -> Decision:
+        """`engine.decide`, answered from the cache when the same request was decided on this
+        bundle before; raises RequestError as the engine does."""
+        key = self._key(bundle, request, None)
+        if key is None:
+            return engine.decide(bundle, request)
+        hit = self._get(key)
+        if hit is not None:
+            return hit
+        decision = engine.decide(bundle, request)
+        self._put(bundle, key, decision)
+        return decision
+
+    def decide_batch(
+        self,
+        bundle: CompiledBundle,
+        requests: Sequence[AuthzRequest],
+        shared_entities_json: str | None,
+        positions: Sequence[int] | None = None,
+    ) -> list[Decision]:
+        """`engine.decide_batch`, the items decided before answered from the cache; the rest
+        decided together in one engine call."""
+        if not self._usable(bundle):
+            return engine.decide_batch(bundle, requests, shared_entities_json, positions)
+        positions = range(len(requests)) if positions is None else positions
+        results: list[Decision | None] = [None] * len(requests)
+        keys: list[bytes | None] = [None] * len(requests)
+        missing: list[int] = []
+        for index, request in enumerate(requests):
+            key = request_digest(bundle, request, shared_entities_json)
+            keys[index] = key
+            hit = self._get(key) if key is not None else None
+            if hit is None:
+                missing.append(index)
+            else:
+                results[index] = hit
+        if missing:
+            decided = engine.decide_batch(
+                bundle,
+                [requests[i] for i in missing],
+                shared_entities_json,
+                [positions[i] for i in missing],
+            )
+            for index, decision in zip(missing, decided, strict=True):
+                results[index] = decision
+                key = keys[index]
+                if key is not None:
+                    self._put(bundle, key, decision)
+        return [r for r in results if r is not None]
+
+    def _usable(self, bundle: CompiledBundle) -> bool:
+        return self.size > 0 and bundle is self._bundle
+
+    def _key(
+        self, bundle: CompiledBundle, request: AuthzRequest, shared: str | None
+    ) -> bytes | None:
+        if not self._usable(bundle):
+            return None
+        return request_digest(bundle, request, shared)
+
+    def _get(self, key: bytes) -> Decision | None:
+        with self._lock:
+            stored = self._entries.get(key)
+            if stored is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+            else:
+                self.misses += 1
+        if self._observe is not None:
+            self._observe(stored is not None)
+        if stored is None:
+            return None
+        return dataclasses.replace(stored, decision_id=engine.new_decision_id(), cached=True)
+
+    def _put(self, bundle: CompiledBundle, key: bytes, decision: Decision) -> None:
+        if decision.malformed:
+            return  # a refusal names where the item stood in its batch: never reused
+        with self._lock:
+            if bundle is not self._bundle:
+                return  # swapped while deciding: the decision belongs to no active bundle
+            self._entries[key] = decision
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
+def disabled() -> DecisionCache:
+    """A cache that never holds anything: every call decides."""
+    return DecisionCache(0)
