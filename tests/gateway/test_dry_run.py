@@ -20,7 +20,7 @@ from pdp.gateway.check import check
 from pdp.gateway.result import GatewayRequest
 from pdp.live.store import BundleStore
 from pdp.metrics import Metrics
-from tests.gateway.support import EXAMPLE_BUNDLE, bearer, token
+from tests.support.gateway import EXAMPLE_BUNDLE, bearer, token
 
 LOOKUP = key_lookup(Keyring())
 CANCEL = "  - name: cancel-order\n"

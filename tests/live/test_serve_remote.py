@@ -17,9 +17,9 @@ from pdp.bundle.loader import read_bundle
 from pdp.bundle.package import pack
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.observability.helpers import make_bundle, metrics_address, request, scrape
 from tests.support.archives import Member, raw_archive, rebuild, signing_key, write_key
 from tests.support.bundle_server import BundleServer, bundle_server
+from tests.support.observability import make_bundle, metrics_address, request, scrape
 from tests.support.polling import wait_for
 from tests.support.server import REPO, ServerProcess
 

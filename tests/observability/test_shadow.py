@@ -16,7 +16,7 @@ from pdp.metrics import Metrics
 from pdp.model import AuthzRequest, Decision, EntityRef
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.observability.helpers import (
+from tests.support.observability import (
     POLICIES,
     file_entries,
     make_bundle,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pdp.bundle import load_bundle
-from tests.gateway.support import headers_of, metadata_of
-from tests.protection.support import (
+from tests.support.gateway import headers_of, metadata_of
+from tests.support.protection import (
     Clock,
     Events,
     bearer,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.support import bearer, check_request, ext_authz, token
-from tests.protection.support import protected_bundle
+from tests.support.gateway import bearer, check_request, ext_authz, token
+from tests.support.protection import protected_bundle
 from tests.support.redis import Redis, RedisUnavailable, redis_server
 from tests.support.server import REPO, ServerProcess
 

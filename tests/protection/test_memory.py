@@ -8,7 +8,7 @@ from pdp.bundle.protection import Action
 from pdp.protection.memory import MemoryState
 from pdp.protection.outcome import Penalty
 from pdp.protection.plan import BOLA, Bucket, Count, Step, subject
-from tests.protection.support import START
+from tests.support.protection import START
 
 
 def bucket(key: str = "l:k", capacity: int = 5, rate: float = 5 / 60) -> Bucket:

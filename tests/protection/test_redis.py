@@ -15,7 +15,7 @@ from pdp.protection.memory import MemoryState
 from pdp.protection.outcome import Outcome
 from pdp.protection.plan import BOLA, SPREAD, Bucket, Count, Step
 from pdp.protection.redisstate import RedisOptions, RedisState, client_of
-from tests.protection.support import START, Clock, Events, gateway, protected_bundle
+from tests.support.protection import START, Clock, Events, gateway, protected_bundle
 from tests.support.redis import Redis, RedisUnavailable, redis_server
 
 PRINCIPAL = 'p:User::"42"'

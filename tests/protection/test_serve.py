@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.gateway.support import bearer, check_request, ext_authz, token
-from tests.http.support import call, log_lines
-from tests.protection.support import protected_bundle
+from tests.support.gateway import bearer, check_request, ext_authz, token
+from tests.support.http import call, log_lines
+from tests.support.protection import protected_bundle
 from tests.support.server import REPO, ServerProcess
 
 PROTECTION = """

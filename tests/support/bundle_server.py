@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hardening.certs import certificate_authority, leaf
+from tests.support.certs import certificate_authority, leaf
 from tests.support.nginx import NginxUnavailable, free_port, nginx
 
 CONFIG = """
