@@ -9,8 +9,8 @@ import pytest
 
 from pdp.cli.main import build_parser
 from pdp.v1 import authorizer_pb2 as pb
-from tests.gateway.support import EXAMPLE_BUNDLE, bearer, check_request, ext_authz, token
-from tests.observability.helpers import (
+from tests.support.gateway import EXAMPLE_BUNDLE, bearer, check_request, ext_authz, token
+from tests.support.observability import (
     POLICIES,
     TIMEOUT,
     log_entries,
