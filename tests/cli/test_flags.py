@@ -25,6 +25,8 @@ OUT_OF_RANGE = [
     ("serve", "--poll-interval", "0.01", "from 0.1 to 3600"),
     ("serve", "--decision-log-buffer", "0", "from 1 to 1000000"),
     ("serve", "--decision-log-buffer", "1000001", "from 1 to 1000000"),
+    ("serve", "--decision-cache-size", "-1", "from 0 to 10000000"),
+    ("serve", "--decision-cache-size", "10000001", "from 0 to 10000000"),
     ("serve", "--workers", "0", "from 1 to 256"),
     ("serve", "--workers", "257", "from 1 to 256"),
     ("serve", "--max-entities", "0", "from 1 to 2147483647"),
