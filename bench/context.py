@@ -24,6 +24,7 @@ SECTIONS = (
     "pdp",
     "workers",
     "protection",
+    "shadow",
     "policies",
     "entities",
     "reload",

@@ -33,6 +33,7 @@ from bench import (
     protection,
     report,
     servers,
+    shadow,
     summary,
 )
 from bench.context import BATCH, GET_STATUS, IS_AUTHORIZED, Bench, Settings
@@ -524,6 +525,7 @@ def run(settings: Settings) -> int:
             ("pdp", lambda: section_pdp(bench, bundle, signer, calls, bodies_calls)),
             ("workers", lambda: section_workers(bench, bundle, calls)),
             ("protection", lambda: protection.section_protection(bench, bundle, signer)),
+            ("shadow", lambda: shadow.section_shadow(bench, bundle, calls)),
             ("policies", lambda: section_policies(bench)),
             ("entities", lambda: section_entities(bench)),
             ("reload", lambda: section_reload(bench, bundle, calls)),

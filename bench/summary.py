@@ -20,6 +20,7 @@ GROUPS = (
     "versus",
     "workers",
     "protection",
+    "shadow",
     "policies",
     "entities",
     "reload",

@@ -29,7 +29,7 @@ GROUPS: dict[str, tuple[int, tuple[str, ...]]] = {
     "authn": (1, ("pdp.authn",)),
     "routes": (1, ("pdp.routes",)),
     "bundle": (2, ("pdp.bundle",)),
-    "decide": (3, ("pdp.engine", "pdp.evaluation", "pdp.plan")),
+    "decide": (3, ("pdp.engine", "pdp.evaluation", "pdp.plan", "pdp.decisioncache")),
     "live": (4, ("pdp.live",)),
     "gateway": (4, ("pdp.gateway",)),
     "protection": (4, ("pdp.protection",)),
