@@ -6,6 +6,7 @@ nginx's own static file handler answers: real `ETag`s (mtime and size), real 304
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,6 +74,16 @@ class BundleServer:
         if not self.access_log.exists():
             return []
         return self.access_log.read_text().splitlines()
+
+    def requests_after(self, count: int, timeout: float = 5.0) -> list[str]:
+        """Access log lines after the first `count`, once there is one: nginx logs a request
+        after its answer is sent, so a client can hold the answer before the line exists."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.requests()[count:]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.02)
 
 
 @contextmanager
