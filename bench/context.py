@@ -25,6 +25,7 @@ SECTIONS = (
     "workers",
     "protection",
     "shadow",
+    "cache",
     "policies",
     "entities",
     "reload",

@@ -24,6 +24,7 @@ import grpc
 
 from bench import (
     bundles,
+    cachelog,
     cerbos,
     check,
     client,
@@ -526,6 +527,7 @@ def run(settings: Settings) -> int:
             ("workers", lambda: section_workers(bench, bundle, calls)),
             ("protection", lambda: protection.section_protection(bench, bundle, signer)),
             ("shadow", lambda: shadow.section_shadow(bench, bundle, calls)),
+            ("cache", lambda: cachelog.section_cache(bench, bundle, calls)),
             ("policies", lambda: section_policies(bench)),
             ("entities", lambda: section_entities(bench)),
             ("reload", lambda: section_reload(bench, bundle, calls)),

@@ -21,6 +21,7 @@ GROUPS = (
     "workers",
     "protection",
     "shadow",
+    "cache",
     "policies",
     "entities",
     "reload",
