@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import time
 import traceback
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -21,25 +19,17 @@ from pdp.decisionlog import (
     BATCH_IS_AUTHORIZED,
     IS_AUTHORIZED,
     PLAN_RESOURCES,
-    LazyRequests,
-    PlanFields,
     Recorder,
 )
-from pdp.errors import DeadlineExceeded, NoBundleError, PdpError, RequestError
+from pdp.errors import DeadlineExceeded, NoBundleError, RequestError
 from pdp.live.store import BundleStore
-from pdp.model import AuthzRequest, Decision, EntityRef
-from pdp.plan import Plan, PlanKind, PlanRequest, plan_resources
 from pdp.protection import Protection
 from pdp.server import convert
+from pdp.server.calls import Calls
 from pdp.server.limits import Limits
-from pdp.server.limits.deadline import Deadline, deadline
-from pdp.server.limits.request import check_batch, check_plan_request, check_request
-from pdp.server.limits.walk import Parents
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 
-NO_BUNDLE = "no valid policy bundle is active; see GetStatus for the last load error"
-CHUNK_WEIGHT = 100  # batch items decided between two deadline checks (own entities: 10 each)
 # Errors answered with their own status (errors.STATUS) and message; anything else is INTERNAL.
 ANSWERED = (RequestError, DeadlineExceeded, NoBundleError)
 
@@ -61,9 +51,10 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
     ) -> None:
         self._recorder = recorder or Recorder()
         self._protection = protection
-        self._cache = cache if cache is not None else DecisionCache(0)
         self._store = store
-        self._limits = limits
+        self._calls = Calls(
+            store, limits, self._recorder, cache if cache is not None else DecisionCache(0)
+        )
         self._bundle_path = bundle_path
         self._started_at = started_at or datetime.now(UTC).timestamp()
 
@@ -72,18 +63,10 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         request: pb.IsAuthorizedRequest,
         context: grpc.aio.ServicerContext[pb.IsAuthorizedRequest, pb.IsAuthorizedResponse],
     ) -> pb.IsAuthorizedResponse:
-        started = time.perf_counter()
         try:
-            bundle = self._bundle()
-            deadline(context.time_remaining(), self._limits)  # no work for an expired call
-            check_request(request, self._limits)
-            authz = convert.authz_request(request)
-            decision = self._cache.decide(bundle, authz)
-        except ANSWERED as exc:
-            await self._refuse(context, IS_AUTHORIZED, started, convert.named_as_sent(exc, request))
-        except Exception as exc:  # fail closed: a status without a decision, never an allow
-            await self._failed(context, IS_AUTHORIZED, started, exc)
-        self._recorder.decision(IS_AUTHORIZED, started, bundle, decision, authz)
+            decision = self._calls.is_authorized(request, context.time_remaining())
+        except Exception as exc:
+            await self._abort(context, IS_AUTHORIZED, exc)
         return convert.response(decision)
 
     async def BatchIsAuthorized(
@@ -93,22 +76,12 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
             pb.BatchIsAuthorizedRequest, pb.BatchIsAuthorizedResponse
         ],
     ) -> pb.BatchIsAuthorizedResponse:
-        started = time.perf_counter()
         try:
-            bundle = self._bundle()
-            until = deadline(context.time_remaining(), self._limits)
-            links = check_batch(request, self._limits)
-            shared = convert.entities_json(request.entities, request.entities_json, "entities")
-            decisions = await _decide_items(
-                bundle, request, shared, self._limits, links, until, self._cache
+            decisions = await self._calls.batch_is_authorized_async(
+                request, context.time_remaining()
             )
-        except ANSWERED as exc:
-            named = convert.named_as_sent(exc, request)
-            await self._refuse(context, BATCH_IS_AUTHORIZED, started, named)
-        except Exception as exc:  # fail closed: a status without a decision, never an allow
-            await self._failed(context, BATCH_IS_AUTHORIZED, started, exc)
-        items = LazyRequests(request.requests, _logged_request)
-        self._recorder.batch(BATCH_IS_AUTHORIZED, started, bundle, decisions, items, shared)
+        except Exception as exc:
+            await self._abort(context, BATCH_IS_AUTHORIZED, exc)
         return pb.BatchIsAuthorizedResponse(results=[convert.response(d) for d in decisions])
 
     async def PlanResources(
@@ -116,21 +89,10 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
         request: pb.PlanResourcesRequest,
         context: grpc.aio.ServicerContext[pb.PlanResourcesRequest, pb.PlanResourcesResponse],
     ) -> pb.PlanResourcesResponse:
-        started = time.perf_counter()
         try:
-            bundle = self._bundle()
-            deadline(context.time_remaining(), self._limits)  # no work for an expired call
-            check_plan_request(request, self._limits)
-            question = convert.plan_request(request)
-            plan = plan_resources(bundle, question)
-        except ANSWERED as exc:
-            await self._refuse(
-                context, PLAN_RESOURCES, started, convert.named_as_sent(exc, request)
-            )
-        except Exception as exc:  # fail closed: a status without a plan, never an allow
-            await self._failed(context, PLAN_RESOURCES, started, exc)
-        decision, logged, fields = _plan_log(plan, question)
-        self._recorder.plan(PLAN_RESOURCES, started, bundle, decision, logged, fields)
+            plan = self._calls.plan_resources(request, context.time_remaining())
+        except Exception as exc:
+            await self._abort(context, PLAN_RESOURCES, exc)
         return convert.plan_response(plan)
 
     async def GetStatus(
@@ -189,26 +151,13 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
             )
             item.until.CopyFrom(_timestamp(penalty.until))
 
-    async def _refuse(
-        self,
-        context: grpc.aio.ServicerContext[Any, Any],
-        api: str,
-        started: float,
-        error: PdpError,
-    ) -> None:
-        """End a call without a decision, with the status of the error's code."""
-        code = grpc.StatusCode[error.grpc_status]
-        self._recorder.failed(api, started, code.name)
-        await context.abort(code, str(error))
-
-    async def _failed(
-        self,
-        context: grpc.aio.ServicerContext[Any, Any],
-        api: str,
-        started: float,
-        error: Exception,
-    ) -> None:
-        """End a call that failed unexpectedly: INTERNAL, the details only in the log."""
+    async def _abort(
+        self, context: grpc.aio.ServicerContext[Any, Any], api: str, error: Exception
+    ) -> NoReturn:
+        """End a call without a decision (already recorded by `Calls`): an answered error with
+        the status of its code, anything else INTERNAL with the details only in the log."""
+        if isinstance(error, ANSWERED):
+            await context.abort(grpc.StatusCode[error.grpc_status], str(error))
         error_id = engine.new_decision_id()
         log.error(  # the type and where, never the message: it may quote request data
             "call failed; answered INTERNAL",
@@ -220,94 +169,7 @@ class AuthorizerService(pb_grpc.AuthorizerServicer):
                 "where": "".join(traceback.format_tb(error.__traceback__)[-3:]),
             },
         )
-        self._recorder.failed(api, started, grpc.StatusCode.INTERNAL.name)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error {error_id}; see the log")
-
-    def _bundle(self) -> CompiledBundle:
-        """The active bundle, read once per call; NoBundleError when there is none."""
-        bundle = self._store.current
-        if bundle is None:
-            raise NoBundleError(NO_BUNDLE)
-        return bundle
-
-
-async def _decide_items(
-    bundle: CompiledBundle,
-    request: pb.BatchIsAuthorizedRequest,
-    shared: str | None,
-    limits: Limits,
-    links: Parents | None,
-    until: Deadline,
-    cache: DecisionCache,
-) -> list[Decision]:
-    """Check and convert each item (a malformed one becomes a deny), then decide the rest in
-    chunks, checking the deadline before each and letting other calls run in between."""
-    converted = []
-    positions = []
-    malformed: dict[int, Decision] = {}
-    for index, item in enumerate(request.requests):
-        prefix = f"requests[{index}]."
-        try:
-            check_request(item, limits, prefix, links)
-            converted.append(convert.authz_request(item, prefix=prefix))
-            positions.append(index)
-        except RequestError as exc:
-            malformed[index] = engine.malformed_decision(bundle, exc)
-    decisions: list[Decision] = []
-    for start, end in _chunks(converted):
-        if start:
-            await asyncio.sleep(0)
-        until.check(len(decisions), len(converted))
-        chunk = converted[start:end]
-        decisions += cache.decide_batch(bundle, chunk, shared, positions[start:end])
-    decided = iter(decisions)
-    return [malformed[i] if i in malformed else next(decided) for i in range(len(request.requests))]
-
-
-def _chunks(items: list[AuthzRequest]) -> list[tuple[int, int]]:
-    """Index ranges of about CHUNK_WEIGHT work each; an item with its own entities weighs 10."""
-    ranges = []
-    start, weight = 0, 0
-    for index, item in enumerate(items):
-        weight += 10 if item.entities_json else 1
-        if weight >= CHUNK_WEIGHT:
-            ranges.append((start, index + 1))
-            start, weight = index + 1, 0
-    if start < len(items):
-        ranges.append((start, len(items)))
-    return ranges
-
-
-def _logged_request(item: pb.IsAuthorizedRequest) -> AuthzRequest | None:
-    """A batch item as the decision log shows it (None when malformed); runs off the call."""
-    try:
-        return convert.authz_request(item)
-    except RequestError:
-        return None
-
-
-def _plan_log(plan: Plan, question: PlanRequest) -> tuple[Decision, AuthzRequest, PlanFields]:
-    """A plan as the decision log records it (the resource is its type, not one entity)."""
-    decision = Decision(
-        allowed=plan.kind is PlanKind.ALWAYS_ALLOWED,
-        determining_policies=plan.policies,
-        erroring_policies=(),
-        errors=tuple(
-            f"unsupported in {p.policy}: {p.expression} ({p.reason})" for p in plan.unsupported
-        ),
-        decision_id=plan.decision_id,
-        bundle_revision=plan.bundle_revision,
-    )
-    logged = AuthzRequest(
-        principal=question.principal,
-        action=question.action,
-        resource=EntityRef(question.resource_type, ""),
-        context=question.context,
-        context_json=question.context_json,
-        entities_json=question.entities_json,
-    )
-    fields = PlanFields(plan.kind.value, plan.resource_type, len(plan.unsupported))
-    return decision, logged, fields
 
 
 def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:

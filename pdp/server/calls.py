@@ -22,19 +22,13 @@ from pdp.decisionlog import (
     IS_AUTHORIZED,
     PLAN_RESOURCES,
     LazyRequests,
+    PlanFields,
     Recorder,
 )
 from pdp.errors import STATUS, ErrorCode, NoBundleError, PdpError, RequestError
-from pdp.model import AuthzRequest, Decision
-from pdp.plan import Plan, plan_resources
+from pdp.model import AuthzRequest, Decision, EntityRef
+from pdp.plan import Plan, PlanKind, PlanRequest, plan_resources
 from pdp.server import convert
-from pdp.server.authorizer import (
-    CHUNK_WEIGHT,
-    NO_BUNDLE,
-    _chunks,
-    _logged_request,
-    _plan_log,  # one place says how a plan is logged, for every edge
-)
 from pdp.server.limits import Limits
 from pdp.server.limits.deadline import deadline
 from pdp.server.limits.request import check_batch, check_plan_request, check_request
@@ -68,6 +62,10 @@ class BundleHolder(Protocol):
 
     @property
     def current(self) -> CompiledBundle | None: ...
+
+
+NO_BUNDLE = "no valid policy bundle is active; see GetStatus for the last load error"
+CHUNK_WEIGHT = 100  # batch items decided between two deadline checks (own entities: 10 each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,3 +257,49 @@ class _BatchSteps:
         self.decisions = decisions
         items = LazyRequests(message.requests[: len(decisions)], _logged_request)
         calls.recorder.batch(api, started, bundle, decisions, items, shared)
+
+
+def _chunks(items: list[AuthzRequest]) -> list[tuple[int, int]]:
+    """Index ranges of about CHUNK_WEIGHT work each; an item with its own entities weighs 10."""
+    ranges = []
+    start, weight = 0, 0
+    for index, item in enumerate(items):
+        weight += 10 if item.entities_json else 1
+        if weight >= CHUNK_WEIGHT:
+            ranges.append((start, index + 1))
+            start, weight = index + 1, 0
+    if start < len(items):
+        ranges.append((start, len(items)))
+    return ranges
+
+
+def _logged_request(item: pb.IsAuthorizedRequest) -> AuthzRequest | None:
+    """A batch item as the decision log shows it (None when malformed); runs off the call."""
+    try:
+        return convert.authz_request(item)
+    except RequestError:
+        return None
+
+
+def _plan_log(plan: Plan, question: PlanRequest) -> tuple[Decision, AuthzRequest, PlanFields]:
+    """A plan as the decision log records it (the resource is its type, not one entity)."""
+    decision = Decision(
+        allowed=plan.kind is PlanKind.ALWAYS_ALLOWED,
+        determining_policies=plan.policies,
+        erroring_policies=(),
+        errors=tuple(
+            f"unsupported in {p.policy}: {p.expression} ({p.reason})" for p in plan.unsupported
+        ),
+        decision_id=plan.decision_id,
+        bundle_revision=plan.bundle_revision,
+    )
+    logged = AuthzRequest(
+        principal=question.principal,
+        action=question.action,
+        resource=EntityRef(question.resource_type, ""),
+        context=question.context,
+        context_json=question.context_json,
+        entities_json=question.entities_json,
+    )
+    fields = PlanFields(plan.kind.value, plan.resource_type, len(plan.unsupported))
+    return decision, logged, fields

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pdp.bundle import load_bundle
 from pdp.live.store import BundleStore
-from pdp.server.authorizer import NO_BUNDLE
+from pdp.server.calls import NO_BUNDLE
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.support.grpc_calls import ALLOW, TIMEOUT, request, rpc_error
