@@ -5,13 +5,12 @@ The `identity:` section's checks: tests/authn/test_config.py.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pdp.bundle import load_bundle
+from tests.support.bundles import run_pdp
 from tests.support.gateway import bundle_with
 from tests.support.routes import BASE, line_of, load, problems
 from tests.support.server import REPO
@@ -119,13 +118,7 @@ def test_without_a_schema_routes_are_not_schema_checked(tmp_path: Path) -> None:
 @pytest.mark.slow  # the CLI end to end
 def test_pdp_check_reports_routes_problems(tmp_path: Path) -> None:
     root = bundle_with(tmp_path / "bundle", BASE.replace("[ES256]", "[none]"))
-    done = subprocess.run(
-        [sys.executable, "-m", "pdp", "check", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    done = run_pdp("check", str(root))
     assert done.returncode == 3
     line = line_of(BASE, "algorithms:")
     assert f"routes.yaml:{line}: algorithm 'none'" in done.stdout + done.stderr
