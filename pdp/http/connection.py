@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pdp.http.messages import Handler, Request, Response, WireLimits
-from pdp.http.reading import Refused, RequestReader
+from pdp.http.reading import RequestReader
 from pdp.http.writing import JSON, HttpDate, encode, request_id
 
 log = logging.getLogger("pdp.http")
@@ -85,12 +85,12 @@ class Connection(asyncio.Protocol):
             return  # the parser stopped at the error; nothing after it is read
         if not self.reader.partial:
             self._arm(self.limits.request_timeout, 408, "the request did not arrive in time")
-        try:
-            if not self.reader.feed(data):  # an Upgrade: answered, then nothing more is read
-                self.refused = True
-                self.closing = True
-        except Refused as refused:
-            self._refuse(refused.status, refused.message)
+        refusal = self.reader.feed(data)
+        if refusal is not None:
+            self._refuse(refusal.status, refusal.message)
+        elif self.reader.upgraded:  # answered as HTTP/1.1, then nothing more is read
+            self.refused = True
+            self.closing = True
 
     def eof_received(self) -> bool | None:
         if self.refused:

@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httptools
 
 from pdp.http.messages import Request, WireLimits
 
 
-class Refused(Exception):
-    """A request refused while it is being read: answer `status` and close."""
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A request refused while it is being read: answer `status` with `message` and close."""
+
+    status: int
+    message: str
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing; `feed` returns its refusal."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
-        self.status = status
-        self.message = message
+        self.refusal = Refusal(status, message)
 
 
 class RequestReader:
     """Feeds bytes to httptools and hands over each complete request with its keep-alive.
 
     Bounds the request target, header count and bytes, and the body (declared or sent);
-    `feed` raises `Refused` with the status to answer when a request breaks one of them or
-    is malformed. `partial` is true between a request's first byte and its last."""
+    `feed` returns the `Refusal` to answer when a request breaks one of them or is malformed.
+    `partial` is true between a request's first byte and its last."""
 
     def __init__(
         self,
@@ -38,29 +46,30 @@ class RequestReader:
         self.on_request = on_request  # (request, keep_alive)
         self.on_continue = on_continue  # the request expects `100 Continue`
         self.parser = httptools.HttpRequestParser(self)
+        self.upgraded = False
         self._reset()
 
-    def feed(self, data: bytes) -> bool:
-        """Parse `data`; False when an Upgrade request ends what is read as HTTP/1.1.
+    def feed(self, data: bytes) -> Refusal | None:
+        """Parse `data`; the refusal to answer when it breaks a limit or is malformed.
 
-        The request is then answered as plain HTTP/1.1 (a server may ignore Upgrade); what
-        follows it would be another protocol, so nothing more is read."""
+        An Upgrade request sets `upgraded`: it is answered as plain HTTP/1.1 (a server may
+        ignore Upgrade); what follows it would be another protocol, so nothing more is read."""
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            return False
+            self.upgraded = True
         except httptools.HttpParserCallbackError as exc:
             refused = exc.__context__
-            if isinstance(refused, Refused):
-                raise refused from None
-            raise Refused(400, "malformed request") from None
+            if isinstance(refused, _Refused):
+                return refused.refusal
+            return Refusal(400, "malformed request")
         except httptools.HttpParserInvalidMethodError:
-            raise Refused(400, "malformed request: unknown method") from None
+            return Refusal(400, "malformed request: unknown method")
         except httptools.HttpParserInvalidURLError:
-            raise Refused(400, "malformed request: invalid request target") from None
+            return Refusal(400, "malformed request: invalid request target")
         except httptools.HttpParserError as exc:
-            raise Refused(400, f"malformed request: {_parser_reason(exc)}") from None
-        return True
+            return Refusal(400, f"malformed request: {_parser_reason(exc)}")
+        return None
 
     # --- httptools callbacks -----------------------------------------------------------------
 
@@ -71,16 +80,16 @@ class RequestReader:
     def on_url(self, url: bytes) -> None:
         self.url += url
         if len(self.url) > self.limits.max_target_bytes:
-            raise Refused(414, f"the request target is over {self.limits.max_target_bytes} bytes")
+            raise _Refused(414, f"the request target is over {self.limits.max_target_bytes} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_count += 1
         self.header_bytes += len(name) + len(value)
         if self.header_count > self.limits.max_headers:
-            raise Refused(431, f"more than {self.limits.max_headers} headers (--max-headers)")
+            raise _Refused(431, f"more than {self.limits.max_headers} headers (--max-headers)")
         if self.header_bytes > self.limits.max_header_bytes:
             limit = self.limits.max_header_bytes
-            raise Refused(431, f"headers over {limit} bytes (--max-header-bytes)")
+            raise _Refused(431, f"headers over {limit} bytes (--max-header-bytes)")
         self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
@@ -93,16 +102,16 @@ class RequestReader:
                 expect = value.lower()
         limit = self.limits.max_body_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise Refused(413, self._body_limit())
+            raise _Refused(413, self._body_limit())
         if expect is not None:
             if expect != "100-continue":
-                raise Refused(417, f"unsupported Expect: {expect[:40]}")
+                raise _Refused(417, f"unsupported Expect: {expect[:40]}")
             self.on_continue()
 
     def on_body(self, body: bytes) -> None:
         self.body += body
         if len(self.body) > self.limits.max_body_bytes:
-            raise Refused(413, self._body_limit())
+            raise _Refused(413, self._body_limit())
 
     def on_message_complete(self) -> None:
         target = self.url.decode("latin-1")
