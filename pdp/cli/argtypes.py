@@ -6,6 +6,8 @@ import argparse
 import math
 import re
 from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 
 from pdp.decisionlog import Sampling
 from pdp.model import EntityRef, parse_action
@@ -17,6 +19,17 @@ MAX_COUNT = 2**31 - 1  # no protobuf message, hence no request, holds more of an
 DAY_SECONDS = 86_400.0
 # Plain decimal numbers only: float() would also take "nan", "1_0" and non-ASCII digits.
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+
+T = TypeVar("T")
+
+
+def parsed(parse: Callable[[str], T], text: str) -> T:
+    """`parse(text)` for an argparse type: its ValueError becomes the usage error, message kept
+    (argparse puts `argument --flag:` in front)."""
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def whole(low: int, high: int = MAX_COUNT) -> Callable[[str], int]:
@@ -67,18 +80,12 @@ def _number(value: float) -> str:
 
 def entity_uid(text: str) -> EntityRef:
     """An entity uid written as in Cedar: `User::"alice"`."""
-    try:
-        return EntityRef.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return parsed(EntityRef.parse, text)
 
 
 def action(text: str) -> EntityRef:
     """An action: a bare name is `Action::"name"` (as in routes.yaml), `::` a whole uid."""
-    try:
-        return parse_action(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return parsed(parse_action, text)
 
 
 def octal_mode(text: str) -> int:
@@ -92,25 +99,16 @@ def octal_mode(text: str) -> int:
 
 def listen_address(text: str) -> str:
     """HOST:PORT, [IPv6]:PORT or unix:/path, checked for form (not yet bound)."""
-    try:
-        listen.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    parsed(listen.parse, text)
     return text
 
 
 def tcp_address(text: str) -> str:
     """HOST:PORT or [IPv6]:PORT, checked for form (not yet bound)."""
-    try:
-        listen.parse(text, unix=False)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    parsed(partial(listen.parse, unix=False), text)
     return text
 
 
 def sampling(text: str) -> Sampling:
     """Which decisions the decision log keeps: all, deny-only, or a rate of the allows."""
-    try:
-        return Sampling.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return parsed(Sampling.parse, text)

@@ -8,13 +8,12 @@ from pdp.cli import argtypes
 from pdp.http.authzen import check_base_url
 from pdp.http.proxies import LOOPBACK, Network, parse_cidrs
 from pdp.http.server import HttpConfig
-from pdp.server import listen
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--http-listen",
-        type=_address,
+        type=argtypes.listen_address,
         metavar="ADDRESS",
         help="also serve HTTP (AuthZEN, /v1 JSON, /forward-auth, /healthz, /readyz) on "
         "HOST:PORT, [IPv6]:PORT or unix:/path (default off)",
@@ -76,23 +75,9 @@ def from_args(args: argparse.Namespace, reuse_port: bool = False) -> HttpConfig 
     )
 
 
-def _address(text: str) -> str:
-    try:
-        listen.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
 def _cidrs(text: str) -> tuple[Network, ...]:
-    try:
-        return parse_cidrs(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return argtypes.parsed(parse_cidrs, text)
 
 
 def _base_url(text: str) -> str:
-    try:
-        return check_base_url(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return argtypes.parsed(check_base_url, text)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pdp.cli import argtypes
 from pdp.errors import StateConfigError
+from pdp.metrics import Metrics
 from pdp.protection import MemoryState, Protection
 from pdp.protection.guard import Events
 from pdp.protection.memory import DEFAULT_MAX_KEYS
@@ -77,8 +78,11 @@ def check_arguments(args: argparse.Namespace) -> str | None:
     return None
 
 
-def protection_from_args(args: argparse.Namespace, events: Events | None) -> Protection:
-    """The protection runtime `pdp serve` hands the gateway; StateConfigError when a file
+def protection_from_args(
+    args: argparse.Namespace, events: Events | None, metrics: Metrics | None
+) -> Protection:
+    """The protection runtime `pdp serve` hands the gateway: it reports to `events`, and a
+    Redis state that stops (or resumes) answering to `metrics`; StateConfigError when a file
     cannot be read or the URL is not usable."""
     memory = MemoryState(max_keys=args.state_max_keys)
     if args.state == "memory":
@@ -94,7 +98,7 @@ def protection_from_args(args: argparse.Namespace, events: Events | None) -> Pro
         key_file=args.state_key,
         timeout=args.state_timeout,
     )
-    on_fallback = getattr(getattr(events, "metrics", None), "protection_fallback", None)
+    on_fallback = metrics.protection_fallback if metrics is not None else None
     state = RedisState(client_of(options), memory, options.timeout, on_fallback=on_fallback)
     return Protection(state, events)
 

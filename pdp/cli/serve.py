@@ -296,7 +296,7 @@ def _serve(args: argparse.Namespace, reuse_port: bool = False) -> int:
         where = exc.filename or args.decision_log
         return _failed(EXIT_RUNTIME, f"{flag} {where}: cannot open: {exc.strerror or exc}")
     try:
-        protection = protection_flags.protection_from_args(args, recorder)
+        protection = protection_flags.protection_from_args(args, recorder, metrics)
     except StateConfigError as exc:
         recorder.stop()
         if metrics_server is not None:

@@ -14,7 +14,6 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from pdp.cli import argtypes
 from pdp.cli.common import EXIT_BUNDLE, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
-from pdp.server import listen
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 
@@ -31,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--address",
         default="127.0.0.1:9191",
-        type=_address,
+        type=argtypes.listen_address,
         help="HOST:PORT, [IPv6]:PORT or unix:/path (default %(default)s)",
     )
     parser.add_argument(
@@ -196,11 +195,3 @@ def _time(status: pb.GetStatusResponse, name: str) -> str:
         return "-"
     stamp: timestamp_pb2.Timestamp = getattr(status, name)
     return stamp.ToJsonString()
-
-
-def _address(text: str) -> str:
-    try:
-        listen.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text

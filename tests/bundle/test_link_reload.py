@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import grpc
@@ -15,21 +14,12 @@ from pdp.live.watcher import EventWatcher, PollWatcher
 from pdp.model import AuthzRequest, EntityRef
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.live.test_watcher_reload import wait_until
-from tests.support.bundles import run_pdp, write_bundle
+from tests.support.bundles import GUARD, guarded_bundle, run_pdp
+from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
 
-ALLOW_ALL = '@id("allow-all")\npermit (principal, action, resource);\n'
-GUARD = '@id("guard")\nforbid (principal == User::"mallory", action, resource);\n'
 DANGLING = "guard.cedar: dangling symlink, its target does not exist (-> .shared/guard.cedar)"
 TIMEOUT = 10.0
-
-
-def guarded_bundle(root: Path) -> Path:
-    """A permit-all bundle whose forbid is reached through a link into a hidden folder."""
-    write_bundle(root, {"main.cedar": ALLOW_ALL, ".shared/guard.cedar": GUARD})
-    os.symlink(".shared/guard.cedar", root / "guard.cedar")
-    return root
 
 
 def mallory_decision(store: BundleStore) -> tuple[str, list[str]]:
@@ -71,13 +61,13 @@ def test_watched_reloads_fail_on_the_dangling_link(tmp_path: Path, mode: str) ->
     reloader.start()
     watcher.start()
     try:
-        assert wait_until(lambda: store.current is not None)
+        wait_for(lambda: store.current is not None, what="the first bundle")
         good = store.current
         (root / ".shared" / "guard.cedar").unlink()
         if mode == "events":  # a hidden file is no trigger; the next edit of content is
             (root / "main.cedar").write_text((root / "main.cedar").read_text() + "// edit\n")
         # polling needs no other edit: the dangling link itself is a change of the listing
-        assert wait_until(lambda: store.status.load_failures >= 1)
+        wait_for(lambda: store.status.load_failures >= 1, what="a failed reload")
         assert store.current is good
         assert DANGLING in store.status.last_error
         assert mallory_decision(store) == ("deny", ["guard"])
@@ -109,7 +99,7 @@ def test_pdp_serve_keeps_denying_and_reports_the_link(tmp_path: Path) -> None:
                 status = stub.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT)
                 return status.load_failures >= 1 or status.activations > 1
 
-            assert wait_until(reloaded)
+            wait_for(reloaded, what="a reload")
             after = stub.IsAuthorized(request, timeout=TIMEOUT)
             assert after.decision == pb.DECISION_DENY
             status = stub.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT)
@@ -124,8 +114,9 @@ def test_pdp_serve_keeps_denying_and_reports_the_link(tmp_path: Path) -> None:
             # the target is back: the edited bundle activates, forbid included
             (root / ".shared" / "guard.cedar").write_text(GUARD)
             (root / "main.cedar").write_text((root / "main.cedar").read_text() + "// again\n")
-            assert wait_until(
-                lambda: stub.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT).last_error == ""
+            wait_for(
+                lambda: stub.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT).last_error == "",
+                what="the reload that clears the error",
             )
             again = stub.IsAuthorized(request, timeout=TIMEOUT)
             assert again.bundle_revision != before.bundle_revision

@@ -25,8 +25,7 @@ from pdp.bundle.loader import read_bundle
 from pdp.errors import BundleError
 from pdp.live.reload import bundle_present
 from pdp.live.watcher import fingerprint
-from tests.bundle.test_link_reload import ALLOW_ALL, GUARD, guarded_bundle
-from tests.support.bundles import write_bundle
+from tests.support.bundles import ALLOW_ALL, GUARD, guarded_bundle, write_bundle
 from tests.support.server import REPO
 
 

@@ -162,6 +162,31 @@ def test_log_level_is_documented_and_case_insensitive() -> None:
     assert build_parser().parse_args(["serve", BUNDLE, "--log-level", "DEBUG"]).log_level == "debug"
 
 
+# Flags whose value a parser of pdp reads (argtypes.parsed): its ValueError is the usage error,
+# reason and all, never argparse's bare "invalid value".
+UNPARSABLE = [
+    ("serve", "--listen", "host:99999", "the port must be a number from 0 to 65535"),
+    ("serve", "--http-listen", "nope", "expected HOST:PORT, [IPv6]:PORT or unix:/path, got 'nope'"),
+    ("serve", "--metrics", "unix:/x.sock", "expected HOST:PORT or [IPv6]:PORT, not a unix socket"),
+    ("serve", "--http-trusted-proxies", "10.0.0.0/33", "'10.0.0.0/33' is not an IP address"),
+    ("serve", "--authzen-base-url", "ftp://x", "expected https://HOST[:PORT][/PATH]"),
+    ("serve", "--decision-log-sample", "often", "expected all, deny-only or a rate"),
+    ("status", "--address", "nope", "expected HOST:PORT, [IPv6]:PORT or unix:/path, got 'nope'"),
+    ("authorize", "--principal", "User", "expected an entity uid like User::\"alice\", got 'User'"),
+    ("authorize", "--action", 'Action::"', 'expected an entity uid like User::"alice"'),
+    ("plan", "--principal", "User", "expected an entity uid like User::\"alice\", got 'User'"),
+]
+
+
+@pytest.mark.parametrize(("command", "flag", "value", "reason"), UNPARSABLE)
+def test_a_value_that_does_not_parse_is_a_usage_error_giving_the_reason(
+    capsys: pytest.CaptureFixture[str], command: str, flag: str, value: str, reason: str
+) -> None:
+    positional = [BUNDLE] if command in ("serve", "authorize", "plan") else []
+    err = _refused(capsys, [command, *positional, flag, value])
+    assert f"pdp {command}: error: argument {flag}: {reason}" in err, err
+
+
 def test_flags_that_go_together_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     err = _refused(capsys, ["serve", BUNDLE, "--client-ca", "ca.pem"], run=True)
     assert "pdp serve: error: --client-ca needs --tls-cert and --tls-key" in err

@@ -1,1 +1,1 @@
-"""Tests of the gateway mapping: paths, routes.yaml, the Check decision."""
+"""Tests of the Check pipeline: identity -> route -> policy, its shortcuts and dry runs."""

@@ -1,4 +1,4 @@
-"""The gateway decision without a transport: context building, response shapes, conversions."""
+"""The gateway decision without a transport: the Cedar request, response shapes, conversions."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from pdp.authn.jwks import Keyring
 from pdp.bundle import load_bundle
 from pdp.gateway.check import check, internal_error
 from pdp.gateway.result import GatewayRequest
-from pdp.routes.context import RequestFacts, build_context
-from pdp.routes.paths import normalize
 from pdp.server import envoy
 from tests.support.gateway import CHECKOUT, EXAMPLE_BUNDLE, bearer, check_request, token
 
@@ -24,53 +22,6 @@ LOOKUP = key_lookup(Keyring())
 def request(method: str, path: str, headers: dict[str, str] | None = None, **kw) -> GatewayRequest:
     values = {k: (v,) for k, v in (headers or {}).items()}
     return GatewayRequest(method, path, values, source_address="10.0.0.9", **kw)
-
-
-def test_context_sources() -> None:
-    facts = RequestFacts(
-        method="GET",
-        path=normalize("/a/b?x=1&x=2&__entity=evil&y="),
-        host="shop.example",
-        source_ip="2001:db8::1",
-        peer=CHECKOUT,
-        scopes=("orders:read",),
-        identity="jwt",
-        claims={"tier": "gold", "n": 7, "obj": {"__extn": 1, "k": "v"}, "f": 1.5},
-        params={"id": "o-1"},
-    )
-    spec = [
-        ("method", "method"),
-        ("path", "path"),
-        ("host", "host"),
-        ("scheme", "scheme"),
-        ("source_ip", "source_ip"),
-        ("scopes", "scopes"),
-        ("peer", "peer"),
-        ("who", "identity"),
-        ("query", "query"),
-        ("x", "query.x"),
-        ("missing", "query.nope"),
-        ("id", "param.id"),
-        ("tier", "claim.tier"),
-        ("n", "claim.n"),
-        ("obj", "claim.obj"),
-        ("f", "claim.f"),
-    ]
-    assert build_context(spec, facts) == {
-        "method": "GET",
-        "path": "/a/b",
-        "host": "shop.example",
-        "source_ip": {"__extn": {"fn": "ip", "arg": "2001:db8::1"}},
-        "scopes": ["orders:read"],
-        "peer": CHECKOUT,
-        "who": "jwt",
-        "query": {"x": "1", "y": ""},
-        "x": "1",
-        "id": "o-1",
-        "tier": "gold",
-        "n": 7,
-        "obj": {"k": "v"},
-    }
 
 
 def test_the_cedar_request_for_a_user_known_only_from_the_token() -> None:

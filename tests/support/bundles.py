@@ -56,6 +56,17 @@ def write_bundle(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+ALLOW_ALL = '@id("allow-all")\npermit (principal, action, resource);\n'
+GUARD = '@id("guard")\nforbid (principal == User::"mallory", action, resource);\n'
+
+
+def guarded_bundle(root: Path) -> Path:
+    """A permit-all bundle whose forbid is reached through a link into a hidden folder."""
+    write_bundle(root, {"main.cedar": ALLOW_ALL, ".shared/guard.cedar": GUARD})
+    os.symlink(".shared/guard.cedar", root / "guard.cedar")
+    return root
+
+
 def run_pdp(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """`python -m pdp ARGS` as a real subprocess, from the repository root."""
     return subprocess.run(

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 TIMEOUT = 10.0
+EVALUATION = "/access/v1/evaluation"  # AuthZEN 1.0 endpoints
+EVALUATIONS = "/access/v1/evaluations"
 
 
 @dataclass

@@ -9,78 +9,49 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.support.daemon import DaemonUnavailable, accepting, find_binary, free_port, running
 
-class NginxUnavailable(RuntimeError):
+__all__ = ["EchoUpstream", "NginxUnavailable", "binary", "free_port", "nginx"]
+
+
+class NginxUnavailable(DaemonUnavailable):
     """nginx is not installed or did not start; the message says why."""
 
 
 def binary() -> str:
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
-    )
-    if found is None:
-        raise NginxUnavailable(
-            "nginx is not installed; `make test-deps` (run by `make test`) installs Debian's "
-            "nginx package"
-        )
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _accepting(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.2)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+    return find_binary("nginx", "/usr/sbin/nginx", "nginx", NginxUnavailable)
 
 
 @contextmanager
 def nginx(config: str, folder: Path, port: int, timeout: float = 15.0) -> Iterator[int]:
-    """Run nginx with `config` (prefix `folder`) until the block ends; yields its pid."""
+    """Run nginx with `config` (prefix `folder`) until the block ends; yields its pid.
+
+    Ready once `port` accepts; its stderr (where `-e stderr` sends the early errors) is
+    `folder/stderr.log`. Stopped with SIGQUIT: requests in progress finish first."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tmp").mkdir(exist_ok=True)
     (folder / "nginx.conf").write_text(config)
     directives = "daemon off; master_process on;"
     if os.geteuid() == 0:
         directives += " user root;"  # the temp folder is the test's own, closed to others
-    process = subprocess.Popen(
-        [binary(), "-p", str(folder), "-c", "nginx.conf", "-e", "stderr", "-g", directives],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        end = time.monotonic() + timeout
-        while not _accepting(port):
-            if process.poll() is not None or time.monotonic() > end:
-                error = process.stderr.read() if process.poll() is not None else ""
-                raise NginxUnavailable(f"nginx did not start (exit {process.returncode}): {error}")
-            time.sleep(0.05)
+    command = [binary(), "-p", str(folder), "-c", "nginx.conf", "-e", "stderr", "-g", directives]
+    with running(
+        command,
+        log=folder / "stderr.log",
+        ready=lambda: accepting(port),
+        unavailable=NginxUnavailable,
+        timeout=timeout,
+        stop=signal.SIGQUIT,
+    ) as process:
         yield process.pid
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGQUIT)  # graceful: finish requests, then exit
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 class EchoUpstream:

@@ -13,19 +13,19 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.daemon import LOG_TAIL, DaemonUnavailable, free_port, running
+
 UNPRIVILEGED = "nobody"
 
 
-class PostgresUnavailable(RuntimeError):
+class PostgresUnavailable(DaemonUnavailable):
     """No PostgreSQL server could be started; the message says why."""
 
 
@@ -56,15 +56,12 @@ def binaries() -> Path:
     return Path(found[-1]).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def postgres_server(timeout: float = 60.0) -> Iterator[Postgres]:
-    """Start a throwaway PostgreSQL server; stop it and remove its files on exit."""
+    """Start a throwaway PostgreSQL server; stop it and remove its files on exit.
+
+    Ready once `pg_isready` says so; its log is `postgres.log` in its folder. Stopped with
+    SIGINT (fast shutdown: open sessions are ended)."""
     bin_dir = binaries()
     user = UNPRIVILEGED if os.geteuid() == 0 else None
     root = Path(tempfile.mkdtemp(prefix="pdp-pg-"))
@@ -74,15 +71,12 @@ def postgres_server(timeout: float = 60.0) -> Iterator[Postgres]:
         record = pwd.getpwnam(user)
         for path in (root, sockets):
             os.chown(path, record.pw_uid, record.pw_gid)
-    process: subprocess.Popen[str] | None = None
     try:
         init = subprocess.run(
             [
                 str(bin_dir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
+                "-D", str(data),
+                "-U", "postgres",
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--locale=C",
@@ -92,67 +86,33 @@ def postgres_server(timeout: float = 60.0) -> Iterator[Postgres]:
             text=True,
             timeout=timeout,
             cwd=root,
-        )
+        )  # fmt: skip
         if init.returncode != 0:
-            raise PostgresUnavailable(f"initdb failed ({init.returncode}): {init.stderr[-2000:]}")
-        port = _free_port()
-        log = root / "postgres.log"
-        log_file = open(log, "w")  # noqa: SIM115 - the server writes it until stopped
-        if user is not None:
-            os.chown(log, pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid)
-        process = subprocess.Popen(
-            [
-                str(bin_dir / "postgres"),
-                "-D",
-                str(data),
-                "-p",
-                str(port),
-                "-k",
-                str(sockets),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-            ],
+            raise PostgresUnavailable(
+                f"initdb failed ({init.returncode}): {init.stderr[-LOG_TAIL:]}"
+            )
+        port = free_port()
+        command = [
+            str(bin_dir / "postgres"),
+            "-D", str(data),
+            "-p", str(port),
+            "-k", str(sockets),
+            "-c", "listen_addresses=127.0.0.1",
+            "-c", "fsync=off",
+        ]  # fmt: skip
+        ready = [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+        with running(
+            command,
+            log=root / "postgres.log",
+            ready=lambda: subprocess.run(ready, capture_output=True).returncode == 0,
+            unavailable=PostgresUnavailable,
+            timeout=timeout,
+            stop=signal.SIGINT,
+            stop_timeout=30.0,
             user=user,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
             cwd=root,
-            text=True,
-        )
-        log_file.close()
-        _wait_ready(bin_dir, port, process, log, timeout)
-        yield Postgres("127.0.0.1", port, process.pid)
+            interval=0.1,
+        ) as process:
+            yield Postgres("127.0.0.1", port, process.pid)
     finally:
-        if process is not None and process.poll() is None:
-            os.kill(process.pid, signal.SIGINT)  # fast shutdown
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _wait_ready(
-    bin_dir: Path, port: int, process: subprocess.Popen[str], log: Path, timeout: float
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise PostgresUnavailable(f"postgres exited {process.returncode}: {_tail(log)}")
-        ready = subprocess.run(
-            [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
-            capture_output=True,
-        )
-        if ready.returncode == 0:
-            return
-        time.sleep(0.1)
-    raise PostgresUnavailable(f"postgres not ready after {timeout}s: {_tail(log)}")
-
-
-def _tail(log: Path) -> str:
-    try:
-        return log.read_text(errors="replace")[-2000:]
-    except OSError:
-        return "(no log)"

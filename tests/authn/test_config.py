@@ -1,92 +1,21 @@
-"""routes.yaml is checked at bundle load: every mistake is a `routes.yaml:LINE: message`."""
+"""routes.yaml's `identity:` section is checked at bundle load (pdp/authn/config.py): issuers,
+key sets, principal mapping, API keys, mTLS; every mistake is a `routes.yaml:LINE: message`.
+
+The routes themselves: tests/routes/test_compile.py.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pdp.bundle import load_bundle
-from pdp.errors import BundleError
+from tests.support.bundles import run_pdp
 from tests.support.gateway import bundle_with, public_jwk
-from tests.support.server import REPO
-
-BASE = """\
-identity:
-  jwt:
-    issuers:
-      - issuer: https://auth.shop.example/
-        audiences: [orders-api]
-        algorithms: [ES256]
-        jwks:
-          file: keys/orders.jwks.json
-        principal:
-          type: User
-          roles_claim: roles
-          role_type: Role
-          attributes:
-            email: email
-  mtls:
-    principal_type: Service
-  api_keys:
-    keys:
-      - name: reporting
-        hash: sha256:436cf67a97b68d986eaa435a841068a21456f45959a1dbaf70a41dee9c008c8b
-        principal: ApiClient::"reporting"
-  anonymous: Anonymous::"anonymous"
-routes:
-  - name: read-order
-    method: GET
-    path: /api/orders/{orderId}
-    action: readOrder
-    resource: {type: Order, id: "{orderId}"}
-"""
-
-
-def load(tmp_path: Path, routes: str, files: dict[str, str] | None = None):
-    target = Path(tempfile.mkdtemp(dir=tmp_path)) / "bundle"
-    return load_bundle(bundle_with(target, routes, files or {}))
-
-
-def problems(tmp_path: Path, routes: str, files: dict[str, str] | None = None) -> list[str]:
-    with pytest.raises(BundleError) as info:
-        load(tmp_path, routes, files)
-    found = [str(p) for p in info.value.problems]
-    assert all(p.startswith("routes.yaml") for p in found), found
-    return found
-
-
-def line_of(text: str, needle: str) -> int:
-    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
-
-
-def test_base_loads_with_principal_types_from_the_schema(tmp_path: Path) -> None:
-    gateway = load(tmp_path, BASE).gateway
-    assert gateway is not None
-    assert gateway.identity.principal_types == ("User", "ApiClient", "Service", "Anonymous")
-    (route,) = gateway.routes
-    assert route.principal_types == {"User", "ApiClient", "Service", "Anonymous"}
-    assert dict(route.context) == {
-        "method": "method",
-        "path": "path",
-        "source_ip": "source_ip",
-        "scopes": "scopes",
-        "peer": "peer",
-    }
-
-
-def test_the_example_bundle_loads_with_its_routes() -> None:
-    gateway = load_bundle(REPO / "policies").gateway
-    assert gateway is not None
-    names = [r.name for r in gateway.routes]
-    assert "list-user-orders" in names and "admin-list-user-orders" in names
-    assert "reserve-stock" in names
+from tests.support.routes import BASE, line_of, load, problems
 
 
 @pytest.mark.parametrize(
@@ -104,12 +33,6 @@ def test_the_example_bundle_loads_with_its_routes() -> None:
             "url:",
             "https://",
         ),
-        ("action: readOrder", "action: readOrdr", "- name: read-order", "unrecognized action"),
-        ("type: Order, id", "type: Ordr, id", "- name: read-order", "unrecognized entity type"),
-        ("type: Order, id", "type: Tenant, id", "- name: read-order", "none of the principal"),
-        ('id: "{orderId}"', 'id: "{id}"', "resource:", "does not bind"),
-        ("path: /api/orders/{orderId}", "path: /api/orders/{orderId", "path:", "parameter"),
-        ("method: GET", "method: get", "method:", "HTTP method"),
         ("hash: sha256:436c", "hash: md5:436c", "hash:", "64 lowercase hex"),
         ('principal: ApiClient::"reporting"', "principal: reporting", "principal: rep", "uid"),
         ("principal_type: Service", "principal_type: Svc", None, "unrecognized entity type `Svc`"),
@@ -130,80 +53,10 @@ def test_mistakes_are_located(
         assert any(p.startswith(f"routes.yaml:{line}:") and message in p for p in found), found
 
 
-def test_context_attribute_missing_from_the_schema(tmp_path: Path) -> None:
-    text = BASE + "    context: {tenant_hint: query.tenant}\n"
-    found = problems(tmp_path, text)
-    line = line_of(text, "- name: read-order")
-    assert any(
-        p.startswith(f"routes.yaml:{line}:") and "'tenant_hint'" in p and "not in the context" in p
-        for p in found
-    ), found
-
-
-def test_context_attribute_of_the_wrong_type(tmp_path: Path) -> None:
-    found = problems(tmp_path, BASE + "    context: {peer: source_ip}\n")
-    assert any("'peer' (source_ip) has the wrong type" in p for p in found), found
-
-
-def test_unknown_context_source(tmp_path: Path) -> None:
-    found = problems(tmp_path, BASE + "    context: {method: header.x-user}\n")
-    assert any("unknown source 'header.x-user'" in p for p in found), found
-
-
-def test_shadowed_route_is_an_error(tmp_path: Path) -> None:
-    text = BASE + (
-        "  - name: read-order-again\n"
-        "    method: [GET]\n"
-        "    path: /api/orders/{id}\n"
-        "    action: readOrder\n"
-        '    resource: {type: Order, id: "{id}"}\n'
-    )
-    found = problems(tmp_path, text)
-    assert any("'read-order-again' is unreachable" in p for p in found), found
-
-
-def test_invalid_yaml_and_duplicate_keys_name_their_line(tmp_path: Path) -> None:
-    assert problems(tmp_path, "routes: [\n")[0].startswith("routes.yaml:2:")
-    text = BASE.replace("  anonymous:", '  anonymous: Anonymous::"a"\n  anonymous:')
-    found = problems(tmp_path, text)
-    assert any("duplicate key 'anonymous'" in p for p in found), found
-
-
-def test_a_key_that_is_not_a_plain_value_is_a_located_problem(tmp_path: Path) -> None:
-    # routes.yaml is read by pdp.yamlsrc like every YAML file: a complex key is refused with
-    # its line, never a TypeError out of the loader.
-    assert problems(tmp_path, "? [a, b]\n: c\nroutes: []\n") == [
-        "routes.yaml:1:3: invalid YAML: a mapping key must be a plain value"
-    ]
-
-
 def test_jwks_file_with_no_key_for_the_algorithms(tmp_path: Path) -> None:
     text = BASE.replace("algorithms: [ES256]", "algorithms: [RS256]")
     found = problems(tmp_path, text)
     assert any("no key in keys/orders.jwks.json can verify RS256" in p for p in found), found
-
-
-def test_without_a_schema_routes_are_not_schema_checked(tmp_path: Path) -> None:
-    root = bundle_with(tmp_path / "bundle", BASE.replace("readOrder", "anything"))
-    (root / "orders.cedarschema").unlink()
-    (root / "manifest.yaml").write_text("name: no-schema\n")
-    gateway = load_bundle(root).gateway
-    assert gateway is not None and gateway.routes[0].principal_types is None
-
-
-@pytest.mark.slow  # the CLI end to end
-def test_pdp_check_reports_routes_problems(tmp_path: Path) -> None:
-    root = bundle_with(tmp_path / "bundle", BASE.replace("[ES256]", "[none]"))
-    done = subprocess.run(
-        [sys.executable, "-m", "pdp", "check", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
-    assert done.returncode == 3
-    line = line_of(BASE, "algorithms:")
-    assert f"routes.yaml:{line}: algorithm 'none'" in done.stdout + done.stderr
 
 
 INTERNAL_ISSUER = """\
@@ -265,13 +118,7 @@ def test_pdp_check_refuses_the_six_byte_secret(tmp_path: Path) -> None:
     """0.1.0: `"secret"` passed `pdp check`, and the first token printed a raw warning."""
     text = _with_internal_issuer("HS256")
     root = bundle_with(tmp_path / "bundle", text, {"keys/internal.jwks.json": _oct(b"secret")})
-    done = subprocess.run(
-        [sys.executable, "-m", "pdp", "check", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    done = run_pdp("check", str(root))
     assert done.returncode == 3
     line = line_of(text, "file: keys/internal.jwks.json")
     assert f"routes.yaml:{line}:" in done.stdout + done.stderr
@@ -422,12 +269,6 @@ def test_bad_id_templates_are_located(tmp_path: Path, extra: str, message: str) 
 def test_pdp_check_reports_the_collision(tmp_path: Path) -> None:
     text = _second_issuer()
     root = bundle_with(tmp_path / "bundle", text, {"keys/internal.jwks.json": STRONG_SECRET})
-    done = subprocess.run(
-        [sys.executable, "-m", "pdp", "check", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    done = run_pdp("check", str(root))
     assert done.returncode == 3
     assert "both mint principals of type User" in done.stderr

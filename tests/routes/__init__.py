@@ -1,0 +1,1 @@
+"""Tests of the routes.yaml language: compiling routes, schema checks, paths, request context."""
