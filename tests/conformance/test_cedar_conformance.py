@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -24,6 +25,7 @@ from tests.support.conformance import (
 from tests.support.server import InProcessServer, ServerProcess, authorizer_stub
 
 CASES = load_cases(CONFORMANCE) if CONFORMANCE.is_dir() else []
+PARTS = 4  # the cases in four tests, so that xdist can spread them over its workers
 DECISIONS = {"allow": pb.DECISION_ALLOW, "deny": pb.DECISION_DENY}
 EXACT_IN_A_DOUBLE = 2**53
 
@@ -75,13 +77,18 @@ def test_there_are_cases() -> None:
     assert len(CASES) == 422
 
 
-def test_every_case_decides_as_cedar_does_through_grpc(tmp_path: Path) -> None:
-    """One real server; each case's bundle is loaded from files and activated via the store."""
+@pytest.mark.parametrize("part", range(PARTS))
+def test_every_case_decides_as_cedar_does_through_grpc(part: int, tmp_path: Path) -> None:
+    """One real server; each case's bundle is loaded from files and activated via the store.
+
+    Every PARTS-th case from `part` on: the parts together cover all 422 cases.
+    """
+    cases = CASES[part::PARTS]
     store = BundleStore()
     failures: list[str] = []
     decided = 0
     with InProcessServer(store) as server, authorizer_stub(server.address) as stub:
-        for case in CASES:
+        for case in cases:
             validation = None if case.should_validate else "off"
             bundle = load_bundle(write_bundle(case, tmp_path / case.name, validation))
             store.activate(bundle)
@@ -102,7 +109,7 @@ def test_every_case_decides_as_cedar_does_through_grpc(tmp_path: Path) -> None:
             for item, response in zip(case.requests, results, strict=True):
                 failures += _check(case, item, response, ids, "batch")
     assert not failures, "\n".join(failures[:50])
-    assert decided == sum(len(c.requests) for c in CASES)
+    assert decided == sum(len(c.requests) for c in cases) > 0
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if not c.should_validate], ids=lambda c: c.name)
@@ -129,18 +136,37 @@ def _one_case_per_feature() -> list[Case]:
 
 
 def test_cases_through_pdp_serve_subprocess(tmp_path: Path) -> None:
-    """The real CLI server on one case per feature; every case goes through gRPC above."""
-    for case in _one_case_per_feature():
+    """The real CLI server on one case per feature; every case goes through gRPC above.
+
+    The six servers start and stop side by side (each its own `pdp serve` on its own bundle).
+    """
+    cases = _one_case_per_feature()
+    servers, ids = [], []
+    for case in cases:
         validation = None if case.should_validate else "off"
         bundle_dir = write_bundle(case, tmp_path / case.name, validation)
-        ids = positional_ids(load_bundle(bundle_dir))
-        with ServerProcess(bundle_dir) as server, authorizer_stub(server.address) as stub:
-            failures: list[str] = []
-            for item in case.requests:
-                try:
-                    response = stub.IsAuthorized(_request(item, use_struct=False), timeout=10)
-                except grpc.RpcError as exc:  # pragma: no cover - reported below
-                    failures.append(f"{case.name}: {exc.code()} {exc.details()}")
-                    continue
-                failures += _check(case, item, response, ids, "pdp serve")
-            assert not failures, "\n".join(failures)
+        ids.append(positional_ids(load_bundle(bundle_dir)))
+        servers.append(ServerProcess(bundle_dir))
+    try:
+        with ThreadPoolExecutor(len(servers)) as pool:
+            list(pool.map(ServerProcess.start, servers))
+        for case, server, names in zip(cases, servers, ids, strict=True):
+            assert server.address is not None
+            with authorizer_stub(server.address) as stub:
+                failures: list[str] = []
+                for item in case.requests:
+                    try:
+                        response = stub.IsAuthorized(_request(item, use_struct=False), timeout=10)
+                    except grpc.RpcError as exc:  # pragma: no cover - reported below
+                        failures.append(f"{case.name}: {exc.code()} {exc.details()}")
+                        continue
+                    failures += _check(case, item, response, names, "pdp serve")
+                assert not failures, "\n".join(failures)
+    finally:
+        with ThreadPoolExecutor(len(servers)) as pool:
+            list(pool.map(_stop, servers))
+
+
+def _stop(server: ServerProcess) -> None:
+    if server.process is not None:
+        server.stop()

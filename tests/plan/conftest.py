@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from tests.support import plan_docs
 from tests.support.postgres import PostgresUnavailable, postgres_server
 
 
@@ -27,6 +28,14 @@ def postgres_engine() -> Iterator[sa.Engine]:
 
 
 @pytest.fixture(scope="module")
-def engines(postgres_engine: sa.Engine) -> list[sa.Engine]:
-    """SQLite (in memory) and PostgreSQL: every filter runs on both."""
-    return [sa.create_engine("sqlite://"), postgres_engine]
+def engines(postgres_engine: sa.Engine) -> Iterator[list[sa.Engine]]:
+    """SQLite (in memory) and PostgreSQL: every filter runs on both.
+
+    plan_docs' tables exist (empty) on both beforehand, as an application's would: each check
+    then only inserts its rows, in a transaction it rolls back, instead of creating the tables.
+    """
+    both = [sa.create_engine("sqlite://"), postgres_engine]
+    for engine in both:
+        plan_docs.metadata.create_all(engine)
+    yield both
+    plan_docs.metadata.drop_all(postgres_engine)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pdp.policytest import run_path
@@ -58,15 +59,21 @@ def test_a_sample_through_the_real_cli(tmp_path: Path) -> None:
     wanted += [c for c in CASES if not c.should_validate][:1]
     wanted += [c for c in CASES if c.name.startswith("cit_")][:2]
     assert len(wanted) == 4
-    for case in wanted:
-        root = write_suite_bundle(case, tmp_path / case.name)
-        run = subprocess.run(
-            [sys.executable, "-m", "pdp", "test", str(root), "--format", "json"],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=120,
-        )
+    roots = [write_suite_bundle(case, tmp_path / case.name) for case in wanted]
+    # The four `pdp test` processes run side by side; each is checked on its own.
+    with ThreadPoolExecutor(len(roots)) as pool:
+        runs = list(pool.map(_pdp_test, roots))
+    for case, run in zip(wanted, runs, strict=True):
         assert run.returncode == 0, (case.name, run.stdout[-2000:], run.stderr[-2000:])
         summary = json.loads(run.stdout)["summary"]
         assert summary["passed"] == len(case.requests) and summary["failed"] == 0
+
+
+def _pdp_test(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pdp", "test", str(root), "--format", "json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )

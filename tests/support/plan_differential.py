@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import cedarpy
 import sqlalchemy as sa
@@ -12,9 +13,19 @@ import sqlalchemy as sa
 from pdp.plan import Plan, PlanUnsupported
 from pdp.plan.predicate import to_predicate
 from pdp.plan.sqlalchemy import ResourceMapping, to_filter
-from tests.support.plan_tables import RowTable
 
 ID_KEY, PARENTS_KEY = "__pdp_id", "__pdp_parents"
+
+
+class Table(Protocol):
+    """Rows as SQL tables: RowTable, or plan_docs.DocTable (fixed tables)."""
+
+    @property
+    def mapping(self) -> ResourceMapping: ...
+
+    def load(self, connection: sa.Connection) -> None: ...
+
+    def select(self, connection: sa.Connection, where: sa.ColumnElement[bool]) -> set[str]: ...
 
 
 @dataclass
@@ -62,10 +73,16 @@ def compare(
     want: dict[str, bool],
     tally: Tally,
     where: str,
-    table: RowTable | None = None,
+    table: Table | None = None,
     engines: Sequence[sa.Engine] = (),
+    loaded: Sequence[sa.Connection] = (),
 ) -> None:
-    """Check the plan's predicate and SQL filters against `want`; record into `tally`."""
+    """Check the plan's predicate and SQL filters against `want`; record into `tally`.
+
+    The filter runs on `table` loaded into each of `engines` (in a transaction rolled back
+    afterwards), and on each of `loaded`: connections where `table` is loaded already (see
+    `loaded_into`, which lets many plans over the same rows share one load).
+    """
     tally.plans += 1
     if plan.unsupported:
         tally.unsupported_plans += 1
@@ -89,29 +106,51 @@ def compare(
         tally.not_in_sql += 1
         return
     allowed = {ident for ident, ok in want.items() if ok}
+    for connection in loaded:
+        _select(table, connection, where_clause, len(rows), allowed, tally, where, plan)
     for engine in engines:
-        with engine.connect() as connection:
-            transaction = connection.begin()
-            try:
-                table.load(connection)
-                got_ids = table.select(connection, where_clause)
-            finally:
-                transaction.rollback()
-        name = engine.dialect.name
-        if name == "sqlite":
-            tally.sqlite_rows += len(rows)
-        else:
-            tally.postgres_rows += len(rows)
-        if got_ids != allowed:
-            tally.differences.append(
-                f"{where} [{name}]: selected {sorted(got_ids)}, Cedar allows {sorted(allowed)}"
-                f"\n  plan: {plan.condition}\n  sql: {_sql(where_clause, engine)}"
-            )
+        with loaded_into(table, engine) as connection:
+            _select(table, connection, where_clause, len(rows), allowed, tally, where, plan)
 
 
-def _sql(clause: sa.ColumnElement[bool], engine: sa.Engine) -> str:
+@contextmanager
+def loaded_into(table: Table, engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection of `engine` with `table`'s rows loaded, in a transaction rolled back."""
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            table.load(connection)
+            yield connection
+        finally:
+            transaction.rollback()
+
+
+def _select(
+    table: Table,
+    connection: sa.Connection,
+    where_clause: sa.ColumnElement[bool],
+    rows: int,
+    allowed: set[str],
+    tally: Tally,
+    where: str,
+    plan: Plan,
+) -> None:
+    got_ids = table.select(connection, where_clause)
+    name = connection.dialect.name
+    if name == "sqlite":
+        tally.sqlite_rows += rows
+    else:
+        tally.postgres_rows += rows
+    if got_ids != allowed:
+        tally.differences.append(
+            f"{where} [{name}]: selected {sorted(got_ids)}, Cedar allows {sorted(allowed)}"
+            f"\n  plan: {plan.condition}\n  sql: {_sql(where_clause, connection.dialect)}"
+        )
+
+
+def _sql(clause: sa.ColumnElement[bool], dialect: sa.Dialect) -> str:
     try:
-        return str(clause.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+        return str(clause.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     except Exception as exc:  # only for the message
         return f"(cannot render: {exc})"
 

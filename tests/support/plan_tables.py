@@ -101,7 +101,9 @@ class RowTable:
         self.mapping = ResourceMapping(self.table.c.id, attributes, parents)
 
     def load(self, connection: sa.Connection) -> None:
-        self.metadata.create_all(connection)
+        # The names are new to this process (a counter), so there is nothing to look up first
+        # (pysqlite keeps tables after a rollback: a reused name would fail, loudly).
+        self.metadata.create_all(connection, checkfirst=False)
         for table, rows in self._inserts:
             if rows:
                 connection.execute(table.insert(), [_complete(table, r) for r in rows])
