@@ -69,3 +69,10 @@ def cleanup_decision_logs(logs: Path) -> None:
     """Drop decision logs once a server stopped (they grow by ~1 KB per decision)."""
     for file in logs.glob("*.decisions.jsonl"):
         file.unlink(missing_ok=True)
+
+
+def start_cedar(bundle: Path, logs: Path) -> procs.Server:
+    """The empty handler deciding with cedarpy alone (bench/cedar_server.py)."""
+    port = procs.free_port()
+    argv = [sys.executable, "-m", "bench.cedar_server", str(port), str(bundle)]
+    return procs.Server("cedar", argv, port, logs / "cedar.log", cwd=REPO)
