@@ -50,9 +50,7 @@ class CedarAuthorizer(EmptyAuthorizer):
             entities = entities.with_added_json_str(request.entities_json, bundle.schema)
         result = cedarpy.is_authorized(cedar, bundle.policy_set, entities, bundle.schema)
         allowed = result.decision is cedarpy.Decision.Allow
-        return pb.IsAuthorizedResponse(
-            decision=pb.DECISION_ALLOW if allowed else pb.DECISION_DENY
-        )
+        return pb.IsAuthorizedResponse(decision=pb.DECISION_ALLOW if allowed else pb.DECISION_DENY)
 
 
 async def main(port: int, bundle_dir: str) -> None:

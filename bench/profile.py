@@ -4,8 +4,9 @@ server CPU per request from /proc (per thread too), optionally py-spy or perf me
     python -m bench.profile compare [--rounds N] [--seconds S] SERVER...
     python -m bench.profile record [--seconds S] [--py-spy OUT | --perf OUT] SERVER
 
-A SERVER is `empty` (bench/empty_server.py), `cedar` (bench/cedar_server.py: the empty
-handler deciding with cedarpy alone) or `pdp[:ARG,ARG...]`: `pdp serve` on a copy of the
+A SERVER is `empty` (bench/empty_server.py), `burn:US` (the empty handler spinning US µs of
+CPU per call), `cedar` (bench/cedar_server.py: the empty handler deciding with cedarpy
+alone) or `pdp[:ARG,ARG...]`: `pdp serve` on a copy of the
 example bundle with its decision log to a file, plus ARGs (e.g. `pdp:--decision-cache-size,0`
 or `pdp:--decision-cache-size,0,--decision-log,off`). `compare` starts them all and measures
 them in interleaved rounds (the machine is shared and noisy: read the ratios, not the
@@ -58,10 +59,7 @@ def start(spec: str, work: Path) -> procs.Server:
     if spec == "cedar":
         return servers.start_cedar(bundle, logs)
     if spec.startswith("burn:"):  # the empty handler spinning N µs of CPU per call
-        port = procs.free_port()
-        argv = [sys.executable, "/tmp/prof/burn_server.py", str(port), spec[5:]]
-        env = {"PYTHONPATH": str(servers.REPO)}
-        return procs.Server("burn", argv, port, logs / "burn.log", env=env, cwd=servers.REPO)
+        return servers.start_empty(logs, float(spec.removeprefix("burn:")))
     name, _, args = spec.partition(":")
     if name != "pdp":
         raise SystemExit(f"unknown server {spec!r}: empty, cedar or pdp[:ARG,...]")
@@ -147,12 +145,16 @@ def compare(args: argparse.Namespace, bodies: list[bytes], work: Path) -> None:
                 measure(subject, bodies, args.seconds, args.inflight)
             print(f"round {n + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     first = statistics.median(subjects[0].cpu)
-    print(f"{'server':52} {'req/s':>7} {'CPU µs/req':>10} {'x first':>7}  by thread (median µs/req)")
+    print(
+        f"{'server':52} {'req/s':>7} {'CPU µs/req':>10} {'x first':>7}  by thread (median µs/req)"
+    )
     for subject in subjects:
         cpu = statistics.median(subject.cpu)
         roles = sorted({r for t in subject.threads for r in t})
         parts = []
-        for role in sorted(roles, key=lambda r: -statistics.median(t.get(r, 0) for t in subject.threads)):
+        for role in sorted(
+            roles, key=lambda r: -statistics.median(t.get(r, 0) for t in subject.threads)
+        ):
             value = statistics.median(t.get(role, 0.0) for t in subject.threads)
             if value >= 1.0:
                 parts.append(f"{role} {value:.0f}")
@@ -178,13 +180,19 @@ def record(args: argparse.Namespace, bodies: list[bytes], work: Path) -> None:
             command += ["-p", pid, "--", "sleep", str(args.seconds)]
         else:
             command = []
-        spy = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) if command else None
+        spy = (
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            if command
+            else None
+        )
         measure(subject, bodies, args.seconds, args.inflight)
         if spy is not None:
             out, _ = spy.communicate(timeout=120)
             print("\n".join(out.decode(errors="replace").splitlines()[-2:]))
     threads = ", ".join(f"{r} {v:.0f}" for r, v in subject.threads[0].items() if v >= 1)
-    print(f"{subject.spec}: {subject.rps[0]:,.0f} req/s, {subject.cpu[0]:,.1f} µs CPU/req ({threads})")
+    print(
+        f"{subject.spec}: {subject.rps[0]:,.0f} req/s, {subject.cpu[0]:,.1f} µs CPU/req ({threads})"
+    )
 
 
 def _tool(name: str) -> str:

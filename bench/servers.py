@@ -52,10 +52,12 @@ def start_pdp(
     return procs.Server(name, argv, port, logs / f"{name}.log", cwd=REPO)
 
 
-def start_empty(logs: Path) -> procs.Server:
-    """The bare grpc.aio server with empty handlers (bench/empty_server.py)."""
+def start_empty(logs: Path, burn_us: float = 0.0) -> procs.Server:
+    """The bare grpc.aio server with empty handlers (bench/empty_server.py); with `burn_us`,
+    IsAuthorized spins that much CPU time first."""
     port = procs.free_port()
     argv = [sys.executable, "-m", "bench.empty_server", str(port)]
+    argv += [f"{burn_us:g}"] if burn_us else []
     return procs.Server("empty", argv, port, logs / "empty.log", cwd=REPO)
 
 

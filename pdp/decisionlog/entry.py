@@ -94,6 +94,22 @@ def line(record: Record, index: int, masker: Masker, rules: LogRules, full: bool
 
     `full` (`--decision-log-requests full`): context and request entities are logged whatever
     the manifest says (masked as it says), for `pdp replay`."""
+    if (
+        record.gateway is None
+        and record.plan is None
+        and record.shadow is None
+        and not (full or rules.context or rules.entities)
+    ):
+        encoded = _plain_line(record, index, masker).encode("ascii") + b"\n"
+        if len(encoded) <= MAX_LINE_BYTES:
+            return encoded
+    return generic_line(record, index, masker, rules, full)
+
+
+def generic_line(
+    record: Record, index: int, masker: Masker, rules: LogRules, full: bool = False
+) -> bytes:
+    """`line` through the entry's dict (`build_entry`) and the JSON encoder: every shape."""
     entry = build_entry(record, index, masker, rules, full)
     encoded = _encode(entry)
     if len(encoded) > MAX_LINE_BYTES:
@@ -281,6 +297,43 @@ def _rfc3339(seconds: float) -> str:
         cached = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
         _last_second = cached
     return f"{cached[1]}.{int((seconds - whole) * 1e6):06d}Z"
+
+
+def _plain_line(record: Record, index: int, masker: Masker) -> str:
+    """The line of a decision with no gateway, plan, shadow or request data, as text: what
+    `_encode(build_entry(...))` writes for it, byte for byte (tests/observability/
+    test_log_cost.py holds the two together), without building the dict first."""
+    decision = record.decisions[index]
+    requests = record.requests
+    request = requests[index] if index < len(requests) else None
+    if request is not None:
+        principal, action, resource = request.principal, request.action, request.resource
+        who = _QUOTE(str(principal)) if principal is not None else "null"
+        did = _QUOTE(str(action)) if action is not None else "null"
+        what = _QUOTE(str(resource)) if resource is not None else "null"
+    else:
+        who = did = what = "null"
+    bundle = record.bundle
+    revision = decision.bundle_revision
+    errors = decision.errors
+    tail = ',"cached":true' if decision.cached else ""
+    if record.api in BATCHES:
+        tail += f',"batch_index":{index}'
+    return (
+        f'{{"time":"{_rfc3339(record.time)}","decision_id":{_QUOTE(decision.decision_id)},'
+        f'"api":{_QUOTE(record.api)},'
+        f'"bundle_name":{_QUOTE(bundle.name) if bundle is not None else "null"},'
+        f'"bundle_revision":{_QUOTE(revision) if revision else "null"},'
+        f'"principal":{who},"action":{did},"resource":{what},'
+        f'"decision":"{"allow" if decision.allowed else "deny"}",'
+        f'"determining_policies":[{",".join(map(_QUOTE, decision.determining_policies))}],'
+        f'"erroring_policies":[{",".join(map(_QUOTE, decision.erroring_policies))}],'
+        f'"errors":[{",".join([_QUOTE(masker.scrub(e)) for e in errors]) if errors else ""}],'
+        f'"latency_us":{round(record.seconds * 1e6)}{tail}}}'
+    )
+
+
+_QUOTE = json.encoder.encode_basestring_ascii  # a str as JSON text, ASCII only, quoted
 
 
 def _encode(entry: dict[str, Any]) -> bytes:
