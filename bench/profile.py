@@ -6,7 +6,8 @@ server CPU per request from /proc (per thread too), optionally py-spy or perf me
 
 A SERVER is `empty` (bench/empty_server.py), `burn:US` (the empty handler spinning US µs of
 CPU per call), `cedar` (bench/cedar_server.py: the empty handler deciding with cedarpy
-alone) or `pdp[:ARG,ARG...]`: `pdp serve` on a copy of the
+alone) or `pdp[@DIR][:ARG,ARG...]`: `pdp serve` (of the checkout at DIR, e.g. an older
+commit's `pdp/` from `git archive`, when given) on a copy of the
 example bundle with its decision log to a file, plus ARGs (e.g. `pdp:--decision-cache-size,0`
 or `pdp:--decision-cache-size,0,--decision-log,off`). `compare` starts them all and measures
 them in interleaved rounds (the machine is shared and noisy: read the ratios, not the
@@ -61,12 +62,14 @@ def start(spec: str, work: Path) -> procs.Server:
     if spec.startswith("burn:"):  # the empty handler spinning N µs of CPU per call
         return servers.start_empty(logs, float(spec.removeprefix("burn:")))
     name, _, args = spec.partition(":")
+    name, _, tree = name.partition("@")  # pdp@DIR: the pdp package of another checkout
     if name != "pdp":
-        raise SystemExit(f"unknown server {spec!r}: empty, cedar or pdp[:ARG,...]")
+        raise SystemExit(f"unknown server {spec!r}: empty, burn:US, cedar or pdp[@DIR][:ARG,...]")
     extra = [a for a in args.split(",") if a]
     slug = f"pdp-{abs(hash(spec)) % 10_000}"
     # start_pdp's own --decision-log comes first: a later `--decision-log,off` wins
-    return servers.start_pdp(bundle, logs, slug, extra, True)
+    server = servers.start_pdp(bundle, logs, slug, extra, True, tree or None)
+    return server
 
 
 def thread_cpu(pid: int) -> Threads:

@@ -33,12 +33,19 @@ def supports(option: str) -> bool:
 
 
 def start_pdp(
-    bundle: Path, logs: Path, name: str, extra: list[str] | None = None, decision_log: bool = True
+    bundle: Path,
+    logs: Path,
+    name: str,
+    extra: list[str] | None = None,
+    decision_log: bool = True,
+    tree: str | None = None,
 ) -> procs.Server:
-    """`pdp serve BUNDLE` on a free loopback port; decision log to a file in `logs`."""
+    """`pdp serve BUNDLE` on a free loopback port; decision log to a file in `logs`.
+    `tree`: a directory holding another `pdp` package to run instead of this checkout's."""
     port = procs.free_port()
+    command = [sys.executable, "-m", "pdp"] if tree else pdp_command()
     argv = [
-        *pdp_command(),
+        *command,
         "serve",
         str(bundle),
         "--listen",
@@ -49,7 +56,8 @@ def start_pdp(
     if supports("--decision-log"):
         argv += ["--decision-log", str(logs / f"{name}.decisions.jsonl") if decision_log else "off"]
     argv += extra or []
-    return procs.Server(name, argv, port, logs / f"{name}.log", cwd=REPO)
+    env = {"PYTHONPATH": tree} if tree else None
+    return procs.Server(name, argv, port, logs / f"{name}.log", env=env, cwd=Path(tree or REPO))
 
 
 def start_empty(logs: Path, burn_us: float = 0.0) -> procs.Server:
