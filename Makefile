@@ -100,7 +100,7 @@ k8s-bundles: install
 		--write-items deploy/kubernetes/sidecar/deployment.yaml \
 		--write-items deploy/kubernetes/gateway/pdp.yaml
 
-# Benchmarks (bench/README.md): one table, bench/results/latest.json; bounded (~6 min).
+# Benchmarks (bench/README.md): one table, bench/results/latest.json; bounded (~7.5 min).
 # h2load is Debian's nghttp2-client; bench-peers also installs Cerbos from npm into bench/.peers.
 H2LOAD_INSTALL = command -v h2load >/dev/null || apt-get install -y -qq nghttp2-client \
 	|| { apt-get update -qq && apt-get install -y -qq nghttp2-client; }

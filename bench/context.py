@@ -62,7 +62,7 @@ class Settings:
             round_duration=0.5 if quick else 1.0,
             rounds=1 if quick else 3,
             warmup=0.2 if quick else 0.4,
-            budget=240.0 if quick else 330.0,
+            budget=240.0 if quick else 420.0,
             load_timeout=20.0 if quick else 60.0,
             decision_log=os.environ.get("BENCH_DECISION_LOG", "1") not in ("0", "off"),
             h2load_procs=8,

@@ -2,7 +2,8 @@
 
 Same stack as `pdp serve` (grpc.aio, the generated pdp.v1 servicer, so requests are parsed
 the same way, same channel options), with nothing behind the handler.
-Usage: python -m bench.empty_server PORT
+Usage: python -m bench.empty_server PORT [BURN_US]: with BURN_US, IsAuthorized first spins
+that many µs of thread CPU time (what any handler costing that much costs in this server).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 
 import grpc
 
@@ -26,9 +28,15 @@ OPTIONS = [
 class EmptyAuthorizer(pb_grpc.AuthorizerServicer):
     """Every method answers an empty message: the cost of gRPC alone."""
 
+    burn = 0.0  # seconds of thread CPU time IsAuthorized spins first
+
     async def IsAuthorized(
         self, request: pb.IsAuthorizedRequest, context: grpc.aio.ServicerContext
     ) -> pb.IsAuthorizedResponse:
+        if self.burn:
+            until = time.thread_time() + self.burn
+            while time.thread_time() < until:
+                pass
         return pb.IsAuthorizedResponse()
 
     async def BatchIsAuthorized(
@@ -42,10 +50,12 @@ class EmptyAuthorizer(pb_grpc.AuthorizerServicer):
         return pb.GetStatusResponse(serving=True)
 
 
-async def main(port: int) -> None:
+async def main(port: int, burn_us: float = 0.0) -> None:
     """Serve on 127.0.0.1:`port` until SIGTERM or SIGINT."""
     server = grpc.aio.server(options=OPTIONS)
-    pb_grpc.add_AuthorizerServicer_to_server(EmptyAuthorizer(), server)
+    servicer = EmptyAuthorizer()
+    servicer.burn = burn_us / 1e6
+    pb_grpc.add_AuthorizerServicer_to_server(servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     stopping = asyncio.Event()
@@ -57,4 +67,4 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 0.0))

@@ -110,13 +110,16 @@ def rounds(
     """Interleaved rounds: each contender in turn, p50 at 1 in flight then h2load at 32.
 
     The machine's load drifts over a run; measuring the contenders of a comparison back to
-    back, several times, in a rotating order, and keeping the medians, cancels most of it.
+    back, several times, in a rotating order (reversed every other round, so no contender
+    always runs right after the same one), and keeping the medians, cancels most of it.
     The first contender is the floor: every row's ratios are against it, from the same rounds.
     """
     samples: dict[str, list[Row]] = {c.label: [] for c in contenders}
     count = bench.settings.rounds
     for n in range(count):
         order = list(contenders[n % len(contenders) :]) + list(contenders[: n % len(contenders)])
+        if n % 2:  # reversed every other round: no contender always follows the same one
+            order.reverse()
         for who in order:
             row = Row(group, who.label, "1|32")
             try:

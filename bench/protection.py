@@ -22,10 +22,10 @@ detectors:
   auth_failures: {window: 1m, unauthenticated: 1000000, forbidden: 1000000, action: alert}
   token_spread: {window: 1m, addresses: 10000, action: alert}
 """
-OFF, MEMORY, REDIS = (
-    "Check, protection off",
-    "Check, protection in-process",
-    "Check, protection Redis",
+OFF, MEMORY, REDIS = (  # warm: the decision cache on (default), protection runs anyway
+    "Check warm, protection off",
+    "Check warm, protection in-process",
+    "Check warm, protection Redis",
 )
 
 

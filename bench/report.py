@@ -63,7 +63,7 @@ def _ratio(value: float | None) -> str:
 
 
 COLUMNS = (
-    ("row", 44, "<"),
+    ("row", 54, "<"),
     ("in-flight", 9, ">"),
     ("p50 µs", 9, ">"),
     ("p99 µs", 9, ">"),
@@ -87,7 +87,7 @@ def render(rows: list[Row], targets: list[Target], header: list[str]) -> str:
             lines.append("")
         group = row.group
         cells = (
-            f"{row.group:8} {row.name.removeprefix(row.group + ' ')}"[:44],
+            f"{row.group:8} {row.name.removeprefix(row.group + ' ')}"[:54],
             row.inflight,
             _num(row.p50_us),
             _num(row.p99_us),
@@ -109,7 +109,7 @@ def render(rows: list[Row], targets: list[Target], header: list[str]) -> str:
     lines += ["", "targets"]
     for target in targets:
         value = "-" if target.value is None else f"{target.value:.2f}x"
-        lines.append(f"  [{target.status:^6}] {target.name:66} {value:>7}  (goal {target.goal})")
+        lines.append(f"  [{target.status:^6}] {target.name:78} {value:>7}  (goal {target.goal})")
         if target.detail:
             lines.append(f"{'':11}{target.detail}")
     return "\n".join(lines)

@@ -46,6 +46,9 @@ from pdp.v1 import authorizer_pb2 as pb
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 BATCH_SIZE = 10
 POLICY_COUNTS = (50, 1000, 10000)
+# Sweeps and workers decide every request: the h2load bodies repeat, so with the decision
+# cache on (the default) they would measure cache hits. Rows say cold or warm.
+COLD = ["--decision-cache-size", "0"]
 ENTITY_COUNTS = (100, 10000, 100000)
 
 
@@ -227,7 +230,7 @@ def section_pdp(
             else:
                 checked = _pdp_check(bench, server, signer)
             with contextlib.ExitStack() as stack:
-                multi = None
+                multi = cold = None
                 if servers.supports("--workers"):  # Cerbos uses every core: so may pdp
                     extra = ["--workers", "2"]
                     multi = start_sweep(
@@ -240,8 +243,19 @@ def section_pdp(
                         extra,
                         bodies_calls=bodies_calls,
                     )
+                if servers.supports("--decision-cache-size"):  # every request decided
+                    cold = start_sweep(
+                        bench,
+                        stack,
+                        "versus",
+                        summary.PDP_COLD,
+                        bundle,
+                        calls,
+                        COLD,
+                        bodies_calls=bodies_calls,
+                    )
                 floor = bench.shared.get("floor")
-                versus = [floor, single, multi, checked, bench.shared.get("peer")]
+                versus = [floor, single, cold, multi, checked, bench.shared.get("peer")]
                 found = [c for c in versus if c is not None]
                 bench.rows += rounds(bench, "versus", found, floor_first=floor is not None)
     finally:
@@ -255,7 +269,7 @@ def _pdp_batch(bench: Bench, server: procs.Server, calls: list[Call]) -> None:
         for group in groups
     ]
     batch = Contender(
-        f"pdp BatchIsAuthorized ({BATCH_SIZE}/call)",
+        f"pdp BatchIsAuthorized warm ({BATCH_SIZE}/call)",
         server,
         BATCH,
         payloads,
@@ -353,6 +367,11 @@ def start_sweep(
     return replace(who, note="; ".join(p for p in parts if p))
 
 
+def _cold() -> list[str]:
+    """`pdp serve` flags deciding every request (none on a tree without the decision cache)."""
+    return COLD if servers.supports("--decision-cache-size") else []
+
+
 def _sweep(bench: Bench, group: str, contenders: list[Contender | None]) -> None:
     floor = bench.shared.get("floor")
     ready = [c for c in contenders if c is not None]
@@ -363,7 +382,7 @@ def _sweep(bench: Bench, group: str, contenders: list[Contender | None]) -> None
 
 def section_workers(bench: Bench, bundle: Path, calls: list[Call]) -> None:
     if not servers.supports("--workers"):
-        bench.skip("workers", "IsAuthorized --workers 2", "pdp serve has no --workers yet")
+        bench.skip("workers", "IsAuthorized cold --workers 2", "pdp serve has no --workers yet")
         return
     with contextlib.ExitStack() as stack:
         found = [
@@ -371,10 +390,10 @@ def section_workers(bench: Bench, bundle: Path, calls: list[Call]) -> None:
                 bench,
                 stack,
                 "workers",
-                f"IsAuthorized --workers {n}",
+                f"IsAuthorized cold --workers {n}",
                 bundle,
                 calls,
-                ["--workers", str(n)],
+                ["--workers", str(n), *_cold()],
             )
             for n in (1, 2)
         ]
@@ -394,9 +413,8 @@ def section_policies(bench: Bench) -> None:
                 f"{static} policies over {types} resource types + {links} template links; "
                 f"cedarpy in-process p50 {floor.p50_us:,.0f} µs"
             )
-            found.append(
-                start_sweep(bench, stack, "policies", f"{n:,} policies", bundle, calls, note=note)
-            )
+            name = f"{n:,} policies cold"
+            found.append(start_sweep(bench, stack, "policies", name, bundle, calls, _cold(), note))
         _sweep(bench, "policies", found)
     servers.cleanup_decision_logs(bench.logs)
 
@@ -428,13 +446,13 @@ def section_entities(bench: Bench) -> None:
         start_cost: float | None = None  # seconds to ready with the smallest bundle
         previous: tuple[int, float] | None = None
         for n in ENTITY_COUNTS:
-            name = f"{n:,} bundle entities"
+            name = f"{n:,} bundle entities cold"
             why = _too_slow(previous, start_cost, n, bench.settings.load_timeout)
             if why:
                 skipped.append(Row("entities", name, note=f"n/a: {why}"))
                 continue
             bundle = bundles.write_orders_bundle(bench.bundles / f"entities-{n}", entity_count=n)
-            who = start_sweep(bench, stack, "entities", name, bundle, calls, note=note)
+            who = start_sweep(bench, stack, "entities", name, bundle, calls, _cold(), note)
             found.append(who)
             shutil.rmtree(bundle, ignore_errors=True)
             ready = who.server.ready_seconds if who else bench.settings.load_timeout
@@ -527,7 +545,7 @@ def run(settings: Settings) -> int:
             ("workers", lambda: section_workers(bench, bundle, calls)),
             ("protection", lambda: protection.section_protection(bench, bundle, signer)),
             ("shadow", lambda: shadow.section_shadow(bench, bundle, calls)),
-            ("cache", lambda: cachelog.section_cache(bench, bundle, calls)),
+            ("cache", lambda: cachelog.section_cache(bench, bundle, calls, bodies_calls)),
             ("policies", lambda: section_policies(bench)),
             ("entities", lambda: section_entities(bench)),
             ("reload", lambda: section_reload(bench, bundle, calls)),

@@ -33,12 +33,19 @@ def supports(option: str) -> bool:
 
 
 def start_pdp(
-    bundle: Path, logs: Path, name: str, extra: list[str] | None = None, decision_log: bool = True
+    bundle: Path,
+    logs: Path,
+    name: str,
+    extra: list[str] | None = None,
+    decision_log: bool = True,
+    tree: str | None = None,
 ) -> procs.Server:
-    """`pdp serve BUNDLE` on a free loopback port; decision log to a file in `logs`."""
+    """`pdp serve BUNDLE` on a free loopback port; decision log to a file in `logs`.
+    `tree`: a directory holding another `pdp` package to run instead of this checkout's."""
     port = procs.free_port()
+    command = [sys.executable, "-m", "pdp"] if tree else pdp_command()
     argv = [
-        *pdp_command(),
+        *command,
         "serve",
         str(bundle),
         "--listen",
@@ -49,13 +56,16 @@ def start_pdp(
     if supports("--decision-log"):
         argv += ["--decision-log", str(logs / f"{name}.decisions.jsonl") if decision_log else "off"]
     argv += extra or []
-    return procs.Server(name, argv, port, logs / f"{name}.log", cwd=REPO)
+    env = {"PYTHONPATH": tree} if tree else None
+    return procs.Server(name, argv, port, logs / f"{name}.log", env=env, cwd=Path(tree or REPO))
 
 
-def start_empty(logs: Path) -> procs.Server:
-    """The bare grpc.aio server with empty handlers (bench/empty_server.py)."""
+def start_empty(logs: Path, burn_us: float = 0.0) -> procs.Server:
+    """The bare grpc.aio server with empty handlers (bench/empty_server.py); with `burn_us`,
+    IsAuthorized spins that much CPU time first."""
     port = procs.free_port()
     argv = [sys.executable, "-m", "bench.empty_server", str(port)]
+    argv += [f"{burn_us:g}"] if burn_us else []
     return procs.Server("empty", argv, port, logs / "empty.log", cwd=REPO)
 
 
@@ -69,3 +79,10 @@ def cleanup_decision_logs(logs: Path) -> None:
     """Drop decision logs once a server stopped (they grow by ~1 KB per decision)."""
     for file in logs.glob("*.decisions.jsonl"):
         file.unlink(missing_ok=True)
+
+
+def start_cedar(bundle: Path, logs: Path) -> procs.Server:
+    """The empty handler deciding with cedarpy alone (bench/cedar_server.py)."""
+    port = procs.free_port()
+    argv = [sys.executable, "-m", "bench.cedar_server", str(port), str(bundle)]
+    return procs.Server("cedar", argv, port, logs / "cedar.log", cwd=REPO)

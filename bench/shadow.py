@@ -14,7 +14,7 @@ from bench.mix import Call
 # Both servers decide every call (no decision cache), so the shadow's extra evaluation of
 # each decision on the candidate is what the second row pays, off the response path.
 NO_CACHE = ["--decision-cache-size", "0"]
-OFF, ON = ("IsAuthorized, no shadow", "IsAuthorized, --shadow (candidate differs)")
+OFF, ON = ("IsAuthorized cold, no shadow", "IsAuthorized cold, --shadow (candidate differs)")
 
 
 def section_shadow(bench: Bench, bundle: Path, calls: list[Call]) -> None:

@@ -196,11 +196,12 @@ def _decision(
         errors.append(f"error while evaluating policy `{policy.id}`: {error[match.end() :]}")
     # Cedar reports reasons and errors in hash-set order, different from call to call;
     # sorted, one request always gets the same answer (and a cached one is identical).
+    reasons = outcome.reasons
     return Decision(
         allowed=outcome.allowed,
-        determining_policies=tuple(sorted(by_id[i].id for i in outcome.reasons)),
-        erroring_policies=tuple(sorted(erroring)),
-        errors=tuple(sorted(errors)),
+        determining_policies=tuple(sorted([by_id[i].id for i in reasons])) if reasons else (),
+        erroring_policies=tuple(sorted(erroring)) if erroring else (),
+        errors=tuple(sorted(errors)) if errors else (),
         decision_id=new_decision_id(),
         bundle_revision=bundle.revision,
     )

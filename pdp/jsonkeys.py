@@ -47,9 +47,9 @@ def find_duplicate(text: str) -> DuplicateKey | None:
     if text.count(":") < 2:
         return None
     try:
-        json.loads(text, object_pairs_hook=_refuse_duplicates)
+        _REFUSING.decode(text)
     except _Found:
-        return _locate(json.loads(text, object_pairs_hook=_mark_duplicates))
+        return _locate(_MARKING.decode(text))
     except (ValueError, RecursionError):  # not JSON: the parser behind reports it, located
         return None
     return None
@@ -69,6 +69,12 @@ def _mark_duplicates(pairs: list[tuple[str, Any]]) -> Any:
             return _Marker(key)
         result[key] = value
     return result
+
+
+# Built once: `json.loads(text, object_pairs_hook=...)` builds a decoder on every call, which
+# cost more than parsing a small context. Decoders keep no state between calls.
+_REFUSING = json.JSONDecoder(object_pairs_hook=_refuse_duplicates)
+_MARKING = json.JSONDecoder(object_pairs_hook=_mark_duplicates)
 
 
 def _locate(document: Any) -> DuplicateKey | None:

@@ -109,20 +109,24 @@ class Recorder:
         """One decision; `started` is `time.perf_counter()` when the call came in."""
         seconds = time.perf_counter() - started
         metrics = self.metrics
+        allowed = decision.allowed
         metrics.call(api, seconds)
-        metrics.decisions(api, int(decision.allowed), int(not decision.allowed))
+        metrics.decisions(api, int(allowed), int(not allowed))
         if gateway is not None:
             if gateway.authn_failure:
                 metrics.authn_failure(gateway.authn_failure)
             if gateway.unknown_route:
                 metrics.unknown_endpoint()
         sink = self.decision_log
-        keep = sink is not None and sink.sampling.keep(decision.allowed)
+        keep = sink is not None and sink.sampling.keep(allowed)
         if keep or self.shadow is not None:
             record = Record(
                 api, time.time(), seconds, bundle, (decision,), (request,), gateway=gateway
             )
-            self._submit(record, keep)
+            if self.shadow is None and sink is not None:
+                sink.submit(record)  # (keep is true here)
+            else:
+                self._submit(record, keep)
 
     def batch(
         self,

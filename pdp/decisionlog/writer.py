@@ -151,9 +151,10 @@ class DecisionLog:
         size = 0
         done = 0  # entries of the records whose lines are all in `batch`
         limit = self.sink.batch_bytes
+        queue = self._queue
         running = True
-        while self._queue:
-            record = self._queue.popleft()
+        while queue:
+            record = queue.popleft()
             if record is _STOP:
                 running = False
                 break
@@ -168,13 +169,15 @@ class DecisionLog:
         return running
 
     def _lines(self, record: Record | EventLine) -> list[bytes]:
-        if isinstance(record, EventLine):  # a protection event, encoded already
+        if type(record) is EventLine:  # a protection event, encoded already
             return [record.data]
+        assert isinstance(record, Record)
         masker, rules = self._masker_for(record.bundle)
+        full = self.full_requests
         lines = []
         for index in record.logged:
             try:
-                lines.append(line(record, index, masker, rules, self.full_requests))
+                lines.append(line(record, index, masker, rules, full))
             except Exception as exc:  # a bug building one entry: keep the others
                 self._metrics.log_dropped("write_error")
                 self._report(exc)

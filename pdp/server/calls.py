@@ -30,7 +30,7 @@ from pdp.model import AuthzRequest, Decision, EntityRef
 from pdp.plan import Plan, PlanKind, PlanRequest, plan_resources
 from pdp.server import convert
 from pdp.server.limits import Limits
-from pdp.server.limits.deadline import deadline
+from pdp.server.limits.deadline import deadline, not_expired
 from pdp.server.limits.request import check_batch, check_plan_request, check_request
 from pdp.v1 import authorizer_pb2 as pb
 
@@ -100,7 +100,7 @@ class Calls:
         started = time.perf_counter()
         bundle = self.bundle(api, started)
         try:
-            deadline(remaining, self.limits)
+            not_expired(remaining)
             check_request(message, self.limits)
             authz = convert.authz_request(message)
             decision = self.cache.decide(bundle, authz)

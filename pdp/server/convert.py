@@ -25,19 +25,25 @@ _LONG_MIN = -(2**63)
 
 def authz_request(message: pb.IsAuthorizedRequest, prefix: str = "") -> AuthzRequest:
     """The model request for an IsAuthorizedRequest; `prefix` locates it inside a batch."""
-    has_context = message.HasField("context")
-    if has_context and message.context_json:
-        raise RequestError(f"{prefix}context_json", "set either context or context_json, not both")
+    context_json = message.context_json
     context: dict[str, Any] | None = None
-    if has_context:
+    if message.HasField("context"):
+        if context_json:
+            raise RequestError(
+                f"{prefix}context_json", "set either context or context_json, not both"
+            )
         context = struct_to_cedar(message.context, f"{prefix}context")
+    entities, text = message.entities, message.entities_json
     return AuthzRequest(
         principal=entity_ref(message, "principal", prefix),
         action=entity_ref(message, "action", prefix),
         resource=entity_ref(message, "resource", prefix),
         context=context,
-        context_json=message.context_json or None,
-        entities_json=entities_json(message.entities, message.entities_json, f"{prefix}entities"),
+        context_json=context_json or None,
+        # the common cases (text or nothing) without building the field's name
+        entities_json=entities_json(entities, text, f"{prefix}entities")
+        if entities
+        else text or None,
     )
 
 
@@ -54,9 +60,10 @@ def entity_ref(message: Any, name: str, prefix: str = "") -> EntityRef:
     if not message.HasField(name):
         raise RequestError(f"{prefix}{name}", "is required")
     uid = getattr(message, name)
-    if not uid.type:
+    kind = uid.type
+    if not kind:
         raise RequestError(f"{prefix}{name}.type", "must not be empty")
-    return EntityRef(uid.type, uid.id)
+    return EntityRef(kind, uid.id)
 
 
 def entities_json(entities: Iterable[pb.Entity], text: str, field: str) -> str | None:

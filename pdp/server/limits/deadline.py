@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -33,16 +34,24 @@ def deadline(
     `time_remaining` is grpc's `context.time_remaining()` (None: the client set none);
     DeadlineExceeded when it has already passed, so no work starts for an expired call.
     """
+    not_expired(time_remaining)
     now = clock()
     seconds = limits.eval_timeout_seconds
-    until = Deadline(
-        now + seconds, f"the evaluation limit of {seconds:g} s (--eval-timeout)", clock
-    )
+    until = Deadline(now + seconds, _bound(seconds), clock)
     if not seconds:
         until = Deadline(math.inf, "", clock)
-    if time_remaining is not None:
-        if time_remaining <= 0:
-            raise DeadlineExceeded("the call's deadline passed before evaluation started")
-        if now + time_remaining < until.until:
-            until = Deadline(now + time_remaining, "the call's deadline", clock)
+    if time_remaining is not None and now + time_remaining < until.until:
+        until = Deadline(now + time_remaining, "the call's deadline", clock)
     return until
+
+
+def not_expired(time_remaining: float | None) -> None:
+    """DeadlineExceeded when the call's deadline has passed: no work starts for it. All a
+    single decision needs (Cedar cannot be stopped halfway; a batch checks between chunks)."""
+    if time_remaining is not None and time_remaining <= 0:
+        raise DeadlineExceeded("the call's deadline passed before evaluation started")
+
+
+@functools.lru_cache(maxsize=8)
+def _bound(seconds: float) -> str:
+    return f"the evaluation limit of {seconds:g} s (--eval-timeout)"

@@ -20,9 +20,15 @@ def check_request(
 
     `shared` is the hierarchy of a batch's shared entities, which an item's own build on.
     """
-    for name in ("principal", "action", "resource"):
-        _check_uid(getattr(message, name), f"{prefix}{name}", limits)
+    longest = limits.max_id_length
+    for name in _UIDS:
+        uid = getattr(message, name)
+        if len(uid.type) > longest or len(uid.id) > longest:  # the field named only then
+            _check_uid(uid, f"{prefix}{name}", limits)
     _check_context_and_entities(message, limits, prefix, shared)
+
+
+_UIDS = ("principal", "action", "resource")
 
 
 def check_plan_request(message: Any, limits: Limits) -> None:
@@ -44,7 +50,7 @@ def _check_context_and_entities(
         check_context_json(message.context_json, f"{prefix}context_json", limits)
     entities, entities_json = message.entities, message.entities_json
     if entities or entities_json:
-        check_entities(entities, entities_json, f"{prefix}entities", limits, shared)
+        check_entities(entities, entities_json, prefix + "entities", limits, shared)
 
 
 def check_batch(message: Any, limits: Limits) -> Parents | None:
