@@ -63,6 +63,7 @@ class FlakyJwks:
         self.mode = "ok"
         self.requests = 0
         self._held: list[socket.socket] = []
+        self._lock = threading.Condition()
         self._listener = self._listen(0)
         self.port = self._listener.getsockname()[1]
         self._stop = threading.Event()
@@ -92,18 +93,23 @@ class FlakyJwks:
             except (TimeoutError, OSError):
                 continue
             self.requests += 1
-            if self.mode == "hang":  # accept, read nothing, answer nothing
-                self._held.append(connection)
+            if self.mode == "hang":  # accept, read nothing, answer nothing (until released)
+                with self._lock:
+                    self._held.append(connection)
+                    self._lock.notify_all()
                 continue
-            connection.settimeout(2)
-            try:
-                connection.recv(65536)
-                head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(self.body)}\r\n"
-                connection.sendall(head.encode() + b"connection: close\r\n\r\n" + self.body)
-            except OSError:
-                pass
-            finally:
-                connection.close()
+            self._answer(connection)
+
+    def _answer(self, connection: socket.socket) -> None:
+        connection.settimeout(2)
+        try:
+            connection.recv(65536)
+            head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(self.body)}\r\n"
+            connection.sendall(head.encode() + b"connection: close\r\n\r\n" + self.body)
+        except OSError:
+            pass
+        finally:
+            connection.close()
 
     def down(self) -> None:
         """Stop listening: connections are refused."""
@@ -117,11 +123,27 @@ class FlakyJwks:
         if self._listener is None:
             self._listener = self._listen(self.port)
 
+    def wait_held(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Block until `count` requests are being held (in `hang` mode)."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self._held) >= count, timeout):
+                raise AssertionError(f"no key set request held within {timeout} s")
+
+    def release(self) -> None:
+        """Answer every held request with the key set, and answer new ones again."""
+        self.mode = "ok"
+        with self._lock:
+            held, self._held = self._held, []
+        for connection in held:
+            self._answer(connection)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
         self.down()
-        for connection in self._held:
+        with self._lock:
+            held, self._held = self._held, []
+        for connection in held:
             connection.close()
 
 
