@@ -235,6 +235,13 @@ class StdoutNeverRead(ServerProcess):
         if sink is not self.stdout_lines:
             super()._drain(stream, sink)
 
+    def read_at_last(self) -> None:
+        """Start reading stdout (and drop it): the sink unblocks, so a stop need not wait out
+        the decision log's flush timeout (that bounded wait is test_blocked_sink.py's)."""
+        assert self.process is not None and self.process.stdout is not None
+        stdout = self.process.stdout
+        threading.Thread(target=lambda: stdout.read(), daemon=True).start()
+
 
 def flood(address: str, calls: int) -> None:
     """pdp.v1 batches and Checks, every one answered well within its budget."""
@@ -262,6 +269,7 @@ def test_a_blocked_decision_log_pipe_never_stops_decisions(tmp_path: Path) -> No
         assert value(samples, "pdp_decision_log_dropped_total", reason="queue_full") > 1000
         assert_alive_and_serving(server)
     finally:
+        server.read_at_last()
         assert server.stop(timeout=20) == 0
 
 
@@ -381,6 +389,7 @@ def test_a_sighup_as_soon_as_the_server_listens_reloads_and_never_kills_it(
         with ServerProcess(bundle, "--watch", "off", "--decision-log", "off") as server:
             assert server.process is not None and server.address is not None
             server.process.send_signal(signal.SIGHUP)
-            time.sleep(0.3)
+            # Answering needs a thread of the process to run after the signal was sent, when
+            # the kernel delivers it: a default action would have ended the process by then.
+            assert health(server.address) == health_pb2.HealthCheckResponse.SERVING
             assert server.process.poll() is None, server.stderr[-2000:]
-            assert_alive_and_serving(server)
