@@ -133,6 +133,8 @@ class EventWatcher:
         on_change: OnChange,
         debounce: float = DEBOUNCE_SECONDS,
         max_delay: float = MAX_DELAY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[threading.Condition, float], object] = threading.Condition.wait,
     ) -> None:
         self._root = os.path.abspath(root)
         self._parent = os.path.dirname(self._root)
@@ -142,7 +144,8 @@ class EventWatcher:
         self.parent_events = 0
         self.triggers = 0
         self._on_change = on_change
-        self._debouncer = Debouncer(self._settled, debounce, max_delay)
+        # The debounce's clock and wait: a manual clock's in tests (tests/support/clock.py).
+        self._debouncer = Debouncer(self._settled, debounce, max_delay, clock, wait=wait)
         self._observer = Observer()
         self._lock = threading.Lock()
         self._tree: ObservedWatch | None = None
@@ -187,8 +190,8 @@ class EventWatcher:
             if rel == os.pardir or rel.startswith(os.pardir + os.sep):
                 continue  # moved out of the tree: its source path is the one that counts
             if is_trigger(rel):
-                self.triggers += 1
                 self._debouncer.trigger(rel)
+                self.triggers += 1  # after: a reader of the count knows the debouncer has it
                 return
 
     def _on_parent_event(self, event: FileSystemEvent) -> None:
@@ -198,8 +201,8 @@ class EventWatcher:
                 os.path.dirname(path) == self._parent
                 and os.path.basename(path) in self._parent_names
             ):
-                self.triggers += 1
                 self._debouncer.trigger(".")
+                self.triggers += 1
                 return
 
     def _settled(self, changes: list[str]) -> None:

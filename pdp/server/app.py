@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from pdp.authn.jwks import Keyring
 from pdp.decisioncache import DecisionCache
 from pdp.decisionlog import Recorder
 from pdp.errors import ListenError
@@ -24,7 +25,12 @@ from pdp.live.store import BundleStatus, BundleStore
 from pdp.protection import Protection
 from pdp.server import listen
 from pdp.server.authorizer import AuthorizerService
-from pdp.server.extauthz import ExtAuthzConfig, ExtAuthzService, recorder_listener
+from pdp.server.extauthz import (
+    JWKS_WAIT_SECONDS,
+    ExtAuthzConfig,
+    ExtAuthzService,
+    recorder_listener,
+)
 from pdp.server.limits import Limits
 from pdp.server.tls import DEFAULT_SOCKET_MODE, add_listener, tls_files
 from pdp.v1 import authorizer_pb2, authorizer_pb2_grpc
@@ -73,6 +79,10 @@ class ServeConfig:
     http: CoEdge | None = None  # --http-listen: the HTTP edge in the same process
     protection: Protection | None = None  # limits and detectors of protection.yaml (--state)
     decision_cache: DecisionCache | None = None  # following the store; None: decide every call
+    # The key sets of JWKS URLs and how long a Check waits for one to be fetched. None: a
+    # keyring on the real clock; tests pass one on a manual clock, and a shorter wait.
+    keyring: Keyring | None = None
+    jwks_wait_seconds: float = JWKS_WAIT_SECONDS
 
 
 @dataclass
@@ -118,9 +128,14 @@ async def start_server(store: BundleStore, config: ServeConfig) -> RunningServer
         trust_plaintext_peer=config.trust_plaintext_peer,
         limits=config.limits,
         decision_cache=config.decision_cache,
+        jwks_wait_seconds=config.jwks_wait_seconds,
     )
     ext_authz = ExtAuthzService(
-        store, check, on_result=recorder_listener(config.recorder), protection=config.protection
+        store,
+        check,
+        keyring=config.keyring,
+        on_result=recorder_listener(config.recorder),
+        protection=config.protection,
     )
     ext_authz_pb2_grpc.add_AuthorizationServicer_to_server(ext_authz, server)
     names.append(EXT_AUTHZ_SERVICE)

@@ -54,6 +54,7 @@ class ExtAuthzConfig:
     trust_plaintext_peer: bool = False  # trust Envoy's source.principal on plaintext TCP
     limits: Limits = field(default_factory=Limits)
     decision_cache: DecisionCache | None = None  # exact decisions, shared with IsAuthorized
+    jwks_wait_seconds: float = JWKS_WAIT_SECONDS  # how long a Check waits for a key set fetch
 
 
 # xds-protos ships no type information: the generated servicer base is Any to mypy.
@@ -80,6 +81,7 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):  # type: ignore[misc]
         self._listen = config.listen
         self._client_ca = config.client_ca
         self._limits = config.limits
+        self._jwks_wait = config.jwks_wait_seconds
         self.protection = protection
         cache = config.decision_cache  # the HTTP edge shares it
         self.cache = cache if cache is not None else DecisionCache(0)
@@ -145,9 +147,9 @@ class ExtAuthzService(pb_grpc.AuthorizationServicer):  # type: ignore[misc]
         tokens: TokenCache | None,
         remaining: float | None,
     ) -> GatewayResponse:
-        """Check in a thread that may fetch a key set; past JWKS_WAIT_SECONDS (or the call's
-        deadline), check again on the loop with the keys at hand."""
-        wait = min(JWKS_WAIT_SECONDS, remaining or JWKS_WAIT_SECONDS)
+        """Check in a thread that may fetch a key set; past the configured wait (JWKS_WAIT_SECONDS,
+        or the call's deadline if sooner), check again on the loop with the keys at hand."""
+        wait = min(self._jwks_wait, remaining or self._jwks_wait)
         fetching = asyncio.to_thread(check, bundle, plain, self._lookup, tokens, self.cache)
         try:
             return await asyncio.wait_for(fetching, wait)

@@ -18,10 +18,13 @@ from typing import Any
 import grpc
 import pytest
 from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_grpc
+from grpc_health.v1 import health_pb2
 
+from pdp.authn.jwks import Keyring
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.support.bundles import run_pdp
+from tests.support.clock import ManualClock
 from tests.support.gateway import (
     EXAMPLE_BUNDLE,
     bearer,
@@ -37,15 +40,17 @@ from tests.support.hardening import (
     allowed_request,
     assert_alive_and_serving,
     guarded_bundle,
+    health,
     log_events,
     status,
 )
 from tests.support.observability import metrics_address, scrape, value
 from tests.support.polling import wait_for
-from tests.support.server import ServerProcess
+from tests.support.server import InProcessServer, ServerProcess
 
 KEY = ec_key()
 CACHE, MIN_REFRESH, FETCH_TIMEOUT = 1.0, 0.5, 5.0
+JWKS_WAIT = 0.25  # how long a Check waits for a key set fetch (the server's default: 1 s)
 BOUND = 2.0  # seconds any Check may take while the key set endpoint misbehaves
 ORDERS = ("GET", "/api/users/42/orders")
 
@@ -58,6 +63,7 @@ class FlakyJwks:
         self.mode = "ok"
         self.requests = 0
         self._held: list[socket.socket] = []
+        self._lock = threading.Condition()
         self._listener = self._listen(0)
         self.port = self._listener.getsockname()[1]
         self._stop = threading.Event()
@@ -87,18 +93,23 @@ class FlakyJwks:
             except (TimeoutError, OSError):
                 continue
             self.requests += 1
-            if self.mode == "hang":  # accept, read nothing, answer nothing
-                self._held.append(connection)
+            if self.mode == "hang":  # accept, read nothing, answer nothing (until released)
+                with self._lock:
+                    self._held.append(connection)
+                    self._lock.notify_all()
                 continue
-            connection.settimeout(2)
-            try:
-                connection.recv(65536)
-                head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(self.body)}\r\n"
-                connection.sendall(head.encode() + b"connection: close\r\n\r\n" + self.body)
-            except OSError:
-                pass
-            finally:
-                connection.close()
+            self._answer(connection)
+
+    def _answer(self, connection: socket.socket) -> None:
+        connection.settimeout(2)
+        try:
+            connection.recv(65536)
+            head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(self.body)}\r\n"
+            connection.sendall(head.encode() + b"connection: close\r\n\r\n" + self.body)
+        except OSError:
+            pass
+        finally:
+            connection.close()
 
     def down(self) -> None:
         """Stop listening: connections are refused."""
@@ -112,11 +123,27 @@ class FlakyJwks:
         if self._listener is None:
             self._listener = self._listen(self.port)
 
+    def wait_held(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Block until `count` requests are being held (in `hang` mode)."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self._held) >= count, timeout):
+                raise AssertionError(f"no key set request held within {timeout} s")
+
+    def release(self) -> None:
+        """Answer every held request with the key set, and answer new ones again."""
+        self.mode = "ok"
+        with self._lock:
+            held, self._held = self._held, []
+        for connection in held:
+            self._answer(connection)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
         self.down()
-        for connection in self._held:
+        with self._lock:
+            held, self._held = self._held, []
+        for connection in held:
             connection.close()
 
 
@@ -147,50 +174,58 @@ def timed_check(stub: ext_grpc.AuthorizationStub, kid: str) -> tuple[int, str, f
 
 
 def test_jwks_down_or_hanging_known_keys_verify_unknown_kids_fail_fast(
-    jwks: FlakyJwks, tmp_path: Path
+    jwks: FlakyJwks, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """On an in-process server whose key sets read a manual clock: the cache expiring and the
+    rate limit passing are clock steps; the fetches (refused, hanging) and the Check's bounded
+    wait for a hanging one are real."""
     root = url_bundle(tmp_path / "bundle", jwks.url)
-    with ServerProcess(root, "--decision-log", "off", listen=f"unix:{tmp_path}/s") as server:
-        assert server.address is not None
-        with grpc.insecure_channel(server.address) as channel:
-            stub = ext_grpc.AuthorizationStub(channel)
-            authorizer = pb_grpc.AuthorizerStub(channel)
-            code, _, _ = timed_check(stub, "k1")
-            assert code == 0 and jwks.requests == 1  # fetched on first use, then cached
+    clock = ManualClock()
+    keys = {"keyring": Keyring(clock=clock), "jwks_wait_seconds": JWKS_WAIT}
+    with (
+        InProcessServer.over(root, f"unix:{tmp_path}/s", **keys) as server,
+        grpc.insecure_channel(server.address) as channel,
+    ):
+        stub = ext_grpc.AuthorizationStub(channel)
+        authorizer = pb_grpc.AuthorizerStub(channel)
+        code, _, _ = timed_check(stub, "k1")
+        assert code == 0 and jwks.requests == 1  # fetched on first use, then cached
 
-            jwks.down()  # connection refused
-            time.sleep(CACHE + 0.1)  # the cached set is stale: every due refresh fails
-            for _ in range(3):
-                code, _, took = timed_check(stub, "k1")
-                assert code == 0 and took < BOUND, took
-                code, reason, took = timed_check(stub, "k-unknown")
-                assert (code, reason) == (16, "unknown_kid") and took < BOUND, took
-                time.sleep(MIN_REFRESH)
+        jwks.down()  # connection refused
+        clock.advance(CACHE + 0.1)  # the cached set is stale: every due refresh fails
+        for _ in range(3):
+            code, _, took = timed_check(stub, "k1")
+            assert code == 0 and took < BOUND, took
+            code, reason, took = timed_check(stub, "k-unknown")
+            assert (code, reason) == (16, "unknown_kid") and took < BOUND, took
+            clock.advance(MIN_REFRESH)
+        assert jwks.requests == 1  # none of the refused fetches was ever accepted
 
-            jwks.hang()  # accepts, never answers: a fetch would wait FETCH_TIMEOUT
-            time.sleep(MIN_REFRESH + 0.1)
-            before = jwks.requests
-            answers: list[tuple[int, str, float]] = []
-            threads = [
-                threading.Thread(target=lambda k=k: answers.append(timed_check(stub, k)))
-                for k in ("k1", "k-new", "k1", "k-other", "k1")
-            ]
-            for thread in threads:
-                thread.start()
-            # Meanwhile the event loop is free: other calls are answered at once.
-            started = time.monotonic()
-            assert authorizer.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT).serving
-            assert time.monotonic() - started < 0.5
-            for thread in threads:
-                thread.join(30)
-            assert len(answers) == 5
-            assert all(took < BOUND for _, _, took in answers), answers
-            assert sorted((code, reason) for code, reason, _ in answers) == sorted(
-                [(0, "")] * 3 + [(16, "unknown_kid")] * 2
-            )
-            assert jwks.requests - before == 1  # one fetch at a time, rate limited
-        assert_alive_and_serving(server)
-    assert log_events(server, "jwks_wait_exceeded")  # it did wait, and gave up in time
+        jwks.hang()  # accepts, never answers: a fetch would wait FETCH_TIMEOUT
+        clock.advance(MIN_REFRESH + 0.1)
+        before = jwks.requests
+        answers: list[tuple[int, str, float]] = []
+        threads = [
+            threading.Thread(target=lambda k=k: answers.append(timed_check(stub, k)))
+            for k in ("k1", "k-new", "k1", "k-other", "k1")
+        ]
+        for thread in threads:
+            thread.start()
+        # Meanwhile the event loop is free: other calls are answered at once.
+        started = time.monotonic()
+        assert authorizer.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT).serving
+        assert time.monotonic() - started < 0.5
+        for thread in threads:
+            thread.join(30)
+        assert len(answers) == 5
+        assert all(took < BOUND for _, _, took in answers), answers
+        assert sorted((code, reason) for code, reason, _ in answers) == sorted(
+            [(0, "")] * 3 + [(16, "unknown_kid")] * 2
+        )
+        assert jwks.requests - before == 1  # one fetch at a time, rate limited
+        assert health(server.address) == health_pb2.HealthCheckResponse.SERVING
+    waited = [r for r in caplog.records if getattr(r, "event", "") == "jwks_wait_exceeded"]
+    assert waited and waited[0].wait_seconds == JWKS_WAIT  # it did wait, and gave up in time
 
 
 class StdoutNeverRead(ServerProcess):
@@ -199,6 +234,13 @@ class StdoutNeverRead(ServerProcess):
     def _drain(self, stream: Any, sink: list[str]) -> None:
         if sink is not self.stdout_lines:
             super()._drain(stream, sink)
+
+    def read_at_last(self) -> None:
+        """Start reading stdout (and drop it): the sink unblocks, so a stop need not wait out
+        the decision log's flush timeout (that bounded wait is test_blocked_sink.py's)."""
+        assert self.process is not None and self.process.stdout is not None
+        stdout = self.process.stdout
+        threading.Thread(target=lambda: stdout.read(), daemon=True).start()
 
 
 def flood(address: str, calls: int) -> None:
@@ -227,6 +269,7 @@ def test_a_blocked_decision_log_pipe_never_stops_decisions(tmp_path: Path) -> No
         assert value(samples, "pdp_decision_log_dropped_total", reason="queue_full") > 1000
         assert_alive_and_serving(server)
     finally:
+        server.read_at_last()
         assert server.stop(timeout=20) == 0
 
 
@@ -346,6 +389,7 @@ def test_a_sighup_as_soon_as_the_server_listens_reloads_and_never_kills_it(
         with ServerProcess(bundle, "--watch", "off", "--decision-log", "off") as server:
             assert server.process is not None and server.address is not None
             server.process.send_signal(signal.SIGHUP)
-            time.sleep(0.3)
+            # Answering needs a thread of the process to run after the signal was sent, when
+            # the kernel delivers it: a default action would have ended the process by then.
+            assert health(server.address) == health_pb2.HealthCheckResponse.SERVING
             assert server.process.poll() is None, server.stderr[-2000:]
-            assert_alive_and_serving(server)

@@ -92,7 +92,7 @@ def test_remote_rollout_under_load(server: BundleServer, tmp_path: Path) -> None
     wrong = pack(read_bundle(make_bundle(tmp_path / "r3", revision="r3")), other)
     server.publish(r1, "live.tar.gz")
     url = server.url("live.tar.gz") + "?token=s3cret"
-    flags = ["--verification-key", str(pair.public), "--bundle-poll-interval", "0.2"]
+    flags = ["--verification-key", str(pair.public), "--bundle-poll-interval", "0.1"]
     cache = tmp_path / "cache"
     flags += ["--bundle-cache", str(cache), "--metrics", "127.0.0.1:0", "--decision-log", "off"]
     with ServerProcess(url, *flags) as pdp, Load(pdp.address) as load:

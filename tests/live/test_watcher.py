@@ -1,4 +1,9 @@
-"""The bundle watcher on real files with the real watchdog observer, and the polling fallback."""
+"""The bundle watcher on real files with the real watchdog observer, and the polling fallback.
+
+Real inotify events throughout; the debounce runs on a manual clock (`watched`), so a test
+moves time on once the watcher has the event it waits for, and a change that must not be
+reported is one that would be named in the report of a later real change. One test keeps the
+real clock: a burst of writes really coalesced by a real debounce."""
 
 from __future__ import annotations
 
@@ -14,10 +19,12 @@ import pytest
 
 from pdp.live.debounce import Debouncer
 from pdp.live.watcher import EventWatcher, PollWatcher, fingerprint, is_trigger
+from tests.support.clock import ManualClock
 
 DEBOUNCE = 0.2
-QUIET = 1.0  # long enough for any debounced report to have arrived
+QUIET = 0.6  # for the real-clock test: longer than its debounce, so a late report has come
 STARTED = "watch started"
+NOTHING_MORE = 0.2  # real seconds in which an event a write would cause has surely arrived
 
 
 class Recorder:
@@ -97,8 +104,57 @@ def running(watcher: EventWatcher | PollWatcher) -> Iterator[None]:
         watcher.stop()
 
 
-def event_watcher(root: Path, recorder: Recorder) -> EventWatcher:
-    return EventWatcher(root, recorder, debounce=DEBOUNCE)
+class Watched:
+    """An EventWatcher (real inotify) whose debounce runs on a manual clock."""
+
+    def __init__(self, root: Path) -> None:
+        self.recorder = Recorder()
+        self.clock = ManualClock()
+        self.watcher = EventWatcher(
+            root, self.recorder, debounce=DEBOUNCE, clock=self.clock, wait=self.clock.wait
+        )
+        self._seen = 0  # triggers already moved past
+
+    @property
+    def changes(self) -> list[str]:
+        return self.recorder.changes
+
+    def report(self, timeout: float = 10.0) -> str:
+        """Wait for the watcher to take a new trigger, move past the debounce, and return the
+        one report that makes."""
+        deadline = time.monotonic() + timeout
+        while self.watcher.triggers == self._seen:
+            assert time.monotonic() < deadline, "the watcher saw no change"
+            time.sleep(0.005)
+        self._seen = self.watcher.triggers
+        count = len(self.changes)
+        # Another event of the same change may come just after the step and restart the
+        # quiet period, as it would on the real clock: then step again.
+        self.clock.advance(DEBOUNCE)
+        while not self.recorder.wait_for(count + 1, 0.05):
+            assert time.monotonic() < deadline, "no report after the debounce"
+            self.clock.advance(DEBOUNCE)
+        return self.changes[count]
+
+    def report_naming(self, name: str, reports: int = 5) -> str:
+        """The first report naming `name` (events of earlier changes may come first)."""
+        for _ in range(reports):
+            report = self.report()
+            if name in report:
+                return report
+        raise AssertionError(f"no report named {name}: {self.changes}")
+
+    def assert_no_trigger(self) -> None:
+        """No event arrives that the watcher would report (for changes in another tree)."""
+        time.sleep(NOTHING_MORE)
+        assert self.watcher.triggers == self._seen
+
+
+@contextmanager
+def watched(root: Path) -> Iterator[Watched]:
+    state = Watched(root)
+    with running(state.watcher):
+        yield state
 
 
 @pytest.mark.parametrize(
@@ -143,8 +199,7 @@ def test_a_burst_of_writes_is_reported_once(tmp_path: Path) -> None:
 
 def test_temp_files_and_dot_entries_are_not_reported(tmp_path: Path) -> None:
     (tmp_path / "main.cedar").write_text("// v1\n")
-    recorder = Recorder()
-    with running(event_watcher(tmp_path, recorder)):
+    with watched(tmp_path) as w:
         (tmp_path / ".#main.cedar").write_text("lock")
         (tmp_path / "main.cedar~").write_text("backup")
         (tmp_path / ".main.cedar.swp").write_text("swap")
@@ -154,49 +209,43 @@ def test_temp_files_and_dot_entries_are_not_reported(tmp_path: Path) -> None:
         (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
         (tmp_path / ".hidden.cedar").write_text("permit(")
         (tmp_path / "main.cedar").read_text()  # reading content is not a change either
-        assert recorder.settled_count() == 0
-        # the watcher was live all along: a real edit, saved the editor way, is reported
+        # A real edit, saved the editor way: its report names every change the watcher took
+        # since it started; the events above came first on the same watch.
         (tmp_path / ".main.cedar.tmp").write_text("// v2\n")
         os.replace(tmp_path / ".main.cedar.tmp", tmp_path / "main.cedar")
-        assert recorder.wait_for(1)
-        assert recorder.settled_count() == 1
+        assert w.report() == "1 change: main.cedar"
+        assert w.watcher.triggers == 1
 
 
 def test_configmap_update_is_reported_on_the_data_link_swap(tmp_path: Path) -> None:
     mount = ConfigMapMount(tmp_path / "bundle")
     mount.write({"main.cedar": "// v1\n", "manifest.yaml": "revision: v1\n"})
-    recorder = Recorder()
-    with running(event_watcher(mount.root, recorder)):
+    with watched(mount.root) as w:
         files = {"main.cedar": "// v2\n", "manifest.yaml": "revision: v2\n"}
         mount.stage(files)  # a new hidden folder and the `..data_tmp` link: not content yet
-        assert recorder.settled_count() == 0
         mount.swap(files)
-        assert recorder.wait_for(1)
-        assert recorder.settled_count() == 1
-        assert "..data" in recorder.changes[0]
+        assert w.report() == "1 change: ..data"  # the staging events came first: not named
         # a second update is seen too (the watch survives the old folder's removal)
         mount.write({"main.cedar": "// v3\n", "manifest.yaml": "revision: v3\n"})
-        assert recorder.wait_for(2)
+        assert "..data" in w.report()
     assert (mount.root / "main.cedar").read_text() == "// v3\n"
 
 
 def test_a_bundle_directory_that_appears_later_is_watched(tmp_path: Path) -> None:
     root = tmp_path / "bundle"
-    recorder = Recorder()
-    with running(event_watcher(root, recorder)):
+    with watched(root) as w:
         root.mkdir()
         (root / "main.cedar").write_text("// v1\n")
-        assert recorder.wait_for(1)
-        assert recorder.settled_count() == 1
+        assert w.report() == "1 change: ."  # the parent watch saw the folder appear
         (root / "main.cedar").write_text("// v2\n")  # the tree watch is attached now
-        assert recorder.wait_for(2)
+        assert w.report() == "1 change: main.cedar"
         shutil.rmtree(root)
-        assert recorder.wait_for(3)
+        w.report_naming(".")
         root.mkdir()
         (root / "main.cedar").write_text("// v3\n")
-        assert recorder.wait_for(4)
-        (root / "main.cedar").write_text("// v4\n")
-        assert recorder.wait_for(5)
+        w.report_naming(".")
+        (root / "main.cedar").write_text("// v4\n")  # attached to the new folder
+        w.report_naming("main.cedar")
 
 
 def test_a_swapped_root_symlink_moves_the_watch(tmp_path: Path) -> None:
@@ -206,37 +255,57 @@ def test_a_swapped_root_symlink_moves_the_watch(tmp_path: Path) -> None:
         (tmp_path / name / "main.cedar").write_text(f"// {name}\n")
     root = tmp_path / "current"
     os.symlink("rev1", root)
-    recorder = Recorder()
-    with running(event_watcher(root, recorder)):
+    with watched(root) as w:
         os.symlink("rev2", tmp_path / "current.tmp")
         os.replace(tmp_path / "current.tmp", root)
-        assert recorder.wait_for(1)
-        assert recorder.settled_count() == 1
+        assert w.report() == "1 change: ."
         (tmp_path / "rev1" / "main.cedar").write_text("// old tree, no longer the bundle\n")
-        assert recorder.settled_count() == 1
+        w.assert_no_trigger()
         (tmp_path / "rev2" / "main.cedar").write_text("// edited\n")
-        assert recorder.wait_for(2)
+        assert w.report() == "1 change: main.cedar"
+    assert w.changes == ["1 change: .", "1 change: main.cedar"]
 
 
 def test_poll_watcher_reports_content_changes_only(tmp_path: Path) -> None:
+    """On a manual clock: each step is one scan (the thread is waiting again when it returns),
+    so "nothing reported" is known, not waited for."""
     mount = ConfigMapMount(tmp_path / "bundle")
     mount.write({"main.cedar": "// v1\n"})
     plain = mount.root / "orders"
     plain.mkdir()
     (plain / "read.cedar").write_text("// r1\n")
     recorder = Recorder()
-    watcher = PollWatcher(mount.root, recorder, interval=0.1, settle=0.1)
+    clock = ManualClock()
+    watcher = PollWatcher(
+        mount.root, recorder, interval=0.25, settle=0.125, clock=clock, wait=clock.wait_event
+    )
+
+    def step(seconds: float) -> None:
+        before = clock.sleeps
+        clock.advance(seconds)
+        clock.await_sleep(before)
+
+    before = clock.sleeps
     with running(watcher):
+        clock.await_sleep(before)
         assert recorder.calls == [STARTED]
         (mount.root / ".#main.cedar").write_text("lock")
         (plain / "read.cedar~").write_text("backup")
-        assert recorder.settled_count() == 0
+        step(0.25)  # two scans that see nothing new
+        step(0.25)
+        assert recorder.changes == []
         (plain / "read.cedar").write_text("// r2, longer\n")
-        assert recorder.wait_for(1)
-        assert recorder.settled_count() == 1
+        step(0.25)  # seen; a second scan after `settle` must agree
+        assert recorder.changes == []
+        step(0.125)
+        assert len(recorder.changes) == 1
         mount.write({"main.cedar": "// v2\n"})
-        assert recorder.wait_for(2)
-        assert recorder.settled_count() == 2
+        step(0.25)
+        step(0.125)
+        assert len(recorder.changes) == 2
+        step(0.25)
+        step(0.25)
+        assert len(recorder.changes) == 2
 
 
 def test_fingerprint_follows_links_and_skips_hidden_entries(tmp_path: Path) -> None:
@@ -251,6 +320,9 @@ def test_fingerprint_follows_links_and_skips_hidden_entries(tmp_path: Path) -> N
 
 
 def test_debouncer_fires_once_per_quiet_period_and_within_max_delay() -> None:
+    """The Debouncer on the real clock and Condition.wait (tests/live/test_debounce.py steps
+    the same logic on a manual clock): short delays, so a second fire or a starved stream
+    shows within a fraction of a second."""
     batches: list[list[str]] = []
     fired = threading.Event()
 
@@ -258,20 +330,20 @@ def test_debouncer_fires_once_per_quiet_period_and_within_max_delay() -> None:
         batches.append(batch)
         fired.set()
 
-    debouncer = Debouncer(action, delay=0.2, max_delay=0.6)
+    debouncer = Debouncer(action, delay=0.05, max_delay=0.15)
     debouncer.start()
     try:
         for name in ("a", "b", "a"):
             debouncer.trigger(name)
         assert fired.wait(5)
-        time.sleep(0.5)
+        time.sleep(0.15)
         assert batches == [["a", "b"]]
-        # a steady stream (a trigger every 50 ms for 1.5 s) still fires, at most every 0.6 s
+        # a steady stream (a trigger every 10 ms for 0.4 s) still fires, at most every 0.15 s
         fired.clear()
-        deadline = time.monotonic() + 1.5
+        deadline = time.monotonic() + 0.4
         while time.monotonic() < deadline:
             debouncer.trigger("c")
-            time.sleep(0.05)
+            time.sleep(0.01)
         assert fired.is_set()
         assert len(batches) >= 2
     finally:

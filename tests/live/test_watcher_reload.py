@@ -21,6 +21,7 @@ from pdp.live.reload import (
 from pdp.live.store import BundleStore
 from pdp.live.watcher import EventWatcher
 from tests.live.test_watcher import ConfigMapMount
+from tests.support.clock import ManualClock
 
 ALLOW = '@id("main")\npermit(principal == User::"alice", action, resource);\n'
 DENY = '@id("main")\nforbid(principal == User::"alice", action, resource);\n'
@@ -196,11 +197,29 @@ def test_a_build_whose_files_change_meanwhile_is_dropped_and_redone(
     assert len(reload_log.events("reload_superseded")) == 2
 
 
-def test_watcher_and_reloader_turn_a_burst_into_one_activation(tmp_path: Path) -> None:
+def step_until(
+    clock: ManualClock, seconds: float, predicate: Callable[[], bool], timeout: float = 10.0
+) -> None:
+    """Move the debounce clock on by `seconds` until `predicate` holds (events of a change may
+    come after a step and restart the quiet period, as they would on the real clock)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        clock.advance(seconds)
+        if wait_until(predicate, 0.05):
+            return
+        assert time.monotonic() < deadline, "nothing happened after the debounce"
+
+
+def test_watcher_and_reloader_turn_a_burst_into_one_activation(
+    tmp_path: Path, reload_log: Records
+) -> None:
+    """Real inotify events and the real reload thread; the watcher's debounce on a manual clock
+    (a real debounce coalescing a burst: tests/live/test_watcher.py)."""
     write_bundle(tmp_path, ALLOW, "r0")
     store = BundleStore()
     reloader = Reloader(tmp_path, store)
-    watcher = EventWatcher(tmp_path, reloader.request, debounce=0.5)  # see the burst test
+    clock = ManualClock()
+    watcher = EventWatcher(tmp_path, reloader.request, debounce=0.5, clock=clock, wait=clock.wait)
     reloader.start()
     watcher.start()
     try:
@@ -212,16 +231,23 @@ def test_watcher_and_reloader_turn_a_burst_into_one_activation(tmp_path: Path) -
             (tmp_path / ".main.cedar.tmp").write_text(DENY if i % 2 else ALLOW)
             os.replace(tmp_path / ".main.cedar.tmp", tmp_path / "main.cedar")
             (tmp_path / "manifest.yaml").write_text(f"name: test\nrevision: r{i + 1}\n")
-        assert wait_until(lambda: store.status.activations >= 2)
-        time.sleep(1.5)
+        assert wait_until(lambda: watcher.triggers > 0)
+        step_until(clock, 0.5, lambda: store.status.activations >= 2)
         assert store.status.activations == 2
         assert store.current is not None and store.current.revision == "r10"
         assert store.status.load_failures == 0
-        # temp files alone: nothing to do at all
-        for name in (".#main.cedar", "main.cedar~", "4913", ".main.cedar.swp"):
+        # temp files alone: nothing to do at all. A real change after them (on the same watch,
+        # so its event comes after theirs) is reloaded, and no reload names a temp file.
+        mark = len(reload_log.records)
+        noise = {".#main.cedar", "main.cedar~", "4913", ".main.cedar.swp"}
+        for name in noise:
             (tmp_path / name).write_text("noise")
-        time.sleep(1.5)
-        assert (store.status.activations, store.status.load_failures) == (2, 0)
+        (tmp_path / "manifest.yaml").write_text("name: test\nrevision: r11\n")
+        step_until(clock, 0.5, lambda: store.status.activations >= 3)
+        assert (store.status.activations, store.status.load_failures) == (3, 0)
+        reasons = [getattr(r, "reason", "") for r in reload_log.records[mark:]]
+        named = {n for reason in reasons for n in reason.partition(": ")[2].split(", ")}
+        assert "manifest.yaml" in named and not named & noise, reasons
     finally:
         watcher.stop()
         reloader.stop()
@@ -232,7 +258,8 @@ def test_configmap_updates_reload_through_the_data_link(tmp_path: Path) -> None:
     mount.write({"main.cedar": ALLOW, "manifest.yaml": "revision: cm1\n"})
     store = BundleStore()
     reloader = Reloader(mount.root, store)
-    watcher = EventWatcher(mount.root, reloader.request, debounce=0.2)
+    clock = ManualClock()
+    watcher = EventWatcher(mount.root, reloader.request, debounce=0.2, clock=clock, wait=clock.wait)
     reloader.start()
     watcher.start()
     try:
@@ -240,10 +267,10 @@ def test_configmap_updates_reload_through_the_data_link(tmp_path: Path) -> None:
         assert store.current.revision == "cm1"
         assert sorted(store.current.source.files) == ["main.cedar", "manifest.yaml"]
         mount.write({"main.cedar": "permit(", "manifest.yaml": "revision: cm2\n"})
-        assert wait_until(lambda: store.status.load_failures == 1)
+        step_until(clock, 0.2, lambda: store.status.load_failures == 1)
         assert store.current.revision == "cm1"
         mount.write({"main.cedar": DENY, "manifest.yaml": "revision: cm3\n"})
-        assert wait_until(lambda: store.current.revision == "cm3")
+        step_until(clock, 0.2, lambda: store.current.revision == "cm3")
         assert store.status.last_error == ""
         assert store.current.source.files["main.cedar"] == DENY
     finally:

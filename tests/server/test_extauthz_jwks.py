@@ -1,9 +1,12 @@
-"""A JWKS URL through a real server: key rotation with an overlap window, rate-limited refresh."""
+"""A JWKS URL through a real server: key rotation with an overlap window, rate-limited refresh.
+
+The rotation runs on an in-process server whose key sets read a manual clock (the waits for
+the rate limit and the cache are clock steps, not sleeps); the weak-key case runs `pdp serve`,
+whose stderr is what it checks."""
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -12,6 +15,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 
+from pdp.authn.jwks import Keyring
+from tests.support.clock import ManualClock
 from tests.support.gateway import (
     EXAMPLE_BUNDLE,
     JwksServer,
@@ -25,7 +30,7 @@ from tests.support.gateway import (
     token,
 )
 from tests.support.polling import wait_for
-from tests.support.server import ServerProcess
+from tests.support.server import InProcessServer, ServerProcess
 
 MIN_REFRESH = 1.0  # seconds between two fetches of the key set, at most
 CACHE = 4.0  # seconds a fetched key set is fresh
@@ -40,8 +45,13 @@ def jwks() -> Iterator[JwksServer]:
 
 
 @pytest.fixture(scope="module")
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture(scope="module")
 def stub(
-    jwks: JwksServer, tmp_path_factory: pytest.TempPathFactory
+    jwks: JwksServer, clock: ManualClock, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[pb_grpc.AuthorizationStub]:
     folder = tmp_path_factory.mktemp("jwks-url")
     text = (EXAMPLE_BUNDLE / "routes.yaml").read_text()
@@ -53,10 +63,10 @@ def stub(
     )
     text = text.replace("file: keys/orders.jwks.json", url_keys, 1)
     root = bundle_with(folder / "bundle", text)
-    with ServerProcess(root, listen=f"unix:{folder}/pdp.sock") as server:
-        assert server.address is not None
-        with ext_authz(server.address) as client:
-            yield client
+    keyring = Keyring(clock=clock)  # fetches are real HTTP; only their timing is on `clock`
+    server = InProcessServer.over(root, f"unix:{folder}/pdp.sock", keyring=keyring)
+    with server, ext_authz(server.address) as client:
+        yield client
 
 
 def status(stub: pb_grpc.AuthorizationStub, key: object, kid: str) -> tuple[int, str]:
@@ -69,7 +79,7 @@ def status(stub: pb_grpc.AuthorizationStub, key: object, kid: str) -> tuple[int,
 
 
 def test_rotation_with_an_overlap_window_and_a_rate_limit(
-    stub: pb_grpc.AuthorizationStub, jwks: JwksServer
+    stub: pb_grpc.AuthorizationStub, jwks: JwksServer, clock: ManualClock
 ) -> None:
     # No fetch at load: the key set is fetched on first use.
     assert jwks.count("/jwks") == 0
@@ -78,7 +88,7 @@ def test_rotation_with_an_overlap_window_and_a_rate_limit(
 
     # Unknown kids (a new key not yet published, or garbage) may trigger one refresh per
     # MIN_REFRESH, no more, however many tokens arrive.
-    time.sleep(MIN_REFRESH + 0.2)
+    clock.advance(MIN_REFRESH + 0.2)
     for _ in range(10):
         assert status(stub, NEW, f"kid-{uuid.uuid4().hex[:8]}") == (16, "unknown_kid")
     assert jwks.count("/jwks") == 2
@@ -86,14 +96,14 @@ def test_rotation_with_an_overlap_window_and_a_rate_limit(
     # The issuer publishes the new key beside the old one; the first token signed with it
     # refreshes the set (once the rate limit allows), and both keys verify.
     jwks.serve("/jwks", [public_jwk(OLD, "old", "ES256"), public_jwk(NEW, "new", "ES256")])
-    time.sleep(MIN_REFRESH + 0.2)
+    clock.advance(MIN_REFRESH + 0.2)
     assert status(stub, NEW, "new") == (0, "")
     assert status(stub, OLD, "old") == (0, "")
     assert jwks.count("/jwks") == 3
 
     # The old key is retired; once the cached set expires, its tokens stop verifying.
     jwks.serve("/jwks", [public_jwk(NEW, "new", "ES256")])
-    time.sleep(CACHE + 0.2)
+    clock.advance(CACHE + 0.2)
     assert status(stub, OLD, "old") == (16, "unknown_kid")
     assert status(stub, NEW, "new") == (0, "")
     assert jwks.count("/jwks") == 4

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -15,13 +14,21 @@ import pytest
 
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
+from tests.hardening.test_faults import KEY as FAULT_KEY
+from tests.hardening.test_faults import ORDERS, FlakyJwks, url_bundle
 from tests.server.test_status import STRAY_WARNING
-from tests.support.grpc_calls import ALLOW, DENY, TIMEOUT, request
+from tests.support.gateway import (
+    bearer,
+    check_request,
+    ext_authz,
+    metadata_of,
+    public_jwk,
+    token,
+)
+from tests.support.grpc_calls import ALLOW, TIMEOUT, request
+from tests.support.polling import wait_for
 from tests.support.server import REPO, ServerProcess
 from tests.support.server_bundles import PLAIN_REVISION, write_bundle
-
-BIG_BATCH = 100_000  # seconds of work for the server, decided in chunks between other calls
-BIG_MESSAGE = 32 * 1024 * 1024
 
 
 def pdp_serve(*args: str) -> subprocess.CompletedProcess:
@@ -272,29 +279,38 @@ def test_sigint_stops_cleanly(plain_dir: Path) -> None:
     assert '"stopped"' in server.stderr
 
 
-def _wait_until_in_flight(pending: grpc.Future) -> None:
-    """Give the server time to receive the batch and start on it; it must still be running."""
-    time.sleep(1.0)
-    assert not pending.done(), "the batch finished before SIGTERM; make it bigger"
+def _refused(address: str) -> bool:
+    """Whether a new call on a new channel is refused: the server is stopping (or gone)."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            pb_grpc.AuthorizerStub(channel).GetStatus(pb.GetStatusRequest(), timeout=1)
+        except grpc.RpcError as exc:
+            return exc.code() == grpc.StatusCode.UNAVAILABLE
+    return False
 
 
-def test_sigterm_lets_an_in_flight_call_finish(plain_dir: Path) -> None:
-    limits = ("--max-batch", str(BIG_BATCH), "--max-message-bytes", str(BIG_MESSAGE))
-    limits += ("--eval-timeout", "0")  # the batch takes seconds on purpose, more when loaded
-    limits += ("--grace", "120")  # so the drain, not the default 10 s, is what ends it
-    with ServerProcess(plain_dir, *limits) as server:
-        assert server.address is not None and server.process is not None
-        options = [("grpc.max_receive_message_length", BIG_MESSAGE)]
-        with grpc.insecure_channel(server.address, options=options) as channel:
-            grpc.channel_ready_future(channel).result(timeout=TIMEOUT)
-            stub = pb_grpc.AuthorizerStub(channel)
-            items = [request(f"User::u{i}", context_json='{"risk": 1}') for i in range(BIG_BATCH)]
-            message = pb.BatchIsAuthorizedRequest(requests=items)
-            pending = stub.BatchIsAuthorized.future(message, timeout=120)
-            _wait_until_in_flight(pending)
-            server.process.send_signal(signal.SIGTERM)
-            results = pending.result(timeout=120).results
-        assert len(results) == BIG_BATCH
-        assert {r.decision for r in results} == {DENY}
-        assert server.process.wait(timeout=30) == 0
+def test_sigterm_lets_an_in_flight_call_finish(tmp_path: Path) -> None:
+    """A Check held open by a key set fetch that the test holds (no CPU, no fixed sleep): SIGTERM
+    while it is in flight; new calls are refused, and once the fetch is let through the held
+    call is answered (allowed, with the fetched key), then the process exits 0."""
+    jwks = FlakyJwks({"keys": [public_jwk(FAULT_KEY, "k1", "ES256")]})
+    try:
+        jwks.hang()  # the first fetch is held until released
+        root = url_bundle(tmp_path / "bundle", jwks.url)
+        flags = ("--grace", "60", "--watch", "off", "--decision-log", "off")
+        with ServerProcess(root, *flags) as server:
+            assert server.address is not None and server.process is not None
+            with ext_authz(server.address) as stub:
+                held = bearer(token("42", key=FAULT_KEY, kid="k1"))
+                pending = stub.Check.future(check_request(*ORDERS, held), timeout=60)
+                jwks.wait_held()  # the Check waits for its key set: in flight
+                server.process.send_signal(signal.SIGTERM)
+                wait_for(lambda: _refused(server.address or ""), what="new calls refused")
+                assert not pending.done()  # still in flight while the server stops
+                jwks.release()
+                response = pending.result(timeout=60)
+            assert response.status.code == 0, metadata_of(response)  # decided on the fetched key
+            assert server.process.wait(timeout=30) == 0
+    finally:
+        jwks.close()
     assert '"stopping"' in server.stderr and '"stopped"' in server.stderr

@@ -23,15 +23,19 @@ class ManualClock:
         self._lock = threading.Condition()
         self._waiting: dict[int, threading.Condition | threading.Event] = {}
         self.sleeps = 0  # waits begun so far
+        self._advances = 0
+        self._seen: dict[int, int] = {}  # thread -> `_advances` when it last read the time
 
     def __call__(self) -> float:
         with self._lock:
+            self._seen[threading.get_ident()] = self._advances
             return self._now
 
     def advance(self, seconds: float) -> None:
         """Move the time on and wake every waiter, which then checks its own deadline."""
         with self._lock:
             self._now += seconds
+            self._advances += 1
             waiting = list(self._waiting.values())
             self._lock.notify_all()
         for waiter in waiting:
@@ -42,10 +46,15 @@ class ManualClock:
     def wait(self, cond: threading.Condition, timeout: float | None = None) -> bool:
         """`cond.wait(timeout)` on this clock; the caller holds `cond`, as for the real one.
         Returns when notified or when the clock was advanced (the caller re-checks the time,
-        as it must after a real wait too)."""
+        as it must after a real wait too), at once if it was advanced since this thread last
+        read it: `timeout` was computed from a time that has passed."""
         key = self._begin(cond)
         try:
-            return cond.wait() if timeout is None or timeout > 0 else False
+            with self._lock:
+                stale = self._seen.get(threading.get_ident(), self._advances) != self._advances
+            if stale or (timeout is not None and timeout <= 0):
+                return False
+            return cond.wait()
         finally:
             self._end(key)
 

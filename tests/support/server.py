@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import grpc
 
+from pdp.bundle import load_bundle
 from pdp.live.store import BundleStore
 from pdp.server.app import RunningServer, ServeConfig, start_server
 from pdp.v1 import authorizer_pb2_grpc
@@ -122,6 +124,16 @@ class InProcessServer:
     def address(self) -> str:
         assert self._running is not None
         return self._running.address
+
+    @classmethod
+    def over(
+        cls, bundle: str | os.PathLike[str], listen: str = "127.0.0.1:0", **config: Any
+    ) -> InProcessServer:
+        """A server over the bundle at `bundle`, loaded now; `config`: more ServeConfig fields."""
+        store = BundleStore()
+        store.set_source(str(bundle))
+        store.activate(load_bundle(bundle))
+        return cls(store, ServeConfig(bundle_path=str(bundle), listen=listen, **config))
 
     def __exit__(self, *exc: object) -> None:
         if self._running is not None:
