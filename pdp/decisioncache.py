@@ -97,6 +97,7 @@ def request_digest(
     if principal is None or action is None or resource is None:
         return None  # malformed: the engine says so
     context, text = request.context, request.context_json
+    value: Any
     if text is not None:
         if context is not None:
             return None  # malformed: the engine says so
