@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from pdp.cli.main import main
-from tests.support.bundles import EXAMPLE_BUNDLE, OWNER_READS, SCHEMA, run_pdp, write_bundle
+from tests.support.bundles import OWNER_READS, SCHEMA, run_pdp, write_bundle
+from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import REPO
 
 

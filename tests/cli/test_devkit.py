@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from pdp.bundle import load_bundle
-from tests.support.bundles import EXAMPLE_BUNDLE, run_pdp
+from tests.support.bundles import run_pdp
+from tests.support.paths import EXAMPLE_BUNDLE
 
 
 def dev_bundle(out: Path, source: Path = EXAMPLE_BUNDLE):
