@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.http import EVALUATION, EVALUATIONS, call, log_lines, post
+from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import ServerProcess
 
 USER_42 = {"type": "User", "id": "42"}
@@ -219,7 +220,7 @@ def test_metadata_document(http: str) -> None:
 
 def test_metadata_with_a_configured_base_url(tmp_path: Path) -> None:
     with ServerProcess(
-        Path(__file__).resolve().parents[2] / "policies",
+        EXAMPLE_BUNDLE,
         "--http-listen", "127.0.0.1:0",
         "--authzen-base-url", "https://pdp.example.com/",
     ) as server:  # fmt: skip

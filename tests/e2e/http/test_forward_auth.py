@@ -15,9 +15,8 @@ import pytest
 
 from tests.support.gateway import token
 from tests.support.http import call, log_lines, raw, statuses
+from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import ServerProcess
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def nginx(uri: str, method: str = "GET", **headers: str) -> dict[str, str]:
@@ -192,7 +191,7 @@ def _free_port() -> int:
 def test_untrusted_peers_are_refused_and_metrics_count_forward_auth(tmp_path: Path) -> None:
     metrics_port = _free_port()
     with ServerProcess(
-        REPO / "policies",
+        EXAMPLE_BUNDLE,
         "--http-listen", "127.0.0.1:0",
         "--http-trusted-proxies", "10.0.0.0/8",
         "--metrics", f"127.0.0.1:{metrics_port}",
