@@ -17,8 +17,7 @@ from pdp.decisionlog import DecisionLog, Record, Sink
 from pdp.decisionlog.sink import FILE_BATCH_BYTES, PIPE_BATCH_BYTES
 from pdp.metrics import Metrics
 from pdp.model import AuthzRequest, Decision, EntityRef
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 class CountingSink(Sink):
