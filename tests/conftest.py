@@ -20,7 +20,6 @@ SLOW = (
     "engine/test_slicing_differential.py",
     "test_readme.py",
     "cli/test_example_story.py",
-    "cli/test_devkit.py",
     "client/test_embedded.py",
     "live/test_watcher.py",
     "live/test_watcher_reload.py",
