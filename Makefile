@@ -39,9 +39,10 @@ dev-token: install
 test: install test-deps
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 2 --dist loadgroup
 
-# The inner loop (< 30 s): everything but the tests marked `slow` (tests/conftest.py SLOW).
+# The inner loop (< 30 s): the unit tests, without tests/e2e/ (not even collected) and the
+# other tests marked `slow` (tests/conftest.py SLOW).
 test-fast: install
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow" --ignore=tests/e2e
 
 # PostgreSQL for the query plan tests: Debian's package, installed when missing. The tests
 # start their own server on a temporary directory and port (tests/support/postgres.py); a

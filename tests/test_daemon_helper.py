@@ -22,8 +22,11 @@ class ToyUnavailable(DaemonUnavailable):
     """The caller's own subclass, as NginxUnavailable, RedisUnavailable."""
 
 
+# A shell's background job (`make test &`) starts with SIGINT ignored, and Python keeps an
+# inherited SIG_IGN: the toy sets Python's handler itself, as every real daemon sets its own.
 LISTEN = (
-    "import socket, sys, time\n"
+    "import signal, socket, sys, time\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
     "s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\n"
     "print('listening', flush=True); time.sleep(60)\n"
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.support.bundles import run_pdp
+from tests.support.cli import run_cli
 from tests.support.gateway import bundle_with, public_jwk
 from tests.support.routes import BASE, line_of, load, problems
 
@@ -118,7 +118,7 @@ def test_pdp_check_refuses_the_six_byte_secret(tmp_path: Path) -> None:
     """0.1.0: `"secret"` passed `pdp check`, and the first token printed a raw warning."""
     text = _with_internal_issuer("HS256")
     root = bundle_with(tmp_path / "bundle", text, {"keys/internal.jwks.json": _oct(b"secret")})
-    done = run_pdp("check", str(root))
+    done = run_cli("check", str(root))
     assert done.returncode == 3
     line = line_of(text, "file: keys/internal.jwks.json")
     assert f"routes.yaml:{line}:" in done.stdout + done.stderr
@@ -269,6 +269,6 @@ def test_bad_id_templates_are_located(tmp_path: Path, extra: str, message: str) 
 def test_pdp_check_reports_the_collision(tmp_path: Path) -> None:
     text = _second_issuer()
     root = bundle_with(tmp_path / "bundle", text, {"keys/internal.jwks.json": STRONG_SECRET})
-    done = run_pdp("check", str(root))
+    done = run_cli("check", str(root))
     assert done.returncode == 3
     assert "both mint principals of type User" in done.stderr

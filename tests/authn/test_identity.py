@@ -20,7 +20,8 @@ from pdp.authn.principal import AttributeClaim, ClaimTemplate, PrincipalMapping
 from pdp.bundle import load_bundle
 from pdp.errors import AuthnError
 from pdp.model import EntityRef
-from tests.support.gateway import CHECKOUT, EXAMPLE_BUNDLE, REPORTING_KEY, token
+from tests.support.gateway import CHECKOUT, REPORTING_KEY, token
+from tests.support.paths import EXAMPLE_BUNDLE
 
 EXAMPLE = load_bundle(EXAMPLE_BUNDLE).gateway.identity  # type: ignore[union-attr]
 LOOKUP = key_lookup(Keyring())

@@ -18,7 +18,7 @@ from pdp.bundle.loader import read_bundle
 from pdp.bundle.package import open_archive, pack
 from pdp.errors import ArchiveError, BundleError
 from tests.support.archives import Member, raw_archive, raw_tar
-from tests.support.bundles import EXAMPLE_BUNDLE
+from tests.support.paths import EXAMPLE_BUNDLE
 
 
 def refused(data: bytes) -> str:

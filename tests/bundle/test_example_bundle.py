@@ -8,7 +8,7 @@ import cedarpy
 
 from pdp.bundle import load_bundle
 from pdp.bundle.loader import read_bundle
-from tests.support.bundles import EXAMPLE_BUNDLE
+from tests.support.paths import EXAMPLE_BUNDLE
 
 POLICY_IDS = {
     "customer-read-own-order",

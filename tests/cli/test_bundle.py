@@ -10,7 +10,8 @@ import pytest
 from pdp.bundle.archive import SIGNATURES, read_archive
 from pdp.cli.main import main
 from tests.support.archives import Member, raw_archive, rebuild, write_key
-from tests.support.bundles import EXAMPLE_BUNDLE, write_bundle
+from tests.support.bundles import write_bundle
+from tests.support.paths import EXAMPLE_BUNDLE
 
 
 def test_build_sign_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from pdp.cli.main import main
-from tests.support.bundles import EXAMPLE_BUNDLE, OWNER_READS, SCHEMA, run_pdp, write_bundle
+from tests.support.bundles import OWNER_READS, SCHEMA, run_pdp, write_bundle
+from tests.support.cli import run_cli
+from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import REPO
 
 
@@ -186,7 +188,7 @@ def test_a_huge_sparse_file_is_refused_by_its_size_without_reading_it(tmp_path: 
     root = write_bundle(tmp_path / "b", {"main.cedar": OWNER_READS})
     with open(root / "huge.cedar", "wb") as handle:
         handle.truncate(4 * 1024**3)
-    checked = run_pdp("check", str(root))
+    checked = run_cli("check", str(root))
     assert checked.returncode == 3
     assert checked.stderr.splitlines() == [
         f"huge.cedar: file is larger than the limit of {32 * 1024 * 1024} bytes "

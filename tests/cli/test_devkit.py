@@ -12,11 +12,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from pdp.bundle import load_bundle
-from tests.support.bundles import EXAMPLE_BUNDLE, run_pdp
+from tests.support.bundles import run_pdp
+from tests.support.cli import run_cli
+from tests.support.paths import EXAMPLE_BUNDLE
 
 
-def dev_bundle(out: Path, source: Path = EXAMPLE_BUNDLE):
-    return run_pdp("dev-bundle", str(source), "--out", str(out))
+def dev_bundle(out: Path, source: Path = EXAMPLE_BUNDLE, run=run_cli):
+    """`pdp dev-bundle` in this process (`run=run_pdp`: as a real subprocess)."""
+    return run("dev-bundle", str(source), "--out", str(out))
 
 
 def write_key(path: Path, key, password: bytes | None = None) -> Path:
@@ -33,7 +36,7 @@ def write_key(path: Path, key, password: bytes | None = None) -> Path:
 
 def test_dev_bundle_makes_an_owner_only_key_and_a_copy_trusting_only_it(tmp_path: Path) -> None:
     out = tmp_path / "dev"
-    made = dev_bundle(out)
+    made = dev_bundle(out, run=run_pdp)  # as a real process once
     assert made.returncode == 0, made.stderr
     key_file = out / "dev-es256.pem"
     assert key_file.stat().st_mode & 0o777 == 0o600
@@ -120,7 +123,9 @@ def made(tmp_path: Path) -> Path:
 
 def test_token_from_the_bundle_is_what_its_issuer_verifies(made: Path) -> None:
     key = made / "dev-es256.pem"
-    done = run_pdp("token", "--key", str(key), "--bundle", str(made / "bundle"), "--sub", "43")
+    done = run_pdp(
+        "token", "--key", str(key), "--bundle", str(made / "bundle"), "--sub", "43"
+    )  # a process
     assert done.returncode == 0, done.stderr
     public = serialization.load_pem_private_key(key.read_bytes(), password=None).public_key()
     claims = jwt.decode(
@@ -141,7 +146,7 @@ def test_token_with_explicit_claims_and_other_key_types(tmp_path: Path) -> None:
         (ec.generate_private_key(ec.SECP384R1()), "ES384"),
     ):
         path = write_key(tmp_path / f"{algorithm}.pem", key)
-        done = run_pdp(
+        done = run_cli(
             *("token", "--key", str(path), "--iss", "https://i/", "--aud", "api"),
             *("--kid", "k1", "--ttl", "60", "--claims", '{"roles": ["admin"], "sub": "ada"}'),
         )
@@ -156,16 +161,16 @@ def test_token_with_explicit_claims_and_other_key_types(tmp_path: Path) -> None:
 def test_token_refusals_name_the_problem_and_never_the_key(made: Path, tmp_path: Path) -> None:
     bundle = str(made / "bundle")
     other = write_key(tmp_path / "other.pem", ec.generate_private_key(ec.SECP256R1()))
-    done = run_pdp("token", "--key", str(other), "--bundle", bundle)
+    done = run_cli("token", "--key", str(other), "--bundle", bundle)
     assert done.returncode == 2
     assert "the key's public half is in no JWKS file of" in done.stderr
     locked = write_key(tmp_path / "locked.pem", ec.generate_private_key(ec.SECP256R1()), b"pw")
-    done = run_pdp("token", "--key", str(locked), "--bundle", bundle)
+    done = run_cli("token", "--key", str(locked), "--bundle", bundle)
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == f"error: {locked}: the key is encrypted; pdp needs it unencrypted\n"
     junk = tmp_path / "junk.pem"
     junk.write_text("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
-    done = run_pdp("token", "--key", str(junk), "--bundle", bundle)
+    done = run_cli("token", "--key", str(junk), "--bundle", bundle)
     assert done.stderr == f"error: {junk}: not a PEM private key\n"
     assert "bm90IGEga2V5" not in done.stderr
 
@@ -186,6 +191,6 @@ def test_token_refusals_name_the_problem_and_never_the_key(made: Path, tmp_path:
     ],
 )
 def test_token_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
-    done = run_pdp("token", "--key", str(tmp_path / "k.pem"), *args)
+    done = run_cli("token", "--key", str(tmp_path / "k.pem"), *args)
     assert (done.returncode, done.stdout) == (2, "")
     assert message in done.stderr, done.stderr

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from pdp.cli.main import main
-from tests.support.bundles import EXAMPLE_BUNDLE, run_pdp
+from tests.support.bundles import run_pdp
+from tests.support.paths import EXAMPLE_BUNDLE
 
 CHECKOUT = 'Service::"spiffe://cluster.local/ns/shop/sa/checkout"'
 INVENTORY = 'Service::"spiffe://cluster.local/ns/shop/sa/inventory"'

@@ -8,7 +8,8 @@ import argparse
 import pytest
 
 from pdp.cli.main import build_parser, main
-from tests.support.bundles import EXAMPLE_BUNDLE, run_pdp
+from tests.support.bundles import run_pdp
+from tests.support.paths import EXAMPLE_BUNDLE
 
 BUNDLE = str(EXAMPLE_BUNDLE)
 

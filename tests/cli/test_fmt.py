@@ -10,7 +10,8 @@ import pytest
 
 from pdp.bundle.locate import line_comments
 from pdp.cli.main import main
-from tests.support.bundles import EXAMPLE_BUNDLE, run_pdp, write_bundle
+from tests.support.bundles import run_pdp, write_bundle
+from tests.support.paths import EXAMPLE_BUNDLE
 
 MESSY = (
     '@id("r")\npermit(principal,action==Action::"readOrder",resource)'

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pdp.cli.main import main
-from tests.support.bundles import EXAMPLE_BUNDLE, run_pdp, write_bundle
+from tests.support.bundles import run_pdp, write_bundle
+from tests.support.paths import EXAMPLE_BUNDLE
 
 ORDERS = ["--sql", "sqlite", "--table", "orders", "--column", "owner=owner_id:User"]
 ORDERS += ["--column", "tenant=tenant_id:Tenant", "--parent", "Tenant=tenant_id"]

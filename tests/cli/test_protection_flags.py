@@ -9,8 +9,8 @@ from pdp.cli.protection_flags import protection_from_args
 from pdp.metrics import PrometheusMetrics
 from pdp.protection.plan import Step
 from pdp.protection.redisstate import RedisState
-from tests.support.bundles import EXAMPLE_BUNDLE
 from tests.support.daemon import free_port
+from tests.support.paths import EXAMPLE_BUNDLE
 
 
 def test_a_redis_state_that_does_not_answer_sets_the_fallback_gauge_of_the_metrics() -> None:

@@ -17,8 +17,8 @@ from pdp.decisionlog.replay import MASKED, NOT_LOGGED
 from pdp.model import AuthzRequest, EntityRef
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.support.bundles import EXAMPLE_BUNDLE
 from tests.support.observability import file_entries
+from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import ServerProcess
 
 PRINCIPALS = ["42", "43", "77", "support-sam", "support-gus", "admin-ada", "99"]

@@ -16,7 +16,7 @@ from pdp.client import AuthorizerClient, BadRequest, ResourceExhausted, Unavaila
 from pdp.embedded import AsyncAuthorizer, Authorizer
 from pdp.errors import BundleError
 from pdp.server.limits import Limits
-from tests.conftest import EXAMPLE_BUNDLE
+from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import ServerProcess
 
 OWNER = ('User::"42"', "readOrder", ("Order", "o-1001"))

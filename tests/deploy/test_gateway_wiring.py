@@ -14,9 +14,9 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as prot
 from google.protobuf import json_format
 
 from pdp.server.app import HEALTH_SERVICES
-from tests.gateway.test_examples import EXAMPLES
-from tests.gateway.test_examples import envoy_bootstrap as example_bootstrap
 from tests.support.deploy import documents, find, pod_template
+from tests.support.examples import EXAMPLES
+from tests.support.examples import envoy_bootstrap as example_bootstrap
 
 
 def gateway_bootstrap() -> bootstrap_pb2.Bootstrap:

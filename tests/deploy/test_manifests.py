@@ -17,6 +17,7 @@ from tests.support.deploy import (
     all_containers,
     cpu_cores,
     documents,
+    env_values,
     find,
     pdp_containers,
     pod_template,
@@ -255,27 +256,10 @@ def test_the_hardening_check_catches_each_regression() -> None:
 # --- pdp's own wiring ----------------------------------------------------------------------
 
 
-def _worker_count(pdp: PdpContainer) -> str:
-    cpu = pdp.container["resources"]["limits"]["cpu"]
-    return str(max(1, int(-(-cpu_cores(cpu) // 1))))  # the downward API rounds up
-
-
-def _env_values(pdp: PdpContainer) -> dict[str, str]:
-    values = {}
-    for name, entry in pdp.env.items():
-        if "value" in entry:
-            values[name] = entry["value"]
-        elif entry.get("valueFrom", {}).get("resourceFieldRef", {}).get("resource") == (
-            "limits.cpu"
-        ):
-            values[name] = _worker_count(pdp)
-    return values
-
-
 @pytest.mark.parametrize("pdp", PDP, ids=lambda p: p.label)
 def test_pdp_args_are_accepted_by_pdp_serve(pdp: PdpContainer) -> None:
     """The real `pdp serve` parser takes the manifest's args (after `$(VAR)` expansion)."""
-    args = build_parser().parse_args(["serve", *pdp.expanded_args(_env_values(pdp))])
+    args = build_parser().parse_args(["serve", *pdp.expanded_args(env_values(pdp))])
     mounts = pdp.mounts()
     assert args.bundle in mounts and mounts[args.bundle]["mount"].get("readOnly") is True
     assert "configMap" in mounts[args.bundle]["volume"]
@@ -293,7 +277,7 @@ def test_pdp_args_are_accepted_by_pdp_serve(pdp: PdpContainer) -> None:
 @pytest.mark.parametrize("pdp", PDP, ids=lambda p: p.label)
 def test_pdp_writes_only_to_declared_writable_volumes(pdp: PdpContainer) -> None:
     """Each path pdp writes is a writable emptyDir; everything else it sees is read-only."""
-    args = build_parser().parse_args(["serve", *pdp.expanded_args(_env_values(pdp))])
+    args = build_parser().parse_args(["serve", *pdp.expanded_args(env_values(pdp))])
     writable = pdp.writable_paths()
     needed = ["/tmp"]  # the image's TMPDIR (tests/deploy/test_dockerfile.py checks it)
     if args.listen.startswith("unix:"):
@@ -310,7 +294,7 @@ def test_pdp_writes_only_to_declared_writable_volumes(pdp: PdpContainer) -> None
 
 @pytest.mark.parametrize("pdp", PDP, ids=lambda p: p.label)
 def test_pdp_probes_keep_a_bad_bundle_alive_and_unready(pdp: PdpContainer) -> None:
-    args = build_parser().parse_args(["serve", *pdp.expanded_args(_env_values(pdp))])
+    args = build_parser().parse_args(["serve", *pdp.expanded_args(env_values(pdp))])
     container = pdp.container
     tcp = not args.listen.startswith("unix:")
     port = int(args.listen.rsplit(":", 1)[1]) if tcp else None
@@ -336,7 +320,7 @@ def test_pdp_probes_keep_a_bad_bundle_alive_and_unready(pdp: PdpContainer) -> No
 
 @pytest.mark.parametrize("pdp", PDP, ids=lambda p: p.label)
 def test_termination_grace_covers_the_drain(pdp: PdpContainer) -> None:
-    args = build_parser().parse_args(["serve", *pdp.expanded_args(_env_values(pdp))])
+    args = build_parser().parse_args(["serve", *pdp.expanded_args(env_values(pdp))])
     pause = pdp.container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
     grace = pdp.pod["spec"]["terminationGracePeriodSeconds"]
     assert grace >= pause + args.grace + 5
@@ -351,7 +335,7 @@ def test_gateway_workers_follow_the_cpu_limit() -> None:
     cores = cpu_cores(resources["limits"]["cpu"])
     assert cores == int(cores) >= 2  # whole cores: N workers use exactly the limit
     assert resources["requests"] == resources["limits"]  # Guaranteed QoS, no throttling surprise
-    args = build_parser().parse_args(["serve", *pdp.expanded_args(_env_values(pdp))])
+    args = build_parser().parse_args(["serve", *pdp.expanded_args(env_values(pdp))])
     assert args.workers == int(cores)
 
 
@@ -361,7 +345,7 @@ def test_sidecar_pdp_is_reachable_only_through_the_pods_socket() -> None:
     (pdp,) = [p for p in PDP if p.document.name == "orders"]
     assert pdp.container in spec["initContainers"]
     assert pdp.container["restartPolicy"] == "Always"  # a native sidecar: up first, down last
-    args = build_parser().parse_args(["serve", *pdp.expanded_args(_env_values(pdp))])
+    args = build_parser().parse_args(["serve", *pdp.expanded_args(env_values(pdp))])
     assert args.listen.startswith("unix:") and args.unix_socket_mode == 0o660
     assert args.workers == 1
     socket_dir = args.listen[len("unix:") :].rsplit("/", 1)[0]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE_BUNDLE
 from tests.support.gateway import token
 from tests.support.http import Answer, call, log_lines
 from tests.support.nginx import EchoUpstream, NginxUnavailable, free_port, nginx
+from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import REPO, ServerProcess
 
 EXAMPLE = REPO / "examples" / "nginx" / "nginx.conf"

@@ -8,7 +8,7 @@ from pdp import engine, evaluation
 from pdp.bundle import load_bundle
 from pdp.errors import RequestError
 from pdp.model import AuthzRequest, EntityRef
-from tests.support.bundles import EXAMPLE_BUNDLE
+from tests.support.paths import EXAMPLE_BUNDLE
 
 DEEP = "[" * 5000 + "]" * 5000  # past Python's recursion limit, not only Cedar's
 ORDER_READ = (EntityRef("User", "42"), EntityRef("Action", "readOrder"), EntityRef("Order", "o-1"))

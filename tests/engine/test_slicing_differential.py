@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from pdp import engine, evaluation
 from pdp.bundle import CompiledBundle, load_bundle
 from pdp.model import AuthzRequest, EntityRef
-from tests.conftest import CONFORMANCE
 from tests.support.conformance import load_cases, write_bundle
+from tests.support.paths import CONFORMANCE
 
 CASES = load_cases(CONFORMANCE) if CONFORMANCE.is_dir() else []
 

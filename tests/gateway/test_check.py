@@ -13,7 +13,8 @@ from pdp.bundle import load_bundle
 from pdp.gateway.check import check, internal_error
 from pdp.gateway.result import GatewayRequest
 from pdp.server import envoy
-from tests.support.gateway import CHECKOUT, EXAMPLE_BUNDLE, bearer, check_request, token
+from tests.support.gateway import CHECKOUT, bearer, check_request, token
+from tests.support.paths import EXAMPLE_BUNDLE
 
 BUNDLE = load_bundle(EXAMPLE_BUNDLE)
 LOOKUP = key_lookup(Keyring())

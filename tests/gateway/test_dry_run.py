@@ -20,7 +20,8 @@ from pdp.gateway.check import check
 from pdp.gateway.result import GatewayRequest
 from pdp.live.store import BundleStore
 from pdp.metrics import Metrics
-from tests.support.gateway import EXAMPLE_BUNDLE, bearer, token
+from tests.support.gateway import bearer, token
+from tests.support.paths import EXAMPLE_BUNDLE
 
 LOOKUP = key_lookup(Keyring())
 CANCEL = "  - name: cancel-order\n"

@@ -19,7 +19,8 @@ from pdp.routes.paths import decoded_segments, normalize
 from pdp.routes.spec import IdTemplate
 from pdp.server import envoy
 from tests.authn.test_token_cache import CountingLookup
-from tests.support.gateway import CHECKOUT, EXAMPLE_BUNDLE, bearer, check_request, token
+from tests.support.gateway import CHECKOUT, bearer, check_request, token
+from tests.support.paths import EXAMPLE_BUNDLE
 
 BUNDLE = load_bundle(EXAMPLE_BUNDLE)
 PIECES = ["a", "Z", "9", "-", "_", "~", ".", "..", "/", "//", "%2e", "%2E", "%41", "%2f", "%5c"]

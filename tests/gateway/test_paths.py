@@ -8,7 +8,7 @@ from pdp.bundle import load_bundle
 from pdp.errors import PathError
 from pdp.routes.paths import normalize
 from pdp.routes.spec import match_route, parse_template
-from tests.support.gateway import EXAMPLE_BUNDLE
+from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.routes import CONFUSION
 
 ROUTES = load_bundle(EXAMPLE_BUNDLE).gateway.routes  # type: ignore[union-attr]

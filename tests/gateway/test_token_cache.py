@@ -18,7 +18,6 @@ from pdp.live.store import BundleStore
 from pdp.server.extauthz import ExtAuthzService
 from tests.authn.test_token_cache import CountingLookup
 from tests.support.gateway import (
-    EXAMPLE_BUNDLE,
     KID,
     bearer,
     bundle_with,
@@ -29,6 +28,7 @@ from tests.support.gateway import (
     public_jwk,
     token,
 )
+from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import InProcessServer
 
 ROUTES = (EXAMPLE_BUNDLE / "routes.yaml").read_text()

@@ -28,7 +28,7 @@ from tests.support.archives import (
     write_key,
 )
 from tests.support.bundle_server import BundleServer, bundle_server
-from tests.support.bundles import EXAMPLE_BUNDLE
+from tests.support.paths import EXAMPLE_BUNDLE
 
 
 @pytest.fixture(scope="module")

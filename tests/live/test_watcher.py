@@ -20,6 +20,7 @@ import pytest
 from pdp.live.debounce import Debouncer
 from pdp.live.watcher import EventWatcher, PollWatcher, fingerprint, is_trigger
 from tests.support.clock import ManualClock
+from tests.support.kubelet import ConfigMapMount
 
 DEBOUNCE = 0.2
 QUIET = 0.6  # for the real-clock test: longer than its debounce, so a late report has come
@@ -54,45 +55,6 @@ class Recorder:
             time.sleep(quiet)
             if len(self.changes) == before:
                 return before
-
-
-class ConfigMapMount:
-    """A ConfigMap volume laid out as the kubelet does: `x -> ..data/x`, `..data -> ..<stamp>`."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._count = 0
-
-    def stage(self, files: dict[str, str]) -> str:
-        """Steps 1-2 of an update: a new timestamped folder and a `..data_tmp` link to it."""
-        self._count += 1
-        stamp = f"..2026_11_30_12_00_{self._count:02d}.{os.getpid()}"
-        folder = self.root / stamp
-        folder.mkdir(parents=True)
-        for name, text in files.items():
-            (folder / name).write_text(text)
-        os.symlink(stamp, self.root / "..data_tmp")
-        return stamp
-
-    def swap(self, files: dict[str, str]) -> None:
-        """Step 3: rename `..data_tmp` over `..data`; then visible links, then the old folder."""
-        data = self.root / "..data"
-        old = os.readlink(data) if data.is_symlink() else None
-        os.replace(self.root / "..data_tmp", data)
-        for name in files:
-            if not (self.root / name).is_symlink():
-                os.symlink(f"..data/{name}", self.root / name)
-        for entry in self.root.iterdir():
-            if entry.is_symlink() and entry.name != "..data" and entry.name not in files:
-                entry.unlink()
-        if old is not None:
-            shutil.rmtree(self.root / old)
-
-    def write(self, files: dict[str, str]) -> None:
-        """One whole kubelet update."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.stage(files)
-        self.swap(files)
 
 
 @contextmanager

@@ -20,8 +20,8 @@ from pdp.live.reload import (
 )
 from pdp.live.store import BundleStore
 from pdp.live.watcher import EventWatcher
-from tests.live.test_watcher import ConfigMapMount
 from tests.support.clock import ManualClock
+from tests.support.kubelet import ConfigMapMount
 
 ALLOW = '@id("main")\npermit(principal == User::"alice", action, resource);\n'
 DENY = '@id("main")\nforbid(principal == User::"alice", action, resource);\n'

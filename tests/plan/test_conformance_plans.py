@@ -24,8 +24,8 @@ from pdp.bundle import CompiledBundle, load_bundle
 from pdp.errors import BundleError, RequestError
 from pdp.model import EntityRef
 from pdp.plan import PlanRequest, plan_resources
-from tests.conftest import CONFORMANCE
 from tests.support.conformance import Case, load_cases, write_bundle
+from tests.support.paths import CONFORMANCE
 from tests.support.plan_differential import Tally, compare, expected, loaded_into
 from tests.support.plan_tables import RowTable
 

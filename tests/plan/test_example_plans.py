@@ -21,7 +21,7 @@ from pdp.plan import PlanKind, PlanRequest, plan_resources
 from pdp.plan.api import plan_resources_json
 from pdp.plan.predicate import to_predicate
 from pdp.plan.sqlalchemy import Attribute, ResourceMapping, to_filter
-from tests.support.bundles import EXAMPLE_BUNDLE
+from tests.support.paths import EXAMPLE_BUNDLE
 
 BUNDLE = load_bundle(EXAMPLE_BUNDLE)
 LIST = EntityRef("Action", "listOrders")

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pdp.policytest import run_path
-from tests.conftest import CONFORMANCE
 from tests.support.conformance import load_cases
 from tests.support.conformance_suites import write_suite_bundle
+from tests.support.paths import CONFORMANCE
 from tests.support.server import REPO
 
 CASES = load_cases(CONFORMANCE) if CONFORMANCE.is_dir() else []

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from pdp.policytest import run_path
-from tests.conftest import EXAMPLE_BUNDLE
+from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import REPO
 
 

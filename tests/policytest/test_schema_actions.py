@@ -9,8 +9,8 @@ import pytest
 
 from pdp.model import EntityRef
 from pdp.policytest.schema_actions import actions_from_schema, requestable
-from tests.conftest import CONFORMANCE
 from tests.support.conformance import load_cases
+from tests.support.paths import CONFORMANCE
 
 CEDAR = """
 // comments, annotations, quoted names, groups and a namespace

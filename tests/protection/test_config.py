@@ -11,7 +11,7 @@ import pytest
 from pdp.bundle import load_bundle
 from pdp.bundle.protection import duration
 from pdp.errors import BundleError
-from tests.support.gateway import EXAMPLE_BUNDLE
+from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.protection import protected_bundle
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "protection.md"

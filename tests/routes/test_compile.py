@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pdp.bundle import load_bundle
-from tests.support.bundles import run_pdp
+from tests.support.cli import run_cli
 from tests.support.gateway import bundle_with
 from tests.support.routes import BASE, line_of, load, problems
 from tests.support.server import REPO
@@ -118,7 +118,7 @@ def test_without_a_schema_routes_are_not_schema_checked(tmp_path: Path) -> None:
 @pytest.mark.slow  # the CLI end to end
 def test_pdp_check_reports_routes_problems(tmp_path: Path) -> None:
     root = bundle_with(tmp_path / "bundle", BASE.replace("[ES256]", "[none]"))
-    done = run_pdp("check", str(root))
+    done = run_cli("check", str(root))
     assert done.returncode == 3
     line = line_of(BASE, "algorithms:")
     assert f"routes.yaml:{line}: algorithm 'none'" in done.stdout + done.stderr

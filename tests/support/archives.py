@@ -16,7 +16,7 @@ from pdp.bundle.archive import build_archive, read_archive
 from pdp.bundle.loader import read_bundle
 from pdp.bundle.package import pack
 from pdp.bundle.signing import SigningKey, load_signing_key
-from tests.support.bundles import EXAMPLE_BUNDLE
+from tests.support.paths import EXAMPLE_BUNDLE
 
 
 @dataclass(frozen=True)

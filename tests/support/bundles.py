@@ -7,9 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.server import REPO
-
-EXAMPLE_BUNDLE = REPO / "policies"
+from tests.support.paths import REPO
 
 # A compact schema in the shape of the example bundle, for error-message tests.
 SCHEMA = """\

@@ -7,10 +7,13 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.support.gateway import CHECKOUT
 
 SERVER_NAMES = ("localhost",)
 SERVER_IPS = ("127.0.0.1",)
@@ -109,3 +112,47 @@ def leaf(ca: Issued, common_name: str, server: bool, spiffe: str | None = None) 
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     cert = _validity(builder).sign(ca.private_key, hashes.SHA256())
     return Issued(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key), cert, key)
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A CA with a server and a client certificate, and an unrelated CA with its own client."""
+
+    folder: Path
+    ca: Issued
+    server: Issued
+    client: Issued
+    intruder: Issued
+
+    @property
+    def ca_file(self) -> Path:
+        return self.folder / "ca.crt"
+
+    def files(self, name: str = "server") -> tuple[Path, Path]:
+        return self.folder / f"{name}.crt", self.folder / f"{name}.key"
+
+    def client_credentials(self, client: Issued | None = None) -> grpc.ChannelCredentials:
+        client = client or self.client
+        return grpc.ssl_channel_credentials(self.ca.cert, client.key, client.cert)
+
+
+def make_pki(folder: Path) -> Pki:
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = certificate_authority("pdp test CA")
+    pki = Pki(
+        folder=folder,
+        ca=ca,
+        server=leaf(ca, "pdp", server=True),
+        client=leaf(ca, "envoy", server=False, spiffe=CHECKOUT),
+        intruder=leaf(certificate_authority("another CA"), "envoy", server=False, spiffe=CHECKOUT),
+    )
+    pki.server.write(folder, "server")
+    pki.client.write(folder, "client")
+    pki.ca_file.write_bytes(ca.cert)
+    return pki
+
+
+def tls_flags(pki: Pki, client_ca: bool = True) -> tuple[str, ...]:
+    cert, key = pki.files()
+    flags = ("--tls-cert", str(cert), "--tls-key", str(key))
+    return flags + (("--client-ca", str(pki.ca_file)) if client_ca else ())

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.server import REPO
+from tests.support.paths import REPO
 
 DEPLOY = REPO / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
@@ -20,7 +20,6 @@ DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 PROBE = DEPLOY / "image" / "pdp_probe.py"
 BUILD_SCRIPT = DEPLOY / "image" / "build.sh"
-EXAMPLE_BUNDLE = REPO / "policies"
 
 # Kinds that carry a pod template, and where it is.
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
@@ -246,3 +245,20 @@ def key_values(value: str) -> dict[str, str]:
         key, _, val = word.partition("=")
         pairs[key] = val
     return pairs
+
+
+def env_values(pdp: PdpContainer) -> dict[str, str]:
+    values = {}
+    for name, entry in pdp.env.items():
+        if "value" in entry:
+            values[name] = entry["value"]
+        elif entry.get("valueFrom", {}).get("resourceFieldRef", {}).get("resource") == (
+            "limits.cpu"
+        ):
+            values[name] = _worker_count(pdp)
+    return values
+
+
+def _worker_count(pdp: PdpContainer) -> str:
+    cpu = pdp.container["resources"]["limits"]["cpu"]
+    return str(max(1, int(-(-cpu_cores(cpu) // 1))))  # the downward API rounds up

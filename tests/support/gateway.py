@@ -22,9 +22,9 @@ from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 from google.protobuf import json_format, struct_pb2
 
-from tests.support.server import REPO, ServerProcess
+from tests.support.paths import EXAMPLE_BUNDLE, REPO
+from tests.support.server import ServerProcess
 
-EXAMPLE_BUNDLE = REPO / "policies"
 ORDERS_KEY = (REPO / "tests" / "fixtures" / "keys" / "orders-es256.pem").read_text()
 ISSUER = "https://auth.shop.example/"
 AUDIENCE = "orders-api"

@@ -16,7 +16,8 @@ from pdp.live.store import BundleStore
 from pdp.protection import MemoryState, Protection
 from pdp.protection.outcome import State
 from pdp.server.app import ServeConfig
-from tests.support.gateway import EXAMPLE_BUNDLE, bearer, check_request, ext_authz, token
+from tests.support.gateway import bearer, check_request, ext_authz, token
+from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import InProcessServer
 
 __all__ = ["bearer", "check_request", "token"]

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,8 +21,7 @@ from pdp.bundle import load_bundle
 from pdp.live.store import BundleStore
 from pdp.server.app import RunningServer, ServeConfig, start_server
 from pdp.v1 import authorizer_pb2_grpc
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 class ServerProcess:

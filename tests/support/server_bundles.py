@@ -107,3 +107,6 @@ def schema_bundle(root: Path) -> Path:
             "entities.json": json.dumps(SCHEMA_ENTITIES, indent=1),
         },
     )
+
+
+STRAY_WARNING = "entity.json: unknown file, ignored (did you mean entities.json?)"
