@@ -9,10 +9,16 @@ The key is SHA-256 over an injective encoding of everything the decision depends
 bundle's content digest and revision, each uid's type and id, the context (exact text as
 sent, or the canonical JSON of a structured context: sorted keys, `1`, `1.0`, `"1"` and
 `true` all distinct) and the request entities' exact text (batch-shared entities apart from
-the item's own). Every field is length-prefixed, so two different requests never encode
-alike; a collision would be a SHA-256 collision. A request that cannot be encoded exactly
-(a structured context holding anything but JSON values with string keys) is decided and
-never cached. Errors (malformed requests) are never cached: they are raised again.
+the item's own). The fields are one JSON array (strings escaped, so no field's text can
+move into another's), so two different requests never encode alike; a collision would be a
+SHA-256 collision. A request that cannot be encoded exactly (a structured context holding
+anything but JSON values with string keys) is decided and never cached. Errors (malformed
+requests) are never cached: they are raised again.
+
+Messages: a whole `IsAuthorized` message answered before (the same protobuf serialization,
+under the same limits) is answered again from its remembered request and decision without
+being checked, converted or encoded again (`message_key`, `recall`); the caller still
+checks the call's deadline. Remembered messages are bounded in count and in bytes.
 
 The cache holds decisions of one bundle only: `activate(bundle)` (a store listener) clears
 it, and a call still deciding on an older bundle bypasses it.
@@ -20,7 +26,6 @@ it, and a call still deciding on an older bundle bypasses it.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import threading
@@ -35,11 +40,18 @@ if TYPE_CHECKING:
     from pdp.bundle.compiler import CompiledBundle
 
 DEFAULT_SIZE = 10_000
-_SCHEME = b"pdp-decision-cache-v1"
+_SCHEME = "pdp-decision-cache-v2"
+_MESSAGE_SCHEME = b"pdp-decision-cache-message-v1"
 _CANONICAL = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
 )
-_NONE, _TEXT, _VALUE = b"n", b"t", b"v"
+# The key's encoder: as _CANONICAL, but strings written as they are (ensure_ascii would write
+# a non-BMP character and its two lone surrogates alike); encoded with surrogatepass.
+_KEY = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_NONE, _TEXT, _VALUE = "n", "t", "v"
+# Remembered messages: each at most this many serialized bytes, all together at most this.
+MESSAGE_MAX_BYTES = 16 * 1024
+MESSAGES_MAX_BYTES = 16 * 1024 * 1024
 
 # Called once per lookup: True for a hit, False for a miss (a metrics counter).
 Observer = Callable[[bool], None]
@@ -47,11 +59,6 @@ Observer = Callable[[bool], None]
 
 def _field(data: bytes) -> bytes:
     return len(data).to_bytes(8, "big") + data
-
-
-def _text(value: str) -> bytes:
-    # surrogatepass: any Python str encodes, and distinct strs encode distinctly
-    return _field(value.encode("utf-8", "surrogatepass"))
 
 
 def canonical_value(value: Any) -> str | None:
@@ -86,30 +93,64 @@ def request_digest(
     bundle: CompiledBundle, request: AuthzRequest, shared_entities: str | None = None
 ) -> bytes | None:
     """The cache key of `request` on `bundle`; None when it cannot be encoded exactly."""
-    parts = [
-        _SCHEME,
-        _text(bundle.source.digest),
-        _text(bundle.revision),
-    ]
-    for uid in (request.principal, request.action, request.resource):
-        if uid is None:
-            return None  # malformed: the engine says so
-        parts.append(_text(uid.type))
-        parts.append(_text(uid.id))
-    if request.context is not None and request.context_json is not None:
+    principal, action, resource = request.principal, request.action, request.resource
+    if principal is None or action is None or resource is None:
         return None  # malformed: the engine says so
-    if request.context_json is not None:
-        parts += (_TEXT, _text(request.context_json))
-    elif request.context is not None:
-        canonical = canonical_value(request.context)
-        if canonical is None:
-            return None
-        parts += (_VALUE, _text(canonical))
+    context, text = request.context, request.context_json
+    value: Any
+    if text is not None:
+        if context is not None:
+            return None  # malformed: the engine says so
+        kind, value = _TEXT, text
+    elif context is not None:
+        kind, value = _VALUE, context
     else:
-        parts.append(_NONE)
-    for entities in (shared_entities, request.entities_json):
-        parts += (_NONE,) if entities is None else (_TEXT, _text(entities))
-    return hashlib.sha256(b"".join(parts)).digest()
+        kind, value = _NONE, None
+    try:  # first: the encoder refuses cycles, non-finite floats and what JSON cannot hold
+        encoded = _KEY.encode(
+            (
+                _SCHEME,
+                bundle.source.digest,
+                bundle.revision,
+                principal.type,
+                principal.id,
+                action.type,
+                action.id,
+                resource.type,
+                resource.id,
+                kind,
+                value,
+                shared_entities,
+                request.entities_json,
+            )
+        )
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if kind is _VALUE and not _plain(context):
+        return None
+    # surrogatepass: any Python str encodes, and distinct strs encode distinctly
+    return hashlib.sha256(encoded.encode("utf-8", "surrogatepass")).digest()
+
+
+def message_scope(kind: str, limits: object) -> bytes:
+    """What a message key is scoped by besides the bundle: the message type, and the limits
+    it was checked against (their repr: a frozen dataclass's names every field)."""
+    return _field(kind.encode()) + _field(repr(limits).encode("utf-8", "surrogatepass"))
+
+
+def renewed(decision: Decision) -> Decision:
+    """`decision` answered again: a new decision id, marked cached, every other field kept
+    (what `dataclasses.replace` returns, without its cost; tests hold the two together)."""
+    return Decision(
+        decision.allowed,
+        decision.determining_policies,
+        decision.erroring_policies,
+        decision.errors,
+        engine.new_decision_id(),
+        decision.bundle_revision,
+        decision.malformed,
+        True,
+    )
 
 
 class DecisionCache:
@@ -128,6 +169,10 @@ class DecisionCache:
         self._observe = observe
         self._bundle: CompiledBundle | None = None
         self._entries: OrderedDict[bytes, Decision] = OrderedDict()
+        # message key -> (its request, its decision, its serialized size)
+        self._messages: OrderedDict[bytes, tuple[AuthzRequest, Decision, int]] = OrderedDict()
+        self._message_bytes = 0
+        self._active: tuple[CompiledBundle | None, bytes] = (None, b"")  # and its key prefix
         self._lock = threading.Lock()
 
     @property
@@ -142,24 +187,74 @@ class DecisionCache:
         with self._lock:
             if bundle is not self._bundle:
                 self._entries.clear()
+                self._messages.clear()
+                self._message_bytes = 0
                 self._bundle = bundle
+                prefix = b""
+                if bundle is not None:
+                    prefix = b"".join(
+                        (
+                            _MESSAGE_SCHEME,
+                            _field(bundle.source.digest.encode("utf-8", "surrogatepass")),
+                            _field(bundle.revision.encode("utf-8", "surrogatepass")),
+                        )
+                    )
+                self._active = (bundle, prefix)  # one tuple: read together, without the lock
 
     def status_listener(self, status: Any) -> None:
         """A BundleStore listener: `activate(status.bundle)`."""
         self.activate(status.bundle)
 
-    def decide(self, bundle: CompiledBundle, request: AuthzRequest) -> Decision:
+    def decide(
+        self,
+        bundle: CompiledBundle,
+        request: AuthzRequest,
+        message: tuple[bytes, int] | None = None,
+    ) -> Decision:
         """`engine.decide`, answered from the cache when the same request was decided on this
-        bundle before; raises RequestError as the engine does."""
+        bundle before; raises RequestError as the engine does. `message` (`message_key`'s
+        answer for the message `request` was converted from, which passed its limits): the
+        request and its decision are remembered under it for `recall`."""
         key = self._key(bundle, request, None)
         if key is None:
             return engine.decide(bundle, request)
-        hit = self._get(key)
-        if hit is not None:
-            return hit
-        decision = engine.decide(bundle, request)
-        self._put(bundle, key, decision)
+        decision = self._get(key)
+        if decision is None:
+            decision = engine.decide(bundle, request)
+            self._put(bundle, key, decision)
+        if message is not None:
+            self._remember(bundle, message, request, decision)
         return decision
+
+    def message_key(
+        self, bundle: CompiledBundle, scope: bytes, raw: bytes
+    ) -> tuple[bytes, int] | None:
+        """The key of a serialized message on `bundle` (`scope`: `message_scope`'s), with its
+        size; None when messages are not remembered for it (cache off, another bundle than
+        the active one, or too large)."""
+        size = len(raw)
+        active, prefix = self._active
+        if size > MESSAGE_MAX_BYTES or self.size <= 0 or active is not bundle:
+            return None
+        return hashlib.sha256(b"".join((prefix, scope, raw))).digest(), size
+
+    def recall(
+        self, bundle: CompiledBundle, message: tuple[bytes, int]
+    ) -> tuple[AuthzRequest, Decision] | None:
+        """The request and decision remembered under `message` (the decision renewed: a new
+        id, marked cached; counted as a hit), None when there are none (not counted: the
+        call then looks its converted request up with `decide`, which counts)."""
+        with self._lock:
+            if bundle is not self._bundle:
+                return None
+            found = self._messages.get(message[0])
+            if found is None:
+                return None
+            self._messages.move_to_end(message[0])
+            self.hits += 1
+        if self._observe is not None:
+            self._observe(True)
+        return found[0], renewed(found[1])
 
     def decide_batch(
         self,
@@ -220,7 +315,7 @@ class DecisionCache:
             self._observe(stored is not None)
         if stored is None:
             return None
-        return dataclasses.replace(stored, decision_id=engine.new_decision_id(), cached=True)
+        return renewed(stored)
 
     def _put(self, bundle: CompiledBundle, key: bytes, decision: Decision) -> None:
         if decision.malformed:
@@ -232,6 +327,26 @@ class DecisionCache:
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
+
+    def _remember(
+        self,
+        bundle: CompiledBundle,
+        message: tuple[bytes, int],
+        request: AuthzRequest,
+        decision: Decision,
+    ) -> None:
+        key, size = message
+        with self._lock:
+            if bundle is not self._bundle:
+                return  # swapped while deciding
+            messages = self._messages
+            old = messages.pop(key, None)
+            if old is not None:
+                self._message_bytes -= old[2]
+            messages[key] = (request, decision, size)
+            self._message_bytes += size
+            while len(messages) > self.size or self._message_bytes > MESSAGES_MAX_BYTES:
+                self._message_bytes -= messages.popitem(last=False)[1][2]
 
 
 def disabled() -> DecisionCache:

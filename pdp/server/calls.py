@@ -16,7 +16,7 @@ from typing import Protocol
 
 from pdp import engine
 from pdp.bundle.compiler import CompiledBundle
-from pdp.decisioncache import DecisionCache
+from pdp.decisioncache import DecisionCache, message_scope
 from pdp.decisionlog import (
     BATCH_IS_AUTHORIZED,
     IS_AUTHORIZED,
@@ -82,6 +82,12 @@ class Calls:
     limits: Limits
     recorder: Recorder
     cache: DecisionCache = field(default_factory=lambda: DecisionCache(0))
+    # what a remembered IsAuthorized message is scoped by besides the bundle (its limits)
+    _scope: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        scope = message_scope(pb.IsAuthorizedRequest.DESCRIPTOR.full_name, self.limits)
+        object.__setattr__(self, "_scope", scope)
 
     def bundle(self, api: str, started: float) -> CompiledBundle:
         bundle = self.store.current
@@ -96,18 +102,37 @@ class Calls:
         remaining: float | None = None,
         api: str = IS_AUTHORIZED,
     ) -> Decision:
-        """One decision; `remaining` is the caller's time budget in seconds (None: none)."""
+        """One decision; `remaining` is the caller's time budget in seconds (None: none).
+
+        A message answered before on this bundle (the same serialization: the same request,
+        which passed the same limits) is answered from the cache without being checked or
+        converted again; its deadline is still checked first, as for any call."""
         started = time.perf_counter()
         bundle = self.bundle(api, started)
         try:
             not_expired(remaining)
-            check_request(message, self.limits)
-            authz = convert.authz_request(message)
-            decision = self.cache.decide(bundle, authz)
+            found, key = self._recall(bundle, message)
+            if found is None:
+                check_request(message, self.limits)
+                authz = convert.authz_request(message)
+                decision = self.cache.decide(bundle, authz, key)
+            else:
+                authz, decision = found
         except BaseException as exc:
             raise self.failed(api, started, exc, message) from None
         self.recorder.decision(api, started, bundle, decision, authz)
         return decision
+
+    def _recall(
+        self, bundle: CompiledBundle, message: pb.IsAuthorizedRequest
+    ) -> tuple[tuple[AuthzRequest, Decision] | None, tuple[bytes, int] | None]:
+        """What the cache remembers of this message on `bundle`, and its key (None, None when
+        the cache is off)."""
+        cache = self.cache
+        if not cache.size:
+            return None, None
+        key = cache.message_key(bundle, self._scope, message.SerializeToString(deterministic=True))
+        return (cache.recall(bundle, key) if key is not None else None), key
 
     def batch_is_authorized(
         self,
