@@ -2,8 +2,7 @@
 
 Whether a token was served from the cache is observed through the key lookup: verification
 asks it for the token's key exactly once, a cache hit never does. Clocks are injected (the
-cache's wall clock, the key sets' monotonic clock), so no test here waits for time to pass;
-tests/gateway/test_token_cache.py has the one that must (a real expiry, as PyJWT sees it).
+cache's wall clock, the key sets' monotonic clock), so no test here waits for time to pass.
 """
 
 from __future__ import annotations
