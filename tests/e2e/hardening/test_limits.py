@@ -24,6 +24,7 @@ from tests.support.hardening import (
     guarded_bundle,
 )
 from tests.support.paths import EXAMPLE_BUNDLE
+from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
 
 ALLOW, DENY = pb.DECISION_ALLOW, pb.DECISION_DENY
@@ -406,7 +407,9 @@ def test_a_call_whose_deadline_passed_in_the_queue_is_never_decided(tmp_path: Pa
                 target=lambda: stub.BatchIsAuthorized(busy, timeout=30), daemon=True
             )
             worker.start()
-            time.sleep(0.2)  # the batch now holds the loop, a chunk (~0.4 s) at a time
+            # The batch now holds the loop, a chunk (~0.4 s) at a time: no event says so, and
+            # the check `expired` below fails if none of the late calls met it.
+            time.sleep(0.2)
             codes = []
             for index in range(5):
                 late = pb.IsAuthorizedRequest(  # cheap: no policy applies to this action
@@ -422,7 +425,7 @@ def test_a_call_whose_deadline_passed_in_the_queue_is_never_decided(tmp_path: Pa
             worker.join(30)
             late.principal.id = "afterwards"
             after = stub.IsAuthorized(late, timeout=TIMEOUT)
-        time.sleep(0.5)  # the decision log writer drains every 50 ms
+        wait_for(lambda: "afterwards" in server.stdout, what="the last call's decision log line")
         stop = server.stop()
         log = server.stdout
     assert stop == 0
