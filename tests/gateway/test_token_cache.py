@@ -16,7 +16,6 @@ from pdp.gateway.result import GatewayRequest, GatewayResponse
 from pdp.live.reload import ACTIVATED, Reloader
 from pdp.live.store import BundleStore
 from pdp.server.extauthz import ExtAuthzService
-from tests.authn.test_token_cache import CountingLookup
 from tests.support.clock import ManualClock
 from tests.support.gateway import (
     KID,
@@ -29,6 +28,7 @@ from tests.support.gateway import (
     public_jwk,
     token,
 )
+from tests.support.lookup import CountingLookup
 from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import InProcessServer
 
