@@ -38,7 +38,11 @@ def serving(root: Path) -> Iterator[tuple[EventWatcher, BundleStore]]:
     reloader.start()
     watcher.start()
     try:
-        wait_for(lambda: store.status.activations == 1, what="store.status.activations == 1")
+        wait_for(
+            lambda: store.status.activations == 1,
+            what="store.status.activations == 1",
+            interval=0.01,
+        )
         yield watcher, store
     finally:
         watcher.stop()
@@ -64,7 +68,9 @@ def seen_through(watcher: EventWatcher, sentinel: Path) -> int:
     then every event written before it has been delivered too. The parent events seen."""
     before = watcher.parent_events
     sentinel.write_text("")
-    wait_for(lambda: watcher.parent_events > before, what="watcher.parent_events > before")
+    wait_for(
+        lambda: watcher.parent_events > before, what="watcher.parent_events > before", interval=0.01
+    )
     return watcher.parent_events
 
 
@@ -87,6 +93,7 @@ def test_writes_to_a_log_beside_the_bundle_never_wake_the_watcher(tmp_path: Path
         wait_for(
             lambda: store.current is not None and store.current.revision == "r2",
             what="revision r2",
+            interval=0.01,
         )
         assert watcher.triggers > triggers
         # and the new tree is watched: an edit inside it reloads, the log still costs nothing
@@ -98,6 +105,7 @@ def test_writes_to_a_log_beside_the_bundle_never_wake_the_watcher(tmp_path: Path
         wait_for(
             lambda: store.current is not None and store.current.revision == "r3",
             what="revision r3",
+            interval=0.01,
         )
         assert watcher.parent_events == events
 
@@ -127,10 +135,12 @@ def test_a_log_inside_a_configmap_mount_beside_a_projected_bundle(tmp_path: Path
         wait_for(
             lambda: store.current is not None and store.current.revision == "cm2",
             what="revision cm2",
+            interval=0.01,
         )
         assert store.current.source.files["main.cedar"] == DENY
         volume.write({"main": ALLOW, "m": "name: test\nrevision: cm3\n"}, items)
         wait_for(
             lambda: store.current is not None and store.current.revision == "cm3",
             what="revision cm3",
+            interval=0.01,
         )

@@ -180,7 +180,7 @@ def test_a_build_whose_files_change_meanwhile_is_dropped_and_redone(
     reloader.start()
     try:
         reloader.request("test")
-        wait_for(lambda: store.current is not None, what="store.current is not None")
+        wait_for(lambda: store.current is not None, what="store.current is not None", interval=0.02)
     finally:
         reloader.stop()
     assert store.current is not None and store.current.revision == "r2"
@@ -217,7 +217,11 @@ def test_watcher_and_reloader_turn_a_burst_into_one_activation(
     reloader.start()
     watcher.start()
     try:
-        wait_for(lambda: store.status.activations == 1, what="store.status.activations == 1")
+        wait_for(
+            lambda: store.status.activations == 1,
+            what="store.status.activations == 1",
+            interval=0.02,
+        )
         # an editor saving a file and a tool rewriting the manifest, as one burst
         for i in range(10):
             (tmp_path / ".main.cedar.swp").write_text(f"swap {i}")
@@ -225,7 +229,7 @@ def test_watcher_and_reloader_turn_a_burst_into_one_activation(
             (tmp_path / ".main.cedar.tmp").write_text(DENY if i % 2 else ALLOW)
             os.replace(tmp_path / ".main.cedar.tmp", tmp_path / "main.cedar")
             (tmp_path / "manifest.yaml").write_text(f"name: test\nrevision: r{i + 1}\n")
-        wait_for(lambda: watcher.triggers > 0, what="watcher.triggers > 0")
+        wait_for(lambda: watcher.triggers > 0, what="watcher.triggers > 0", interval=0.02)
         step_until(clock, 0.5, lambda: store.status.activations >= 2)
         assert store.status.activations == 2
         assert store.current is not None and store.current.revision == "r10"
@@ -257,7 +261,7 @@ def test_configmap_updates_reload_through_the_data_link(tmp_path: Path) -> None:
     reloader.start()
     watcher.start()
     try:
-        wait_for(lambda: store.current is not None, what="store.current is not None")
+        wait_for(lambda: store.current is not None, what="store.current is not None", interval=0.02)
         assert store.current.revision == "cm1"
         assert sorted(store.current.source.files) == ["main.cedar", "manifest.yaml"]
         mount.write({"main.cedar": "permit(", "manifest.yaml": "revision: cm2\n"})
