@@ -23,7 +23,7 @@ SLOW = (
     "client/test_embedded.py",
     "live/test_watcher.py",
     "live/test_watcher_reload.py",
-    "bundle/test_link_reload.py",
+    "live/test_link_reload.py",
     "policytest/test_conformance_suites.py",
     "policytest/test_cli.py",
 )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support.daemon import DaemonUnavailable, accepting, find_binary, free_port, running
+from tests.support.polling import wait_for
 
 
 class ToyUnavailable(DaemonUnavailable):
@@ -90,9 +90,7 @@ def test_a_daemon_that_never_answers_is_unavailable_and_stopped(tmp_path: Path) 
     )
 
     def started_not_ready() -> bool:
-        end = time.monotonic() + 30
-        while not pid_file.exists() and time.monotonic() < end:
-            time.sleep(0.05)
+        wait_for(pid_file.exists, 30, "the toy daemon's pid file")
         return False
 
     with (

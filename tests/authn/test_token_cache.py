@@ -2,8 +2,7 @@
 
 Whether a token was served from the cache is observed through the key lookup: verification
 asks it for the token's key exactly once, a cache hit never does. Clocks are injected (the
-cache's wall clock, the key sets' monotonic clock), so no test here waits for time to pass;
-tests/gateway/test_token_cache.py has the one that must (a real expiry, as PyJWT sees it).
+cache's wall clock, the key sets' monotonic clock), so no test here waits for time to pass.
 """
 
 from __future__ import annotations
@@ -19,13 +18,14 @@ import jwt as pyjwt
 import pytest
 
 from pdp.authn.cache import ActiveTokenCache, TokenCache
-from pdp.authn.identity import identify, key_lookup, read_credentials
+from pdp.authn.identity import identify, read_credentials
 from pdp.authn.jwks import JwksUrl, Keyring
-from pdp.authn.jwt import Issuer, JwtConfig
+from pdp.authn.jwt import JwtConfig
 from pdp.bundle import load_bundle
 from pdp.errors import AuthnError
 from pdp.model import EntityRef
 from tests.support.gateway import ISSUER, JwksServer, bearer, ec_key, public_jwk, token
+from tests.support.lookup import CountingLookup
 
 BUNDLE = load_bundle("policies")
 IDENTITY = BUNDLE.gateway.identity  # type: ignore[union-attr]
@@ -43,18 +43,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class CountingLookup:
-    """The real key lookup, counting how often verification asks it for a key."""
-
-    def __init__(self, keyring: Keyring | None = None) -> None:
-        self._lookup = key_lookup(keyring or Keyring())
-        self.calls = 0
-
-    def __call__(self, issuer: Issuer, kid: str | None, algorithm: str) -> pyjwt.PyJWK | None:
-        self.calls += 1
-        return self._lookup(issuer, kid, algorithm)
 
 
 def config(base: JwtConfig = JWT, leeway: float | None = None, **settings: float) -> JwtConfig:

@@ -6,7 +6,6 @@ import json
 import shutil
 import socket
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from pdp.embedded import AsyncAuthorizer, Authorizer
 from pdp.errors import BundleError
 from pdp.server.limits import Limits
 from tests.support.paths import EXAMPLE_BUNDLE
+from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
 
 OWNER = ('User::"42"', "readOrder", ("Order", "o-1001"))
@@ -53,15 +53,6 @@ def _bundle(folder: Path, policy: str = POLICY) -> Path:
     return folder
 
 
-def _eventually(check, seconds: float = 15.0) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
-
-
 def test_hot_reload_and_a_bad_bundle_keeps_the_last_good_one(tmp_path: Path) -> None:
     root = _bundle(tmp_path / "bundle")
     alice = ('User::"alice"', "read", 'Doc::"d1"')
@@ -70,10 +61,10 @@ def test_hot_reload_and_a_bad_bundle_keeps_the_last_good_one(tmp_path: Path) -> 
         assert pdp.is_authorized(*alice).allowed and not pdp.is_authorized(*bob).allowed
         first = pdp.status().bundle_revision
         (root / "policies.cedar").write_text(POLICY.replace("alice", "bob"))
-        assert _eventually(lambda: pdp.is_authorized(*bob).allowed)
+        wait_for(lambda: pdp.is_authorized(*bob).allowed, timeout=15, what="bob allowed")
         assert pdp.status().bundle_revision != first
         (root / "policies.cedar").write_text("permit (principal,")  # broken
-        assert _eventually(lambda: pdp.status().last_error != "")
+        wait_for(lambda: pdp.status().last_error != "", timeout=15, what="a last error")
         assert pdp.is_authorized(*bob).allowed  # the last good bundle decides on
         assert "policies.cedar" in pdp.status().last_error
 
@@ -149,10 +140,11 @@ def test_threads_deciding_through_reloads_get_whole_answers(tmp_path: Path) -> N
                 except Exception as exc:  # any exception is the failure
                     failures.append(repr(exc))
                     return
-                if decision.bundle_revision not in revisions:
-                    time.sleep(0.01)  # the reload has not returned its status yet
-                    if decision.bundle_revision not in revisions:
-                        failures.append(f"unknown revision {decision.bundle_revision}")
+                revision = decision.bundle_revision
+                try:  # a new revision is known once its reload returns
+                    wait_for(lambda r=revision: r in revisions, 5, revision, interval=0.01)
+                except AssertionError:
+                    failures.append(f"unknown revision {revision}")
 
         threads = [threading.Thread(target=ask) for _ in range(4)]
         for thread in threads:

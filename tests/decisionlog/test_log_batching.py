@@ -6,6 +6,7 @@ the real one with its writes counted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from pdp.decisionlog.sink import FILE_BATCH_BYTES, PIPE_BATCH_BYTES
 from pdp.metrics import Metrics
 from pdp.model import AuthzRequest, Decision, EntityRef
 from tests.support.paths import REPO
+from tests.support.polling import wait_for
 
 
 class CountingSink(Sink):
@@ -96,13 +98,14 @@ def test_batches_to_a_pipe_stay_within_pipe_buf(tmp_path: Path) -> None:
     for n in range(200):
         log.submit(big if n == 100 else record(n))
     log.start()
-    received = b""
-    deadline = time.monotonic() + 10
-    while received.count(b"\n") < 200 and time.monotonic() < deadline:
-        try:
-            received += os.read(read_fd, 1 << 16)
-        except BlockingIOError:
-            time.sleep(0.01)
+    received = bytearray()
+
+    def read_all() -> bool:
+        with contextlib.suppress(BlockingIOError):  # nothing to read yet
+            received.extend(os.read(read_fd, 1 << 16))
+        return received.count(b"\n") >= 200
+
+    wait_for(read_all, what="200 lines through the pipe", interval=0.01)
     log.stop()
     os.close(read_fd)
     os.close(write_fd)
@@ -146,7 +149,7 @@ log.start()
 for n in range({count}):
     log.submit(record(n, principal={name!r} + "-" + "p" * (n % 700)))
     if n % 500 == 0:
-        time.sleep(0.001)
+        time.sleep(0.001)  # the subject: let the other writer processes in between batches
 log.stop(timeout=30)
 """
 

@@ -16,7 +16,7 @@ from pdp.gateway.result import GatewayRequest, GatewayResponse
 from pdp.live.reload import ACTIVATED, Reloader
 from pdp.live.store import BundleStore
 from pdp.server.extauthz import ExtAuthzService
-from tests.authn.test_token_cache import CountingLookup
+from tests.support.clock import ManualClock
 from tests.support.gateway import (
     KID,
     bearer,
@@ -28,6 +28,7 @@ from tests.support.gateway import (
     public_jwk,
     token,
 )
+from tests.support.lookup import CountingLookup
 from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import InProcessServer
 
@@ -95,23 +96,32 @@ def test_check_serves_a_reused_token_from_the_cache() -> None:
     assert other.http_status == 403 and lookup.calls == 1
 
 
-def test_an_expired_cached_token_is_a_401(tmp_path: Path) -> None:
+def test_an_expired_cached_token_is_verified_again_and_a_401(tmp_path: Path) -> None:
     routes = ROUTES.replace("leeway_seconds: 30", "leeway_seconds: 0")
     bundle = load_bundle(bundle_with(tmp_path / "b", routes))
     assert bundle.gateway is not None and bundle.gateway.identity.jwt is not None
-    tokens = TokenCache(bundle.gateway.identity.jwt)  # the wall clock, as PyJWT reads it
+    clock = ManualClock(time.time())  # the cache's clock; PyJWT reads the real one
+    tokens = TokenCache(bundle.gateway.identity.jwt, clock=clock)
     lookup = CountingLookup()
-    expires = int(time.time()) + 2
+    expires = int(clock()) + 60
     value = token("42", exp=expires)
     for _ in range(2):
         assert check(bundle, request("/api/users/42/orders", value), lookup, tokens).allowed
     assert lookup.calls == 1
-    while time.time() < expires:  # PyJWT has no clock to inject: real time passes exp
-        time.sleep(0.05)
-    answer = check(bundle, request("/api/users/42/orders", value), lookup, tokens)
-    assert answer.http_status == 401 and answer.result.authn_failure == "expired"
-    assert ("www-authenticate", 'Bearer error="invalid_token"') in answer.headers
-    assert lookup.calls == 2
+    clock.advance(expires - clock() - 0.001)
+    assert check(bundle, request("/api/users/42/orders", value), lookup, tokens).allowed
+    assert lookup.calls == 1
+    clock.advance(0.001)  # exp by the cache's clock: never served again, verified every time
+    for calls in (2, 3):
+        assert check(bundle, request("/api/users/42/orders", value), lookup, tokens).allowed
+        assert lookup.calls == calls
+    # Verified again once expired by PyJWT's clock too, a token is a 401 (and never cached).
+    late = token("42", exp=1_000_000_000, iat=999_999_000)
+    for calls in (4, 5):
+        answer = check(bundle, request("/api/users/42/orders", late), lookup, tokens)
+        assert answer.http_status == 401 and answer.result.authn_failure == "expired"
+        assert ("www-authenticate", 'Bearer error="invalid_token"') in answer.headers
+        assert lookup.calls == calls
 
 
 def test_a_bundle_reload_through_the_store_empties_the_cache(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from pdp.live.debounce import Debouncer
 from pdp.live.watcher import EventWatcher, PollWatcher, fingerprint, is_trigger
 from tests.support.clock import ManualClock
 from tests.support.kubelet import ConfigMapMount
+from tests.support.polling import wait_for
 
 DEBOUNCE = 0.2
 QUIET = 0.6  # for the real-clock test: longer than its debounce, so a late report has come
@@ -52,7 +53,7 @@ class Recorder:
         """The number of change reports once none arrived for `quiet` seconds."""
         while True:
             before = len(self.changes)
-            time.sleep(quiet)
+            time.sleep(quiet)  # the subject: no report comes in a quiet period (real clock)
             if len(self.changes) == before:
                 return before
 
@@ -85,9 +86,12 @@ class Watched:
         """Wait for the watcher to take a new trigger, move past the debounce, and return the
         one report that makes."""
         deadline = time.monotonic() + timeout
-        while self.watcher.triggers == self._seen:
-            assert time.monotonic() < deadline, "the watcher saw no change"
-            time.sleep(0.005)
+        wait_for(
+            lambda: self.watcher.triggers != self._seen,
+            timeout,
+            "the watcher to see a change",
+            interval=0.005,
+        )
         self._seen = self.watcher.triggers
         count = len(self.changes)
         # Another event of the same change may come just after the step and restart the
@@ -108,7 +112,7 @@ class Watched:
 
     def assert_no_trigger(self) -> None:
         """No event arrives that the watcher would report (for changes in another tree)."""
-        time.sleep(NOTHING_MORE)
+        time.sleep(NOTHING_MORE)  # the subject: an absence, which no event announces
         assert self.watcher.triggers == self._seen
 
 
@@ -298,14 +302,14 @@ def test_debouncer_fires_once_per_quiet_period_and_within_max_delay() -> None:
         for name in ("a", "b", "a"):
             debouncer.trigger(name)
         assert fired.wait(5)
-        time.sleep(0.15)
+        time.sleep(0.15)  # the subject: no second fire within the quiet period
         assert batches == [["a", "b"]]
         # a steady stream (a trigger every 10 ms for 0.4 s) still fires, at most every 0.15 s
         fired.clear()
         deadline = time.monotonic() + 0.4
         while time.monotonic() < deadline:
             debouncer.trigger("c")
-            time.sleep(0.01)
+            time.sleep(0.01)  # the subject: a stream of triggers in real time
         assert fired.is_set()
         assert len(batches) >= 2
     finally:

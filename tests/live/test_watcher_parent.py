@@ -9,8 +9,7 @@ order), never on time.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,18 +17,10 @@ from pdp.live.reload import Reloader
 from pdp.live.store import BundleStore
 from pdp.live.watcher import EventWatcher
 from tests.support.kubelet import ConfigMapVolume
+from tests.support.polling import wait_for
 
 ALLOW = '@id("main")\npermit(principal == User::"alice", action, resource);\n'
 DENY = '@id("main")\nforbid(principal == User::"alice", action, resource);\n'
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def write_bundle(root: Path, policy: str, revision: str) -> None:
@@ -47,7 +38,11 @@ def serving(root: Path) -> Iterator[tuple[EventWatcher, BundleStore]]:
     reloader.start()
     watcher.start()
     try:
-        assert wait_until(lambda: store.status.activations == 1)
+        wait_for(
+            lambda: store.status.activations == 1,
+            what="store.status.activations == 1",
+            interval=0.01,
+        )
         yield watcher, store
     finally:
         watcher.stop()
@@ -73,7 +68,9 @@ def seen_through(watcher: EventWatcher, sentinel: Path) -> int:
     then every event written before it has been delivered too. The parent events seen."""
     before = watcher.parent_events
     sentinel.write_text("")
-    assert wait_until(lambda: watcher.parent_events > before)
+    wait_for(
+        lambda: watcher.parent_events > before, what="watcher.parent_events > before", interval=0.01
+    )
     return watcher.parent_events
 
 
@@ -93,7 +90,11 @@ def test_writes_to_a_log_beside_the_bundle_never_wake_the_watcher(tmp_path: Path
         write_bundle(tmp_path / "bundle.new", DENY, "r2")
         os.rename(root, tmp_path / "bundle.old")
         os.rename(tmp_path / "bundle.new", root)
-        assert wait_until(lambda: store.current is not None and store.current.revision == "r2")
+        wait_for(
+            lambda: store.current is not None and store.current.revision == "r2",
+            what="revision r2",
+            interval=0.01,
+        )
         assert watcher.triggers > triggers
         # and the new tree is watched: an edit inside it reloads, the log still costs nothing
         triggers = watcher.triggers
@@ -101,7 +102,11 @@ def test_writes_to_a_log_beside_the_bundle_never_wake_the_watcher(tmp_path: Path
         events = seen_through(watcher, tmp_path / "sentinel2")
         assert watcher.triggers == triggers
         (root / "manifest.yaml").write_text("name: test\nrevision: r3\n")
-        assert wait_until(lambda: store.current is not None and store.current.revision == "r3")
+        wait_for(
+            lambda: store.current is not None and store.current.revision == "r3",
+            what="revision r3",
+            interval=0.01,
+        )
         assert watcher.parent_events == events
 
 
@@ -127,7 +132,15 @@ def test_a_log_inside_a_configmap_mount_beside_a_projected_bundle(tmp_path: Path
         assert seen_through(watcher, volume.root / "sentinel") == events + 1
         assert watcher.triggers == triggers
         volume.write({"main": DENY, "m": "name: test\nrevision: cm2\n"}, items)
-        assert wait_until(lambda: store.current is not None and store.current.revision == "cm2")
+        wait_for(
+            lambda: store.current is not None and store.current.revision == "cm2",
+            what="revision cm2",
+            interval=0.01,
+        )
         assert store.current.source.files["main.cedar"] == DENY
         volume.write({"main": ALLOW, "m": "name: test\nrevision: cm3\n"}, items)
-        assert wait_until(lambda: store.current is not None and store.current.revision == "cm3")
+        wait_for(
+            lambda: store.current is not None and store.current.revision == "cm3",
+            what="revision cm3",
+            interval=0.01,
+        )

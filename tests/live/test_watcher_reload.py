@@ -22,6 +22,7 @@ from pdp.live.store import BundleStore
 from pdp.live.watcher import EventWatcher
 from tests.support.clock import ManualClock
 from tests.support.kubelet import ConfigMapMount
+from tests.support.polling import wait_for
 
 ALLOW = '@id("main")\npermit(principal == User::"alice", action, resource);\n'
 DENY = '@id("main")\nforbid(principal == User::"alice", action, resource);\n'
@@ -60,15 +61,6 @@ def write_bundle(root: Path, policy: str = ALLOW, revision: str | None = None) -
     (root / "main.cedar").write_text(policy)
     if revision is not None:
         (root / "manifest.yaml").write_text(f"name: test\nrevision: {revision}\n")
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_valid_change_activates_and_invalid_change_keeps_the_last_good(
@@ -188,7 +180,7 @@ def test_a_build_whose_files_change_meanwhile_is_dropped_and_redone(
     reloader.start()
     try:
         reloader.request("test")
-        assert wait_until(lambda: store.current is not None)
+        wait_for(lambda: store.current is not None, what="store.current is not None", interval=0.02)
     finally:
         reloader.stop()
     assert store.current is not None and store.current.revision == "r2"
@@ -205,9 +197,11 @@ def step_until(
     deadline = time.monotonic() + timeout
     while True:
         clock.advance(seconds)
-        if wait_until(predicate, 0.05):
+        try:
+            wait_for(predicate, 0.05, interval=0.01)
             return
-        assert time.monotonic() < deadline, "nothing happened after the debounce"
+        except AssertionError:  # not within this step: step again, until the deadline
+            assert time.monotonic() < deadline, "nothing happened after the debounce"
 
 
 def test_watcher_and_reloader_turn_a_burst_into_one_activation(
@@ -223,7 +217,11 @@ def test_watcher_and_reloader_turn_a_burst_into_one_activation(
     reloader.start()
     watcher.start()
     try:
-        assert wait_until(lambda: store.status.activations == 1)
+        wait_for(
+            lambda: store.status.activations == 1,
+            what="store.status.activations == 1",
+            interval=0.02,
+        )
         # an editor saving a file and a tool rewriting the manifest, as one burst
         for i in range(10):
             (tmp_path / ".main.cedar.swp").write_text(f"swap {i}")
@@ -231,7 +229,7 @@ def test_watcher_and_reloader_turn_a_burst_into_one_activation(
             (tmp_path / ".main.cedar.tmp").write_text(DENY if i % 2 else ALLOW)
             os.replace(tmp_path / ".main.cedar.tmp", tmp_path / "main.cedar")
             (tmp_path / "manifest.yaml").write_text(f"name: test\nrevision: r{i + 1}\n")
-        assert wait_until(lambda: watcher.triggers > 0)
+        wait_for(lambda: watcher.triggers > 0, what="watcher.triggers > 0", interval=0.02)
         step_until(clock, 0.5, lambda: store.status.activations >= 2)
         assert store.status.activations == 2
         assert store.current is not None and store.current.revision == "r10"
@@ -263,7 +261,7 @@ def test_configmap_updates_reload_through_the_data_link(tmp_path: Path) -> None:
     reloader.start()
     watcher.start()
     try:
-        assert wait_until(lambda: store.current is not None)
+        wait_for(lambda: store.current is not None, what="store.current is not None", interval=0.02)
         assert store.current.revision == "cm1"
         assert sorted(store.current.source.files) == ["main.cedar", "manifest.yaml"]
         mount.write({"main.cedar": "permit(", "manifest.yaml": "revision: cm2\n"})

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from pdp.policytest import run_path
+from tests.support.cli import run_cli
 from tests.support.policytest_bundles import docs_bundle
-from tests.support.server import REPO
 
 ROUTES = """
 identity:
@@ -163,13 +161,7 @@ def test_claims_without_iss_under_several_issuers_say_so(tmp_path: Path) -> None
 def test_pdp_test_reports_the_missing_iss(tmp_path: Path) -> None:
     root = _bundle(tmp_path, NO_ISS)
     (root / "routes.yaml").write_text(TWO_ISSUERS)
-    done = subprocess.run(
-        [sys.executable, "-m", "pdp", "test", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    done = run_cli("test", str(root))  # the report's words; test_cli.py runs the process
     assert done.returncode == 4
     assert "the case's claims have no `iss`, and the bundle trusts 2 issuers" in done.stdout
     assert "jwt_authn" not in done.stdout

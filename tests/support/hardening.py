@@ -8,12 +8,20 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import HealthCheck, settings
 
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.support.server import ServerProcess
 
 TIMEOUT = 10.0
+# Hypothesis for live servers: no deadline (a call's time is the server's), no saved examples.
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 # The only request this bundle can allow: alice reads d1 with `context.ok == true`. Anything
 # else is denied or refused, so an ALLOW for any other request is a fail-open bug.

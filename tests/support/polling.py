@@ -9,8 +9,11 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(probe: Callable[[], T | None], timeout: float = 10.0, what: str = "") -> T:
-    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
+def wait_for(
+    probe: Callable[[], T | None], timeout: float = 10.0, what: str = "", interval: float = 0.05
+) -> T:
+    """Poll `probe` every `interval` seconds until it returns something truthy; fail after
+    `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
@@ -18,4 +21,4 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 10.0, what: str = "
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}")
-        time.sleep(0.05)
+        time.sleep(interval)

@@ -1,8 +1,14 @@
-"""A decision log sink nobody reads: decisions keep flowing, in bounded time, and drops count."""
+"""A decision log sink nobody reads: decisions keep flowing, in bounded time, and drops count.
+
+A stop with the sink still blocked waits out the decision log's flush timeout (2 s, not a
+flag): one test does that, on stdout; the FIFO tests let a reader drain the sink before the
+stop and check what reaches it instead.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +20,12 @@ from tests.support.observability import (
     TIMEOUT,
     make_bundle,
     metrics_address,
+    parse_lines,
     request,
     scrape,
     value,
 )
+from tests.support.polling import wait_for
 from tests.support.server import ServerProcess, authorizer_stub
 
 BUFFER = 100
@@ -55,6 +63,36 @@ class StdoutNeverRead(ServerProcess):
     def _drain(self, stream, sink: list[str]) -> None:
         if sink is not self.stdout_lines:
             super()._drain(stream, sink)
+
+
+class FifoReader:
+    """Reads a FIFO to its end in a thread (opening it first when `fd` is None, which
+    blocks until the server's writer opens its end too)."""
+
+    def __init__(self, fifo: Path, fd: int | None = None) -> None:
+        self._fifo = fifo
+        self._fd = fd
+        self.data = bytearray()
+        self.reads = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        fd = os.open(self._fifo, os.O_RDONLY) if self._fd is None else self._fd
+        os.set_blocking(fd, True)
+        try:
+            while chunk := os.read(fd, 65536):
+                self.data += chunk
+                self.reads += 1
+        finally:
+            if self._fd is None:
+                os.close(fd)
+
+    def lines(self, timeout: float = 20.0) -> list[str]:
+        """Every line read, once the writer closed its end."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the decision log FIFO was never closed"
+        return self.data.decode().splitlines(keepends=True)
 
 
 def flood(server: ServerProcess) -> None:
@@ -95,14 +133,27 @@ def stop_in_bounded_time(server: ServerProcess) -> None:
     assert '"decision_log_unflushed"' in server.stderr  # the loss is reported, not hidden
 
 
+def stop_flushed(server: ServerProcess, reader: FifoReader) -> list[dict]:
+    """Stop once the reader is draining the sink: the queue is written, nothing is lost."""
+    wait_for(lambda: reader.reads, what="the reader draining the decision log FIFO")
+    assert server.stop(timeout=20) == 0
+    assert '"decision_log_unflushed"' not in server.stderr
+    return parse_lines(reader.lines())
+
+
 def test_full_fifo_never_slows_decisions(bundle: Path, fifo: Path, idle_reader: int) -> None:
     args = ("--decision-log", str(fifo), "--decision-log-buffer", str(BUFFER))
     server = ServerProcess(bundle, *args, "--metrics", "127.0.0.1:0").start()
     try:
         flood(server)
         assert_dropped_and_counted(server)
+        written = value(scrape(metrics_address(server)), "pdp_decision_log_written_total")
+        entries = stop_flushed(server, FifoReader(fifo, idle_reader))
     finally:
-        stop_in_bounded_time(server)
+        server.stop()
+    # whole lines only (each write within PIPE_BUF), at most the queue's worth after the scrape
+    assert written <= len(entries) <= written + BUFFER
+    assert {entry["decision"] for entry in entries} <= {"allow", "deny"}
 
 
 def test_fifo_without_a_reader_neither_blocks_start_nor_decisions(bundle: Path, fifo: Path) -> None:
@@ -114,8 +165,12 @@ def test_fifo_without_a_reader_neither_blocks_start_nor_decisions(bundle: Path, 
         assert value(samples, "pdp_decision_log_written_total") == 0
         dropped = value(samples, "pdp_decision_log_dropped_total", reason="queue_full")
         assert dropped == BATCHES * ITEMS + SINGLES - BUFFER
+        # a reader at last: the writer, still waiting to open the FIFO, writes the queue
+        entries = stop_flushed(server, FifoReader(fifo))
     finally:
-        stop_in_bounded_time(server)
+        server.stop()
+    assert len(entries) == BUFFER  # the first batch, queued whole; everything after dropped
+    assert {entry["decision"] for entry in entries} == {"allow"}
 
 
 def test_stdout_pipe_nobody_reads_never_slows_decisions(bundle: Path) -> None:

@@ -1,6 +1,6 @@
 """Envoy `Check` through a real `pdp serve`: gateway log fields, metrics, and no credential leaks.
 
-Tokens are real JWTs and API keys of the example bundle (tests/gateway/support.py).
+Tokens are real JWTs and API keys of the example bundle (tests/support/gateway.py).
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def test_reloads_and_load_failures_move_bundle_metrics(tmp_path: Path) -> None:
         assert value(first, "pdp_bundle_info", name="obs", revision="r1") == 1
         assert server.process is not None
 
-        time.sleep(0.01)
+        time.sleep(0.01)  # the subject: the next activation's timestamp must be a later one
         make_bundle(bundle, revision="r2")
         server.process.send_signal(signal.SIGHUP)
 

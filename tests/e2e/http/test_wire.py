@@ -20,6 +20,7 @@ from tests.support.certs import certificate_authority, leaf
 from tests.support.gateway import token
 from tests.support.http import call, raw, read_all, statuses
 from tests.support.paths import EXAMPLE_BUNDLE
+from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
 
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -201,10 +202,10 @@ def test_connections_over_the_limit_get_503() -> None:
         finally:
             for sock in held:
                 sock.close()
-        end = time.monotonic() + 10
-        while time.monotonic() < end and call(server.http_address, "GET", "/healthz").status != 200:
-            time.sleep(0.05)
-        assert call(server.http_address, "GET", "/healthz").status == 200
+        wait_for(
+            lambda: call(server.http_address, "GET", "/healthz").status == 200,
+            what="/healthz answering 200 once the held connections are closed",
+        )
 
 
 class _UnixConnection(http.client.HTTPConnection):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.gateway import bearer, check_request, ext_authz, token
 from tests.support.http import call, log_lines
+from tests.support.polling import wait_for
 from tests.support.protection import protected_bundle
 from tests.support.server import REPO, ServerProcess
 
@@ -27,14 +28,14 @@ def forward(http: str, path: str, sub: str) -> object:
     return call(http, "GET", "/forward-auth", headers=headers)
 
 
-def wait_for(read, text: str, wait: float = 5.0) -> str:
-    end = time.monotonic() + wait
-    while time.monotonic() < end:
+def read_when(read: Callable[[], str], text: str, wait: float = 5.0) -> str:
+    """What `read` returns once it holds `text`."""
+
+    def holding() -> str | None:
         found = read()
-        if text in found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} never appeared")
+        return found if text in found else None
+
+    return wait_for(holding, wait, repr(text))
 
 
 def test_forward_auth_and_check_share_one_limit_and_blocks_show_in_status(tmp_path: Path) -> None:
@@ -66,7 +67,7 @@ def test_forward_auth_and_check_share_one_limit_and_blocks_show_in_status(tmp_pa
         assert [a.status for a in answers] == [403, 403, 403]
         blocked = forward(server.http_address, "/api/orders/o-9100", "43")
         assert blocked.status == 429 and blocked.json()["error"] == "blocked"
-        event = json.loads(wait_for(alerts.read_text, "bola_enumeration").splitlines()[0])
+        event = json.loads(read_when(alerts.read_text, "bola_enumeration").splitlines()[0])
         assert event["detector"] == "bola_enumeration" and event["action"] == "block"
         assert event["principal"] == 'User::"43"'
         assert '"event":"protection"' not in server.stdout  # --alerts: not on the decision log
@@ -97,6 +98,6 @@ def test_events_go_on_the_decision_log_without_alerts(tmp_path: Path) -> None:
     with ServerProcess(bundle) as server, ext_authz(server.address or "") as stub:
         for n in range(4):
             stub.Check(check_request("GET", f"/api/orders/o-{9000 + n}", bearer(token(sub="43"))))
-        line = wait_for(lambda: server.stdout, '"event":"protection"')
+        line = read_when(lambda: server.stdout, '"event":"protection"')
         events = [json.loads(x) for x in line.splitlines() if '"event":"protection"' in x]
         assert len(events) == 1 and events[0]["until"] is not None

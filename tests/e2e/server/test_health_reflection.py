@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -18,6 +17,7 @@ from pdp.server.calls import NO_BUNDLE
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.support.grpc_calls import ALLOW, TIMEOUT, request, rpc_error
+from tests.support.polling import wait_for
 from tests.support.server import InProcessServer, ServerProcess
 from tests.support.server_bundles import PLAIN_REVISION
 
@@ -57,10 +57,7 @@ def test_no_bundle_means_not_serving_and_unavailable_until_one_is_activated(plai
         assert not stub.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT).serving
 
         store.activate(load_bundle(str(plain_dir)))
-        deadline = time.monotonic() + TIMEOUT
-        while health(channel, "") != SERVING:
-            assert time.monotonic() < deadline, "health never turned SERVING"
-            time.sleep(0.02)
+        wait_for(lambda: health(channel, "") == SERVING, TIMEOUT, "health SERVING", 0.02)
         assert [health(channel, s) for s in SERVICES] == [SERVING] * len(SERVICES)
         assert stub.IsAuthorized(request(), timeout=TIMEOUT).decision == ALLOW
 

@@ -16,11 +16,13 @@ from pdp.bundle.loader import read_bundle
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.support.kubelet import ConfigMapMount
+from tests.support.polling import wait_for
 from tests.support.reload import REQUEST, TIMEOUT, Load, replace_file, wait_status
 from tests.support.server import REPO, ServerProcess
 
 ALLOW = '@id("main")\npermit(principal == User::"alice", action == Action::"read", resource);\n'
 DENY = '@id("main")\npermit(principal == User::"bob", action == Action::"read", resource);\n'
+AFTER_SWITCH = 50  # answers a client sees after the switch
 
 
 def stub_for(server: ServerProcess) -> tuple[grpc.Channel, pb_grpc.AuthorizerStub]:
@@ -50,7 +52,8 @@ def test_editing_a_policy_under_load_switches_the_decision_without_failed_calls(
         changed_at = time.monotonic()
         (root / "main.cedar").write_text(DENY)  # in place, like `echo > file`
         denied = load.wait_for(lambda a: a.decision == pb.DECISION_DENY)
-        time.sleep(0.3)  # keep calling a little after the switch
+        # keep calling a little after the switch: no answer may go back to the old policy
+        wait_for(lambda: sum(a.at > denied.at for a in load.answers) >= AFTER_SWITCH)
         load.stop()
     print(f"reload latency seen by a client: {(denied.at - changed_at) * 1000:.0f} ms")
     assert load.errors == []
@@ -89,12 +92,14 @@ def test_configmap_swap_reloads_with_inotify(tmp_path: Path) -> None:
 
 def test_sighup_forces_a_reload_when_watching_is_off(tmp_path: Path) -> None:
     root = make_bundle(tmp_path / "bundle")
-    with ServerProcess(root, "--watch", "off") as server:
+    with ServerProcess(root, "--watch", "off", "--log-level", "debug") as server:
         channel, stub = stub_for(server)
         with channel:
             before = wait_status(stub, lambda s: s.serving)
             replace_file(root / "main.cedar", DENY)
-            time.sleep(1.0)  # nothing watches: the change is not seen on its own
+            # The subject: nothing watches, so the change is not seen on its own. No event
+            # can say so; a second is well past the watchers' debounce.
+            time.sleep(1.0)
             assert stub.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT) == before
             assert server.process is not None
             server.process.send_signal(signal.SIGHUP)
@@ -102,7 +107,13 @@ def test_sighup_forces_a_reload_when_watching_is_off(tmp_path: Path) -> None:
             assert status.activations == 2
             assert stub.IsAuthorized(REQUEST, timeout=TIMEOUT).decision == pb.DECISION_DENY
             server.process.send_signal(signal.SIGHUP)  # nothing changed: no new activation
-            time.sleep(0.5)
+            wait_for(
+                lambda: any(
+                    '"reload_unchanged"' in line and '"reason": "SIGHUP"' in line
+                    for line in server.stderr_lines
+                ),
+                what="the SIGHUP reload finding the bundle unchanged",
+            )
             assert stub.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT).activations == 2
         assert server.stop() == 0
     assert '"reason": "SIGHUP"' in server.stderr
@@ -124,16 +135,17 @@ def test_wait_for_bundle_serves_once_a_bundle_appears(tmp_path: Path) -> None:
             assert not status.serving and "does not exist" in status.last_error
 
             root.mkdir()  # an empty folder first, as a volume mount would be
-            time.sleep(0.5)
+            status = wait_status(stub, lambda s: "bundle directory is empty" in s.last_error)
+            assert not status.serving
             assert health.Check(check, timeout=TIMEOUT).status == not_serving
             make_bundle(root)
             wait_status(stub, lambda s: s.serving)
-            deadline = time.monotonic() + TIMEOUT
-            while health.Check(check, timeout=TIMEOUT).status != (
-                health_pb2.HealthCheckResponse.SERVING
-            ):
-                assert time.monotonic() < deadline, "health never became SERVING"
-                time.sleep(0.02)
+            serving = health_pb2.HealthCheckResponse.SERVING
+            wait_for(
+                lambda: health.Check(check, timeout=TIMEOUT).status == serving,
+                what="health SERVING",
+                interval=0.02,
+            )
             answer = stub.IsAuthorized(REQUEST, timeout=TIMEOUT)
             assert answer.decision == pb.DECISION_ALLOW
             status = stub.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT)

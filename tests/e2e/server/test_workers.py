@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import urllib.request
 
 import grpc
@@ -13,6 +12,7 @@ import pytest
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.support.paths import EXAMPLE_BUNDLE
+from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.xdist_group("workers")
@@ -36,15 +36,6 @@ def _pids(address: str, connections: int) -> set[int]:
     return pids
 
 
-def _wait_for(condition, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def _listening_count(server: ServerProcess) -> int:
     return sum('"listening"' in line and "pdp.server" in line for line in server.stderr_lines)
 
@@ -62,7 +53,7 @@ def two_workers(unused_tcp_port_metrics: int):
     )
     server.start(timeout=90)
     try:
-        assert _wait_for(lambda: _listening_count(server) == 2), server.stderr
+        wait_for(lambda: _listening_count(server) == 2, 60, "2 workers listening")
         yield server
     finally:
         server.stop()
@@ -107,7 +98,7 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_all(two_workers: ServerPr
     assert len(before) == 2
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
-    assert _wait_for(lambda: _listening_count(two_workers) == 3), two_workers.stderr
+    wait_for(lambda: _listening_count(two_workers) == 3, 60, "3 workers listening")
     after = _pids(two_workers.address, 40)
     assert victim not in after and len(after) == 2
     assert '"worker_exited"' in two_workers.stderr

@@ -1,57 +1,64 @@
-"""The Check path's shortcuts give exactly what the general code gives."""
+"""Envoy ext_authz v3 protobuf conversion (pdp/server/envoy.py): requests in, responses out,
+and its shortcuts equal to the general encoders."""
 
 from __future__ import annotations
 
 import json
-import random
-import re
-from urllib.parse import parse_qsl
 
 import pytest
-from google.protobuf import struct_pb2
+from envoy.service.auth.v3 import external_auth_pb2 as pb
+from google.protobuf import json_format, struct_pb2
 
 from pdp.authn.cache import TokenCache
+from pdp.authn.identity import key_lookup
+from pdp.authn.jwks import Keyring
 from pdp.bundle import load_bundle
-from pdp.errors import PathError
 from pdp.gateway.check import check
 from pdp.gateway.result import GatewayRequest
-from pdp.routes.paths import decoded_segments, normalize
-from pdp.routes.spec import IdTemplate
 from pdp.server import envoy
-from tests.authn.test_token_cache import CountingLookup
 from tests.support.gateway import CHECKOUT, bearer, check_request, token
+from tests.support.lookup import CountingLookup
 from tests.support.paths import EXAMPLE_BUNDLE
 
 BUNDLE = load_bundle(EXAMPLE_BUNDLE)
-PIECES = ["a", "Z", "9", "-", "_", "~", ".", "..", "/", "//", "%2e", "%2E", "%41", "%2f", "%5c"]
-PIECES += ["%", "%zz", ";", "\\", "é", "%c3%a9", "%ff", "\x01", "@", ":", "!", "$", "?", "#"]
+LOOKUP = key_lookup(Keyring())
 
 
-def _reference(target: str) -> tuple[str, ...] | None:
-    """The segments the general decoder gives (None: refused), query and fragment cut."""
-    raw, _, query = target.partition("?")
-    try:
-        parse_qsl(query.partition("#")[0], keep_blank_values=True, errors="strict")
-        return tuple(decoded_segments(raw.partition("#")[0]))
-    except (PathError, UnicodeDecodeError):
-        return None
+def request(method: str, path: str, headers: dict[str, str] | None = None) -> GatewayRequest:
+    values = {k: (v,) for k, v in (headers or {}).items()}
+    return GatewayRequest(method, path, values, source_address="10.0.0.9")
 
 
-def test_plain_paths_normalize_as_the_general_decoder_does() -> None:
-    rng = random.Random(6)
-    targets = ["/", "/a", "/a/", "/a//b", "/.well-known/x", "/a/./b", "/a/../b", "/a.b/c.", "/..a"]
-    for _ in range(5000):
-        targets.append("/" + "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 8))))
-    plain = 0
-    for target in targets:
-        expected = _reference(target)
-        try:
-            found = normalize(target).segments
-        except PathError:
-            found = None
-        assert found == expected, target
-        plain += expected is not None and "/" + "/".join(expected) == target
-    assert plain > 100  # the shortcut was taken, many times
+def test_envoy_conversion_reads_both_header_forms_and_guards_trust() -> None:
+    headers_form = check_request("GET", "/p?q=1", {"Authorization": "Bearer t"}, peer=CHECKOUT)
+    map_form = check_request("GET", "/p?q=1", header_map=[("Authorization", "Bearer t")])
+    for message in (headers_form, map_form):
+        plain = envoy.gateway_request(message, trusted=False)
+        assert plain.headers["authorization"] == ("Bearer t",)
+        assert (plain.method, plain.path, plain.source_address) == ("GET", "/p?q=1", "10.1.2.3")
+        assert plain.peer is None and plain.metadata is None
+    assert envoy.gateway_request(headers_form, trusted=True).peer == CHECKOUT
+
+
+def test_envoy_query_field_is_appended_when_path_lacks_it() -> None:
+    message = check_request("GET", "/p")
+    message.attributes.request.http.query = "a=1"
+    assert envoy.gateway_request(message, trusted=False).path == "/p?a=1"
+
+
+def test_fallback_deny_always_has_a_status() -> None:
+    message = envoy.fallback_deny("d-1")
+    assert message.status.code == 7
+    assert json.loads(message.denied_response.body) == {"error": "forbidden", "decision_id": "d-1"}
+
+
+def test_check_response_shapes_round_trip_as_json() -> None:
+    answer = check(BUNDLE, request("GET", "/api/users/42/orders", bearer(token("42"))), LOOKUP)
+    message = envoy.check_response(answer)
+    assert json_format.MessageToDict(message)["status"] == {}  # code 0, OK
+    parsed = pb.CheckResponse()
+    parsed.ParseFromString(message.SerializeToString())
+    assert parsed == message
 
 
 def test_headers_read_lazily_equal_the_copied_ones() -> None:
@@ -106,21 +113,3 @@ def test_struct_writer_handles_every_json_value() -> None:
     envoy._set_struct(written, values)
     reference.update(values)
     assert written == reference
-
-
-@pytest.mark.parametrize(
-    "template", ["{id}", "order-{id}", "{id}-{n}", "catalog", "{id}{n}", "{nope}", "{}", "{ id }"]
-)
-def test_id_templates_render_as_the_substitution_does(template: str) -> None:
-    params = {"id": "o-1", "n": "7"}
-    try:
-        expected: str | None = re.sub(
-            r"\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: params[m.group(1)], template
-        )
-    except KeyError:
-        expected = None
-    try:
-        found: str | None = IdTemplate(template).render(params)
-    except KeyError:
-        found = None
-    assert found == expected

@@ -1,0 +1,1 @@
+"""Unit tests of pdp/server without a server: the protobuf conversions."""
