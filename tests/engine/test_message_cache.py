@@ -207,12 +207,15 @@ def test_remembered_messages_are_bounded_in_size_and_bytes(
     for _ in range(2):
         side.calls.is_authorized(big)
     assert side.cache.hits == 1  # the normal cache's
-    monkeypatch.setattr("pdp.decisioncache.MESSAGES_MAX_BYTES", 3 * message().ByteSize())
+    side.calls.is_authorized(message("u0"))
+    one = side.cache._message_bytes  # the memory one remembered message holds (`footprint`)
+    assert one > message().ByteSize()
+    monkeypatch.setattr("pdp.decisioncache.MESSAGES_MAX_BYTES", 3 * one)
     for user in ("u1", "u2", "u3", "u4", "u5"):
         for _ in range(2):
             side.calls.is_authorized(message(user))
     assert len(side.cache._messages) == 3
-    assert side.cache._message_bytes <= 3 * message().ByteSize()
+    assert side.cache._message_bytes == 3 * one
 
 
 def test_a_renewed_decision_keeps_every_field_but_the_id() -> None:
