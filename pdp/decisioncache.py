@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pdp import engine
+from pdp.memsize import decision_bytes, request_bytes
 from pdp.model import AuthzRequest, Decision
 
 if TYPE_CHECKING:
@@ -153,34 +153,13 @@ def message_scope(kind: str, limits: object) -> bytes:
 
 
 def decision_footprint(decision: Decision) -> int:
-    """About the bytes of memory a cached decision holds with its entry (`sys.getsizeof` of
-    each object, shared ones as often as they occur: it errs high, never low)."""
-    size = _ENTRY_BYTES + sys.getsizeof(decision)
-    for texts in (decision.determining_policies, decision.erroring_policies, decision.errors):
-        size += sys.getsizeof(texts) + sum(map(sys.getsizeof, texts))
-    return size
+    """About the bytes of memory a cached decision holds with its entry (errs high)."""
+    return _ENTRY_BYTES + decision_bytes(decision)
 
 
 def footprint(request: AuthzRequest, decision: Decision) -> int:
-    """About the bytes of memory a remembered request and decision hold (each object counted
-    with `sys.getsizeof`, shared ones as often as they occur: it errs high, never low)."""
-    size = decision_footprint(decision) + sys.getsizeof(request)
-    for uid in (request.principal, request.action, request.resource):
-        if uid is not None:
-            size += sys.getsizeof(uid) + sys.getsizeof(uid.type) + sys.getsizeof(uid.id)
-    for text in (request.context_json, request.entities_json):
-        if text is not None:
-            size += sys.getsizeof(text)
-    stack: list[Any] = [request.context] if request.context is not None else []
-    while stack:  # a converted context is a tree of dicts, lists and scalars
-        node = stack.pop()
-        size += sys.getsizeof(node)
-        if isinstance(node, dict):
-            size += sum(map(sys.getsizeof, node))
-            stack.extend(node.values())
-        elif isinstance(node, list | tuple):
-            stack.extend(node)
-    return size
+    """About the bytes of memory a remembered request and decision hold (errs high)."""
+    return _ENTRY_BYTES + decision_bytes(decision) + request_bytes(request)
 
 
 def renewed(decision: Decision) -> Decision:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pdp.bundle.manifest import LogRules
 from pdp.decisionlog.masking import Masker
+from pdp.memsize import decision_bytes, request_bytes, text_bytes, value_bytes
 from pdp.model import AuthzRequest, Decision, EntityRef, uid_text
 
 if TYPE_CHECKING:
@@ -25,6 +26,9 @@ ACCESS_EVALUATIONS = "AccessEvaluations"  # AuthZEN POST /access/v1/evaluations
 FORWARD_AUTH = "ForwardAuth"  # /forward-auth: the Check pipeline for nginx, Traefik, Caddy
 BATCHES = frozenset((BATCH_IS_AUTHORIZED, ACCESS_EVALUATIONS))
 MAX_LINE_BYTES = 64 * 1024
+
+RECORD_BYTES = 512  # a record and its sequences, besides what they refer to
+_GATEWAY_BYTES = 1024  # a Check's fields: short validated texts besides its path
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,3 +344,22 @@ def _encode(entry: dict[str, Any]) -> bytes:
     if _ITERENCODE is None:  # no C accelerator (not CPython)
         return _ENCODER.encode(entry).encode("ascii") + b"\n"
     return "".join(_ITERENCODE(entry, 0)).encode("ascii") + b"\n"
+
+
+def record_bytes(record: Record) -> int:
+    """At least the bytes a queued record holds (pdp/memsize.py): its requests, decisions,
+    shared entities, a Check's fields and the shadow's answers."""
+    size = RECORD_BYTES
+    for decision in record.decisions:
+        size += decision_bytes(decision)
+    for request in record.requests:
+        if request is not None:
+            size += request_bytes(request)
+    if record.shared_entities is not None:
+        size += text_bytes(record.shared_entities)
+    gateway = record.gateway
+    if gateway is not None:
+        size += _GATEWAY_BYTES + (text_bytes(gateway.path) if gateway.path else 0)
+    if record.shadow is not None:
+        size += value_bytes(list(record.shadow))
+    return size

@@ -4,7 +4,8 @@ The edge answers from the live bundle and hands the call's record over; a thread
 decides the same requests on the candidate, counts the mismatches, writes the candidate's
 answer into the record (the decision log line's `shadow`), and passes the record on to the
 decision log. A candidate that is missing, raises or is slow changes no answer and delays
-none: its queue is bounded, and a record that finds it full goes to the log unshadowed.
+none: its queue is bounded (in records, and in the bytes their requests and decisions hold),
+and a record that finds it full goes to the log unshadowed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pdp import engine
-from pdp.decisionlog.entry import Record
+from pdp.decisionlog.entry import Record, record_bytes
 from pdp.metrics import Metrics
 from pdp.model import AuthzRequest, Decision
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pdp.shadow")
 
 CAPACITY = 10_000
+MAX_BYTES = 64 * 1024 * 1024  # what the queued records may hold in all (`record_bytes`)
 Decide = Callable[["CompiledBundle", Sequence[AuthzRequest], "str | None"], list[Decision]]
 
 
@@ -45,14 +47,19 @@ class Shadow:
         metrics: Metrics,
         capacity: int = CAPACITY,
         decide: Decide = _decide,
+        max_bytes: int = MAX_BYTES,
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._capacity = capacity
+        self._max_bytes = max_bytes
         self._decide = decide
-        self._queue: collections.deque[tuple[Record, Callable[[Record], None] | None]] = (
+        # (a record, who gets it once shadowed, the bytes it holds)
+        self._queue: collections.deque[tuple[Record, Callable[[Record], None] | None, int]] = (
             collections.deque()
         )
+        self._held = 0
+        self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pdp-shadow", daemon=True)
@@ -68,12 +75,17 @@ class Shadow:
 
     def submit(self, record: Record, forward: Callable[[Record], None] | None) -> None:
         """Queue `record` (never blocks); `forward` gets it once shadowed (None: not logged)."""
-        if len(self._queue) >= self._capacity:
+        weight = record_bytes(record)
+        with self._lock:
+            full = len(self._queue) >= self._capacity or self._held + weight > self._max_bytes
+            if not full:
+                self._held += weight
+                self._queue.append((record, forward, weight))
+        if full:
             self.skipped += 1
             if forward is not None:
                 forward(record)
             return
-        self._queue.append((record, forward))
         self._wake.set()
 
     def _run(self) -> None:
@@ -81,7 +93,9 @@ class Shadow:
             self._wake.wait(0.5)
             self._wake.clear()
             while self._queue:
-                record, forward = self._queue.popleft()
+                record, forward, weight = self._queue.popleft()
+                with self._lock:
+                    self._held -= weight
                 try:
                     self._shadow(record)
                 except Exception:  # the candidate's problem, never the live path's

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pdp.bundle.manifest import LogRules
-from pdp.decisionlog.entry import Record, line
+from pdp.decisionlog.entry import RECORD_BYTES, Record, line, record_bytes
 from pdp.decisionlog.masking import Masker
 from pdp.decisionlog.sink import Sink
 from pdp.metrics import Metrics
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("pdp.decisionlog")
 
 DEFAULT_CAPACITY = 10_000
+# What the queued records may hold in all (`record_bytes`): a record keeps its requests and
+# decisions, which may be megabytes each (a 4 MiB request; errors quoting the request), and a
+# stalled sink (a log shipper that stopped reading) must not let them grow without bound.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 ERROR_REPORT_SECONDS = 60.0
 FLUSH_INTERVAL_SECONDS = 0.05  # how long an entry may wait in the queue when traffic is light
 _STOP = object()
@@ -66,7 +70,8 @@ class DecisionLog:
 
     The request path hands over references (the decision, the request, the bundle) in one
     small record; the writer thread builds, masks and encodes the lines. When the sink is
-    slow or blocked the queue fills and new entries are dropped and counted; a decision
+    slow or blocked the queue fills (`capacity` entries, or records holding `max_bytes` of
+    requests and decisions in all) and new entries are dropped and counted; a decision
     never waits for the log.
     """
 
@@ -77,14 +82,17 @@ class DecisionLog:
         capacity: int = DEFAULT_CAPACITY,
         metrics: Metrics | None = None,
         full_requests: bool = False,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.sink = sink
         self.full_requests = full_requests  # --decision-log-requests full
         self.sampling = sampling or Sampling()
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self._metrics = metrics or Metrics()
-        self._queue: collections.deque[Any] = collections.deque()
+        self._queue: collections.deque[Any] = collections.deque()  # (record, its bytes)
         self._pending = 0
+        self._pending_bytes = 0
         self._wake_threshold = max(1, capacity // 8)
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -116,11 +124,20 @@ class DecisionLog:
         count = record.count
         if count == 0:
             return
+        if type(record) is EventLine:
+            weight = RECORD_BYTES + len(record.data)
+        else:
+            assert isinstance(record, Record)
+            weight = record_bytes(record)
         with self._lock:
-            full = self._pending + count > self.capacity
+            full = (
+                self._pending + count > self.capacity
+                or self._pending_bytes + weight > self.max_bytes
+            )
             if not full:
                 self._pending += count
-                self._queue.append(record)
+                self._pending_bytes += weight
+                self._queue.append((record, weight))
         if full:
             self._metrics.log_dropped("queue_full", count)
             return
@@ -149,23 +166,25 @@ class DecisionLog:
         count once its lines are written (a blocked sink keeps it counted)."""
         batch: list[bytes] = []
         size = 0
-        done = 0  # entries of the records whose lines are all in `batch`
+        done = held = 0  # entries (and their bytes) of the records whose lines are in `batch`
         limit = self.sink.batch_bytes
         queue = self._queue
         running = True
         while queue:
-            record = queue.popleft()
-            if record is _STOP:
+            item = queue.popleft()
+            if item is _STOP:
                 running = False
                 break
+            record, weight = item
             for encoded in self._lines(record):
                 if batch and size + len(encoded) > limit:
-                    self._flush(batch, done)
-                    batch, size, done = [], 0, 0
+                    self._flush(batch, done, held)
+                    batch, size, done, held = [], 0, 0, 0
                 batch.append(encoded)
                 size += len(encoded)
             done += record.count
-        self._flush(batch, done)
+            held += weight
+        self._flush(batch, done, held)
         return running
 
     def _lines(self, record: Record | EventLine) -> list[bytes]:
@@ -183,9 +202,9 @@ class DecisionLog:
                 self._report(exc)
         return lines
 
-    def _flush(self, batch: list[bytes], done: int) -> None:
+    def _flush(self, batch: list[bytes], done: int, held: int) -> None:
         """One write of whole lines (when there are any); when it fails, every line of it
-        is counted as dropped. Then `done` entries leave the queue's count."""
+        is counted as dropped. Then `done` entries (`held` bytes) leave the queue's count."""
         try:
             if batch:
                 self.sink.write(b"".join(batch))
@@ -197,6 +216,7 @@ class DecisionLog:
             if done:
                 with self._lock:
                     self._pending -= done
+                    self._pending_bytes -= held
 
     def _masker_for(self, bundle: CompiledBundle | None) -> tuple[Masker, LogRules]:
         cached = self._masker

@@ -18,6 +18,7 @@ from pdp.decisionlog import DecisionLog, Record, Sink
 from pdp.decisionlog.sink import FILE_BATCH_BYTES, PIPE_BATCH_BYTES
 from pdp.metrics import Metrics
 from pdp.model import AuthzRequest, Decision, EntityRef
+from tests.support.memory import deep_size, heavy_record
 from tests.support.paths import REPO
 from tests.support.polling import wait_for
 
@@ -178,3 +179,32 @@ def test_several_processes_appending_to_one_file_keep_every_line_whole(tmp_path:
         assert len(mine) == count
         expected = [f"id-{name}-{'p' * (n % 700)}-{n}" for n in range(count)]
         assert mine == expected  # each process's lines whole and in its own order
+
+
+def test_a_stalled_sink_queues_at_most_max_bytes_of_requests_and_decisions(
+    tmp_path: Path,
+) -> None:
+    """The writer is not running (a log shipper that stopped reading): records holding 12 MB
+    are offered to a queue of 10,000 entries and 2 MiB; what it holds stays in the bytes."""
+    bound = 2 * 1024 * 1024
+    path = tmp_path / "decisions.log"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    metrics = Counted()
+    log = DecisionLog(Sink("file", fd=fd), capacity=10_000, metrics=metrics, max_bytes=bound)
+    offered = [heavy_record(n, 100_000, 0) for n in range(60)] + [
+        heavy_record(n, 0, 100_000) for n in range(60, 120)
+    ]
+    for item in offered:
+        log.submit(item)
+    held = deep_size([record for record, _ in log._queue])
+    assert held <= bound, f"{held / 2**20:.1f} MiB held for a {bound / 2**20:g} MiB bound"
+    accepted = len(log._queue)
+    assert 0 < accepted < len(offered)
+    assert metrics.dropped == {"queue_full": len(offered) - accepted}
+    log.submit(record(1))  # a small entry still fits beside them
+    log.start()
+    log.stop(timeout=10)
+    assert metrics.written == accepted + 1
+    assert (log._pending, log._pending_bytes) == (0, 0)  # drained: every byte given back
+    ids = [json.loads(line)["decision_id"] for line in path.read_text().splitlines()]
+    assert ids[-1] == "id-alice-1" and len(ids) == accepted + 1

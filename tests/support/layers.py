@@ -19,6 +19,7 @@ GROUPS: dict[str, tuple[int, tuple[str, ...]]] = {
             "pdp",  # the root package alone (__version__), not what lies under it
             "pdp.errors",
             "pdp.model",
+            "pdp.memsize",
             "pdp.plantypes",
             "pdp.yamlsrc",
             "pdp.jsonkeys",
