@@ -13,6 +13,7 @@ import pytest
 
 from pdp.cli.main import build_parser
 from pdp.v1 import authorizer_pb2 as pb
+from tests.support.cli import run_cli
 from tests.support.observability import (
     TIMEOUT,
     file_entries,
@@ -256,13 +257,7 @@ def test_lines_from_two_processes_on_one_file_stay_whole(tmp_path: Path) -> None
 
 def test_check_rejects_a_bad_decision_log_section(tmp_path: Path) -> None:
     bundle = make_bundle(tmp_path / "bundle", decision_log={"mask": ["card.number"]})
-    result = subprocess.run(
-        [sys.executable, "-m", "pdp", "check", str(bundle)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli("check", str(bundle))  # the command as a process: tests/cli/test_check.py
     assert result.returncode == 3, result.stdout + result.stderr
     output = result.stdout + result.stderr
     assert "manifest.yaml:3" in output

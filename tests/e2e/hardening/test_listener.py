@@ -20,6 +20,7 @@ from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.support.bundles import run_pdp
 from tests.support.certs import Issued, Pki, leaf, make_pki, tls_flags
+from tests.support.cli import serve_usage_error
 from tests.support.gateway import CHECKOUT, check_request, metadata_of
 from tests.support.hardening import TIMEOUT, allowed_request, guarded_bundle, health, log_events
 from tests.support.paths import EXAMPLE_BUNDLE
@@ -232,6 +233,6 @@ def test_unix_socket_is_owner_and_group_only_unless_configured(tmp_path: Path) -
 
 
 def test_unix_socket_mode_must_be_octal(tmp_path: Path) -> None:
-    result = run_pdp("serve", str(tmp_path), "--unix-socket-mode", "rw-rw----", timeout=30)
+    result = serve_usage_error(str(tmp_path), "--unix-socket-mode", "rw-rw----")
     assert result.returncode == 2
     assert "octal" in result.stderr

@@ -15,13 +15,11 @@ import pytest
 from pdp.bundle.archive import read_archive
 from pdp.bundle.loader import read_bundle
 from pdp.bundle.package import pack
-from pdp.cli import sources
-from pdp.cli.main import build_parser
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.support.archives import Member, raw_archive, rebuild, signing_key, write_key
 from tests.support.bundle_server import BundleServer, bundle_server
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, serve_usage_error
 from tests.support.observability import make_bundle, metrics_address, request, scrape
 from tests.support.polling import wait_for
 from tests.support.server import REPO, ServerProcess
@@ -173,16 +171,11 @@ USAGE_ERRORS = [
 
 
 @pytest.mark.parametrize(("args", "expected"), USAGE_ERRORS)
-def test_usage_errors_exit_2(
-    args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The checks `pdp serve` runs on its source flags before anything starts, in this
-    process (parsed and checked only: a wrong pass cannot serve); the process is the next test."""
-    parsed = build_parser().parse_args(["serve", *args])
-    with pytest.raises(SystemExit) as exited:
-        sources.check_arguments(parsed)
-    assert exited.value.code == 2
-    assert expected in capsys.readouterr().err
+def test_usage_errors_exit_2(args: list[str], expected: str) -> None:
+    """In this process as far as `pdp serve`'s usage checks; the process is the next test."""
+    run = serve_usage_error(*args)
+    assert run.returncode == 2
+    assert expected in run.stderr
 
 
 def test_a_usage_error_exits_2_as_a_process() -> None:
