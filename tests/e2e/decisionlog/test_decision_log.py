@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -48,15 +49,24 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_bundle(tmp_path_factory.mktemp("obs") / "bundle")
 
 
-def test_is_authorized_lines_carry_every_field(bundle: Path) -> None:
-    with ServerProcess(bundle) as server, authorizer_stub(server.address) as stub:
+@pytest.fixture(scope="module")
+def stdout_server(bundle: Path) -> Iterator[ServerProcess]:
+    """One server logging decisions to stdout (the default), for the tests that only call it:
+    each reads the lines written after it started (`log_entries(..., since=)`)."""
+    with ServerProcess(bundle) as server:
+        yield server
+
+
+def test_is_authorized_lines_carry_every_field(stdout_server: ServerProcess) -> None:
+    server, since = stdout_server, len(stdout_server.stdout_lines)
+    with authorizer_stub(server.address) as stub:
         before = datetime.now(UTC) - timedelta(seconds=1)
         allow = stub.IsAuthorized(request(), timeout=TIMEOUT)
         deny = stub.IsAuthorized(
             request("User::bob", "Action::pay", 'Doc::we"ird', context={"amount": 500}),
             timeout=TIMEOUT,
         )
-        entries = log_entries(server, 2)
+        entries = log_entries(server, 2, since)
         after = datetime.now(UTC) + timedelta(seconds=1)
 
     first, second = entries
@@ -82,7 +92,7 @@ def test_is_authorized_lines_carry_every_field(bundle: Path) -> None:
     assert second["determining_policies"] == []
 
 
-def test_batch_items_are_one_line_each_in_order(bundle: Path) -> None:
+def test_batch_items_are_one_line_each_in_order(stdout_server: ServerProcess) -> None:
     batch = pb.BatchIsAuthorizedRequest(
         requests=[
             request(),
@@ -90,9 +100,10 @@ def test_batch_items_are_one_line_each_in_order(bundle: Path) -> None:
             request("User::carol", "Action::pay", context={"amount": 5}),
         ]
     )
-    with ServerProcess(bundle) as server, authorizer_stub(server.address) as stub:
+    server, since = stdout_server, len(stdout_server.stdout_lines)
+    with authorizer_stub(server.address) as stub:
         response = stub.BatchIsAuthorized(batch, timeout=TIMEOUT)
-        entries = log_entries(server, 3)
+        entries = log_entries(server, 3, since)
 
     assert [e["api"] for e in entries] == ["BatchIsAuthorized"] * 3
     assert [e["batch_index"] for e in entries] == [0, 1, 2]
@@ -106,14 +117,18 @@ def test_batch_items_are_one_line_each_in_order(bundle: Path) -> None:
     assert len({e["latency_us"] for e in entries}) == 1  # the latency of the whole call
 
 
-def test_invalid_request_has_no_line_and_stderr_has_no_decisions(bundle: Path) -> None:
-    with ServerProcess(bundle) as server, authorizer_stub(server.address) as stub:
+def test_invalid_request_has_no_line_and_stderr_has_no_decisions(
+    stdout_server: ServerProcess,
+) -> None:
+    server, since = stdout_server, len(stdout_server.stdout_lines)
+    with authorizer_stub(server.address) as stub:
         with pytest.raises(grpc.RpcError) as caught:
             stub.IsAuthorized(pb.IsAuthorizedRequest(), timeout=TIMEOUT)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         response = stub.IsAuthorized(request(), timeout=TIMEOUT)
-        entries = log_entries(server, 1)
-    assert len(server.stdout_lines) == 1  # only the decision: nothing else on stdout
+        entries = log_entries(server, 1, since)
+    assert len(server.stdout_lines) == since + 1  # only the decision: nothing else on stdout
+    assert all('"decision_id"' in line for line in server.stdout_lines)  # nor before it
     assert entries[0]["decision_id"] == response.decision_id
     assert response.decision_id not in server.stderr
     assert server.stderr_lines, "server logs go to stderr"
