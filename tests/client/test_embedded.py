@@ -31,20 +31,20 @@ def _service(pdp, order_id: str) -> tuple[bool, tuple[str, ...]]:
     return decision.allowed, decision.determining_policies
 
 
-def test_switching_between_sidecar_and_embedded_is_one_line() -> None:
-    with ServerProcess(EXAMPLE_BUNDLE) as server:
-        assert server.address is not None
-        with AuthorizerClient(server.address) as sidecar, Authorizer(EXAMPLE_BUNDLE) as local:
-            for order_id in ("o-1001", "o-1002", "o-1003", "o-2001"):
-                assert _service(sidecar, order_id) == _service(local, order_id)
-            assert sidecar.status().bundle_revision == local.status().bundle_revision
-            remote_plan = sidecar.plan_resources('User::"support-sam"', "listOrders", "Order")
-            local_plan = local.plan_resources('User::"support-sam"', "listOrders", "Order")
-            assert (remote_plan.kind, remote_plan.condition, remote_plan.policies) == (
-                local_plan.kind,
-                local_plan.condition,
-                local_plan.policies,
-            )
+def test_switching_between_sidecar_and_embedded_is_one_line(http_server: ServerProcess) -> None:
+    """The sidecar: the worker's shared `pdp serve` over the example bundle (conftest.py)."""
+    assert http_server.address is not None
+    with AuthorizerClient(http_server.address) as sidecar, Authorizer(EXAMPLE_BUNDLE) as local:
+        for order_id in ("o-1001", "o-1002", "o-1003", "o-2001"):
+            assert _service(sidecar, order_id) == _service(local, order_id)
+        assert sidecar.status().bundle_revision == local.status().bundle_revision
+        remote_plan = sidecar.plan_resources('User::"support-sam"', "listOrders", "Order")
+        local_plan = local.plan_resources('User::"support-sam"', "listOrders", "Order")
+        assert (remote_plan.kind, remote_plan.condition, remote_plan.policies) == (
+            local_plan.kind,
+            local_plan.condition,
+            local_plan.policies,
+        )
 
 
 def _bundle(folder: Path, policy: str = POLICY) -> Path:

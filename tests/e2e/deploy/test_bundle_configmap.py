@@ -156,13 +156,14 @@ def test_probe_refuses_bad_usage() -> None:
         assert result.returncode == 2, args
 
 
-def test_probe_ready_names_the_service(tmp_path: Path) -> None:
-    with ServerProcess(EXAMPLE_BUNDLE, "--decision-log=off") as server:
-        assert server.address is not None
-        for service in ("", "pdp.v1.Authorizer", "envoy.service.auth.v3.Authorization"):
-            assert probe("ready", server.address, f"--service={service}").returncode == 0
-        unknown = probe("ready", server.address, "--service=no.such.Service")
-        assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
+def test_probe_ready_names_the_service(http_server: ServerProcess) -> None:
+    """Against the worker's shared `pdp serve` over the example bundle (conftest.py)."""
+    address = http_server.address
+    assert address is not None
+    for service in ("", "pdp.v1.Authorizer", "envoy.service.auth.v3.Authorization"):
+        assert probe("ready", address, f"--service={service}").returncode == 0
+    unknown = probe("ready", address, "--service=no.such.Service")
+    assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
 
 
 # --- the generator refuses what cannot be a ConfigMap, naming the file ---------------------
