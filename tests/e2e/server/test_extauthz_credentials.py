@@ -30,7 +30,7 @@ from tests.support.gateway import (
     token,
 )
 from tests.support.paths import EXAMPLE_BUNDLE
-from tests.support.server import ServerProcess
+from tests.support.server import InProcessServer, ServerProcess
 
 OK, UNAUTHENTICATED = 0, 16
 INVALID_REQUEST = 'Bearer error="invalid_request"'
@@ -248,9 +248,9 @@ def test_a_bundle_may_keep_method_override_headers(tmp_path: Path) -> None:
     assert marker in routes
     routes = routes.replace(marker, marker + "  strip_method_overrides: false\n")
     bundle = bundle_with(tmp_path / "bundle", routes)
-    with (
-        ServerProcess(bundle, listen=f"unix:{tmp_path}/s") as srv,
-        ext_authz(srv.address or "") as client,
+    with (  # a bundle setting, read by the servicer: the real server in this process
+        InProcessServer.over(bundle, f"unix:{tmp_path}/s") as srv,
+        ext_authz(srv.address) as client,
     ):
         headers = {"authorization": f"Bearer {token('42')}", "x-http-method-override": "DELETE"}
         response = check(client, "GET", "/api/orders/o-1001", headers)

@@ -85,9 +85,13 @@ def test_a_missing_directory_exits_3(tmp_path: Path) -> None:
     assert failed["errors"] == [f"{missing}: bundle directory does not exist"]
 
 
-def test_the_start_log_names_the_bundle_path_and_revision(plain_dir: Path) -> None:
+def test_the_start_log_names_the_bundle_path_and_revision_and_sigint_stops_cleanly(
+    plain_dir: Path,
+) -> None:
+    """SIGINT here; SIGTERM's clean stop: test_waiting_for_a_bundle_is_logged_as_json."""
     with ServerProcess(plain_dir) as server:
-        assert server.stop() == 0
+        assert server.stop(signal.SIGINT) == 0
+    assert '"stopped"' in server.stderr
     events = log_lines(server.stderr)
     loaded = [e for e in events if e.get("event") == "bundle_loaded"]
     assert len(loaded) == 1, server.stderr
@@ -285,12 +289,6 @@ def test_a_busy_unix_socket_is_not_taken_over(plain_dir: Path, tmp_path: Path) -
             stub = pb_grpc.AuthorizerStub(channel)
             assert stub.IsAuthorized(request(), timeout=TIMEOUT).decision == ALLOW
         assert first.stop() == 0
-
-
-def test_sigint_stops_cleanly(plain_dir: Path) -> None:
-    with ServerProcess(plain_dir) as server:
-        assert server.stop(signal.SIGINT) == 0
-    assert '"stopped"' in server.stderr
 
 
 def _refused(address: str) -> bool:
