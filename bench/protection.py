@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench import check, procs, servers
 from bench.context import Bench
-from bench.measure import Contender, frames, rounds
+from bench.measure import Contender, first_pass, frames, rounds
 
 # Generous on purpose: every detector and limit runs on every request, none ever refuses, so
 # the rows measure the protection step itself (the mix is ~1,000 requests over 400 users).
@@ -53,6 +53,7 @@ def section_protection(bench: Bench, bundle: Path, signer: check.Signer | None) 
             server = servers.start_pdp(where, bench.logs, slug, extra, bench.settings.decision_log)
             stack.callback(server.stop)
             server.wait_ready(procs.grpc_health_probe(server.address), bench.settings.load_timeout)
+            first_pass(server.address, payloads, check.METHOD)  # warm, as the rows say
             found.append(Contender(name, server, check.METHOD, payloads, frames(payloads[:8])))
         bench.rows += rounds(bench, "protection", found, floor_first=False)
     servers.cleanup_decision_logs(bench.logs)

@@ -314,9 +314,10 @@ def verify_decisions(address: str, calls: list[Call], payloads: list[bytes]) -> 
 
 
 def verify_check(address: str, payloads: list[bytes], calls: list[check.CheckCall]) -> str:
-    """Check answers a decision for every token (never 401: our tokens must verify)."""
+    """Check answers a decision for every token (never 401: our tokens must verify). Every
+    request of the mix is sent once, so the rows measured after it are warm, as labelled."""
     codes: dict[int, int] = {}
-    for answer in client.call_each(address, check.METHOD, payloads[:300]):
+    for answer in client.call_each(address, check.METHOD, payloads):
         if isinstance(answer, str):
             raise RuntimeError(f"Check RPC failed: {answer}")
         code = check.check_status(answer)
@@ -325,7 +326,7 @@ def verify_check(address: str, payloads: list[bytes], calls: list[check.CheckCal
         raise RuntimeError(f"Check said UNAUTHENTICATED to {codes[16]} of our tokens")
     return (
         f"{len(calls)} requests, {len({(c.sub, c.path) for c in calls})} distinct token/route "
-        f"pairs, {len({c.sub for c in calls})} tokens; first 300: {codes.get(0, 0)} OK, "
+        f"pairs, {len({c.sub for c in calls})} tokens; {codes.get(0, 0)} OK, "
         f"{codes.get(7, 0)} PERMISSION_DENIED"
     )
 

@@ -18,7 +18,9 @@ requests) are never cached: they are raised again.
 Messages: a whole `IsAuthorized` message answered before (the same protobuf serialization,
 under the same limits) is answered again from its remembered request and decision without
 being checked, converted or encoded again (`message_key`, `recall`); the caller still
-checks the call's deadline. Remembered messages are bounded in count and in bytes.
+checks the call's deadline. Remembered messages are bounded in count, in serialized bytes
+each, and in all by the memory their converted requests and decisions hold (`footprint`: a
+16 KiB message of empty lists holds ~16 times its size once converted).
 
 The cache holds decisions of one bundle only: `activate(bundle)` (a store listener) clears
 it, and a call still deciding on an older bundle bypasses it.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -49,9 +52,13 @@ _CANONICAL = json.JSONEncoder(
 # a non-BMP character and its two lone surrogates alike); encoded with surrogatepass.
 _KEY = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _NONE, _TEXT, _VALUE = "n", "t", "v"
-# Remembered messages: each at most this many serialized bytes, all together at most this.
+# Remembered messages: each at most this many serialized bytes; all together, at most this
+# many bytes of memory held (`footprint`).
 MESSAGE_MAX_BYTES = 16 * 1024
 MESSAGES_MAX_BYTES = 16 * 1024 * 1024
+# What one remembered message costs besides its request and decision: its key, the entry's
+# tuple and size, the ordered dict's slot and link.
+_ENTRY_BYTES = 256
 
 # Called once per lookup: True for a hit, False for a miss (a metrics counter).
 Observer = Callable[[bool], None]
@@ -138,6 +145,30 @@ def message_scope(kind: str, limits: object) -> bytes:
     return _field(kind.encode()) + _field(repr(limits).encode("utf-8", "surrogatepass"))
 
 
+def footprint(request: AuthzRequest, decision: Decision) -> int:
+    """About the bytes of memory a remembered request and decision hold (each object counted
+    with `sys.getsizeof`, shared ones as often as they occur: it errs high, never low)."""
+    size = _ENTRY_BYTES + sys.getsizeof(request) + sys.getsizeof(decision)
+    for uid in (request.principal, request.action, request.resource):
+        if uid is not None:
+            size += sys.getsizeof(uid) + sys.getsizeof(uid.type) + sys.getsizeof(uid.id)
+    for text in (request.context_json, request.entities_json):
+        if text is not None:
+            size += sys.getsizeof(text)
+    stack: list[Any] = [request.context] if request.context is not None else []
+    while stack:  # a converted context is a tree of dicts, lists and scalars
+        node = stack.pop()
+        size += sys.getsizeof(node)
+        if isinstance(node, dict):
+            size += sum(map(sys.getsizeof, node))
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    for texts in (decision.determining_policies, decision.erroring_policies, decision.errors):
+        size += sys.getsizeof(texts) + sum(map(sys.getsizeof, texts))
+    return size
+
+
 def renewed(decision: Decision) -> Decision:
     """`decision` answered again: a new decision id, marked cached, every other field kept
     (what `dataclasses.replace` returns, without its cost; tests hold the two together)."""
@@ -169,7 +200,7 @@ class DecisionCache:
         self._observe = observe
         self._bundle: CompiledBundle | None = None
         self._entries: OrderedDict[bytes, Decision] = OrderedDict()
-        # message key -> (its request, its decision, its serialized size)
+        # message key -> (its request, its decision, the memory they hold: `footprint`)
         self._messages: OrderedDict[bytes, tuple[AuthzRequest, Decision, int]] = OrderedDict()
         self._message_bytes = 0
         self._active: tuple[CompiledBundle | None, bytes] = (None, b"")  # and its key prefix
@@ -335,7 +366,10 @@ class DecisionCache:
         request: AuthzRequest,
         decision: Decision,
     ) -> None:
-        key, size = message
+        key = message[0]
+        size = footprint(request, decision)  # outside the lock: a walk of the context
+        if size > MESSAGES_MAX_BYTES:
+            return
         with self._lock:
             if bundle is not self._bundle:
                 return  # swapped while deciding

@@ -32,12 +32,24 @@ def uid(value: UidLike, field: str, action: bool = False) -> pb.EntityUid:
         found = Uid.action(value) if action else Uid.of(value, field)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    return pb.EntityUid(type=found.type, id=found.id)
+    return pb.EntityUid(type=_text(found.type, f"{field}.type"), id=_text(found.id, f"{field}.id"))
+
+
+def _text(value: str, field: str) -> str:
+    """`value`, when a message can carry it: a Python str may hold a lone surrogate, which is
+    not text (UTF-8 cannot encode it, so protobuf would raise UnicodeEncodeError)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(
+            "holds a lone surrogate (U+D800 to U+DFFF), which is not text", field
+        ) from None
+    return value
 
 
 def _json(value: Any, field: str, kind: type[Any]) -> str:
     if isinstance(value, str):
-        return value  # Cedar JSON text already: sent as is, checked by the server
+        return _text(value, field)  # Cedar JSON text already: sent as is, checked by the server
     if not isinstance(value, kind):
         expected = "an object" if kind is Mapping else "a list of entities"
         got = type(value).__name__
@@ -110,7 +122,7 @@ def plan_request(
     message = pb.PlanResourcesRequest(
         principal=uid(principal, "principal"),
         action=uid(action, "action", action=True),
-        resource_type=resource_type,
+        resource_type=_text(resource_type, "resource_type"),
     )
     if context is not None:
         message.context_json = _json(context, "context", Mapping)

@@ -301,7 +301,7 @@ def _rfc3339(seconds: float) -> str:
 
 def _plain_line(record: Record, index: int, masker: Masker) -> str:
     """The line of a decision with no gateway, plan, shadow or request data, as text: what
-    `_encode(build_entry(...))` writes for it, byte for byte (tests/observability/
+    `_encode(build_entry(...))` writes for it, byte for byte (tests/decisionlog/
     test_log_cost.py holds the two together), without building the dict first."""
     decision = record.decisions[index]
     requests = record.requests

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pdp import jsonkeys
@@ -73,7 +74,35 @@ def read_object(request: Request, media_status: int = 415) -> dict[str, Any]:
         raise BodyError(400, f"the body is not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise BodyError(400, f"the body must be a JSON object, not {_kind(document)}")
+    if "\\u" in text:  # only an escape can bring a lone surrogate: strict UTF-8 cannot
+        lone = _lone_surrogate(document)
+        if lone is not None:
+            what = "a lone surrogate escape (\\ud800 to \\udfff without its pair) is not text"
+            raise BodyError(400, what, lone.lstrip("."))
     return document
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(document: Any) -> str | None:
+    """Where a string (or, naming the object holding it, a key) holds a lone surrogate, as
+    the duplicate key check writes paths; None when every string is text. Without
+    recursion: the body may nest deeply."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                return path
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if _SURROGATE.search(key):
+                    return path
+                stack.append((f"{path}.{key}", value))
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{index}]", value) for index, value in enumerate(node))
+    return None
 
 
 def _kind(value: Any) -> str:

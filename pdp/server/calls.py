@@ -16,7 +16,7 @@ from typing import Protocol
 
 from pdp import engine
 from pdp.bundle.compiler import CompiledBundle
-from pdp.decisioncache import DecisionCache, message_scope
+from pdp.decisioncache import MESSAGE_MAX_BYTES, DecisionCache, message_scope
 from pdp.decisionlog import (
     BATCH_IS_AUTHORIZED,
     IS_AUTHORIZED,
@@ -129,7 +129,7 @@ class Calls:
         """What the cache remembers of this message on `bundle`, and its key (None, None when
         the cache is off)."""
         cache = self.cache
-        if not cache.size:
+        if not cache.size or message.ByteSize() > MESSAGE_MAX_BYTES:  # not serialized for it
             return None, None
         key = cache.message_key(bundle, self._scope, message.SerializeToString(deterministic=True))
         return (cache.recall(bundle, key) if key is not None else None), key

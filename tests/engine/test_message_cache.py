@@ -4,8 +4,11 @@ across reloads; limits, deadlines and memory bounds still hold. Real bundles, Ce
 
 from __future__ import annotations
 
+import gc
 import json
+import sys
 import tempfile
+import types
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -204,12 +207,15 @@ def test_remembered_messages_are_bounded_in_size_and_bytes(
     for _ in range(2):
         side.calls.is_authorized(big)
     assert side.cache.hits == 1  # the normal cache's
-    monkeypatch.setattr("pdp.decisioncache.MESSAGES_MAX_BYTES", 3 * message().ByteSize())
+    side.calls.is_authorized(message("u0"))
+    one = side.cache._message_bytes  # the memory one remembered message holds (`footprint`)
+    assert one > message().ByteSize()
+    monkeypatch.setattr("pdp.decisioncache.MESSAGES_MAX_BYTES", 3 * one)
     for user in ("u1", "u2", "u3", "u4", "u5"):
         for _ in range(2):
             side.calls.is_authorized(message(user))
     assert len(side.cache._messages) == 3
-    assert side.cache._message_bytes <= 3 * message().ByteSize()
+    assert side.cache._message_bytes == 3 * one
 
 
 def test_a_renewed_decision_keeps_every_field_but_the_id() -> None:
@@ -224,3 +230,50 @@ def test_a_renewed_decision_keeps_every_field_but_the_id() -> None:
     again = renewed(original)
     assert again == replace(original, decision_id=again.decision_id, cached=True)
     assert again.decision_id != original.decision_id and again.cached
+
+
+def nested_message(user: str) -> pb.IsAuthorizedRequest:
+    """A message just under MESSAGE_MAX_BYTES whose context is a list of empty lists: 4
+    serialized bytes an item, a Python list (56 bytes and a pointer) each once converted."""
+    m = message(user)
+    items = m.context.fields["items"].list_value
+    items.values.add().list_value.SetInParent()
+    for _ in range((MESSAGE_MAX_BYTES - m.ByteSize()) // 4 - 8):  # lengths grow by a byte or 2
+        items.values.add().list_value.SetInParent()
+    assert MESSAGE_MAX_BYTES - 64 < m.ByteSize() <= MESSAGE_MAX_BYTES
+    return m
+
+
+def deep_size(root: object) -> int:
+    """The bytes of every object reachable from `root` (each once; classes and modules not)."""
+    seen: set[int] = set()
+    stack, total = [root], 0
+    while stack:
+        node = stack.pop()
+        if id(node) in seen or isinstance(node, type | types.ModuleType):
+            continue
+        seen.add(id(node))
+        total += sys.getsizeof(node)
+        stack.extend(gc.get_referents(node))
+    return total
+
+
+def test_remembered_messages_bound_the_memory_they_hold_not_only_their_bytes(
+    bundles: list[CompiledBundle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bound = 1024 * 1024
+    monkeypatch.setattr("pdp.decisioncache.MESSAGES_MAX_BYTES", bound)
+    store = BundleStore()
+    cache = DecisionCache(10_000)
+    store.subscribe(cache.status_listener)
+    store.activate(bundles[0])
+    calls = Calls(store, Limits(), Recorder(), cache)
+    asked = [nested_message(f"u{i}") for i in range(80)]  # 80 x 16 KiB: over the bound
+    for m in asked:
+        assert not calls.is_authorized(m).cached
+    assert cache._messages  # some are remembered ...
+    assert cache._message_bytes <= bound
+    held = deep_size(cache._messages)  # ... and what they hold in memory stays in the bound
+    assert held <= bound, f"{held / 2**20:.1f} MiB held for a {bound / 2**20:g} MiB bound"
+    assert cache.recall(bundles[0], cache.message_key(bundles[0], calls._scope,
+        asked[-1].SerializeToString(deterministic=True)) or (b"", 0)) is not None  # fmt: skip
