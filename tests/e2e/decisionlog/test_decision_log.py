@@ -26,6 +26,9 @@ from tests.support.observability import (
 from tests.support.polling import wait_for
 from tests.support.server import REPO, ServerProcess, authorizer_stub
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("decision-log")
+
 CORE_FIELDS = {
     "time",
     "decision_id",

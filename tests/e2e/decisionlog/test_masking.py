@@ -12,6 +12,9 @@ from pdp.v1 import authorizer_pb2 as pb
 from tests.support.observability import TIMEOUT, log_entries, make_bundle, request
 from tests.support.server import ServerProcess, authorizer_stub
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("masking")
+
 # Values that must never reach any output of the server, masked or not logged at all.
 TOKEN = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJhbGljZSIsImp0aSI6Imp0aS0xIn0.c2lnbmF0dXJl"
 API_KEY = "pdp_live_Zk3v9QwErTy7uIoP"

@@ -27,6 +27,9 @@ from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("listener")
+
 SERVING = health_pb2.HealthCheckResponse.SERVING
 RESERVE = ("POST", "/internal/orders/o-1001/reserve")  # the checkout workload may call it
 

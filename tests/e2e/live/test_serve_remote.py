@@ -24,6 +24,9 @@ from tests.support.observability import make_bundle, metrics_address, request, s
 from tests.support.polling import wait_for
 from tests.support.server import REPO, ServerProcess
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("serve-remote")
+
 TIMEOUT = 10.0
 
 

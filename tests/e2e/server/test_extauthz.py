@@ -36,6 +36,9 @@ from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.routes import CONFUSION
 from tests.support.server import InProcessServer, ServerProcess
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("extauthz")
+
 OK, PERMISSION_DENIED, UNAUTHENTICATED = 0, 7, 16
 OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 INVALID_TOKEN = 'Bearer error="invalid_token"'

@@ -32,6 +32,9 @@ from tests.support.gateway import (
 from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import InProcessServer, ServerProcess
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("extauthz-credentials")
+
 OK, UNAUTHENTICATED = 0, 16
 INVALID_REQUEST = 'Bearer error="invalid_request"'
 INVALID_TOKEN = 'Bearer error="invalid_token"'
