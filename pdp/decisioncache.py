@@ -22,6 +22,11 @@ checks the call's deadline. Remembered messages are bounded in count, in seriali
 each, and in all by the memory their converted requests and decisions hold (`footprint`: a
 16 KiB message of empty lists holds ~16 times its size once converted).
 
+Decisions are bounded in count (`size`) and in all by the memory they hold
+(`decision_footprint`): a decision's errors may quote the request's own text (Cedar's
+message for `decimal("...")` holds the string), so distinct hostile requests could otherwise
+make 10,000 entries of tens of KB each. A decision alone over the whole bound is not kept.
+
 The cache holds decisions of one bundle only: `activate(bundle)` (a store listener) clears
 it, and a call still deciding on an older bundle bypasses it.
 """
@@ -56,6 +61,8 @@ _NONE, _TEXT, _VALUE = "n", "t", "v"
 # many bytes of memory held (`footprint`).
 MESSAGE_MAX_BYTES = 16 * 1024
 MESSAGES_MAX_BYTES = 16 * 1024 * 1024
+# Decisions: all together, at most this many bytes of memory held (`decision_footprint`).
+DECISIONS_MAX_BYTES = 32 * 1024 * 1024
 # What one remembered message costs besides its request and decision: its key, the entry's
 # tuple and size, the ordered dict's slot and link.
 _ENTRY_BYTES = 256
@@ -145,10 +152,19 @@ def message_scope(kind: str, limits: object) -> bytes:
     return _field(kind.encode()) + _field(repr(limits).encode("utf-8", "surrogatepass"))
 
 
+def decision_footprint(decision: Decision) -> int:
+    """About the bytes of memory a cached decision holds with its entry (`sys.getsizeof` of
+    each object, shared ones as often as they occur: it errs high, never low)."""
+    size = _ENTRY_BYTES + sys.getsizeof(decision)
+    for texts in (decision.determining_policies, decision.erroring_policies, decision.errors):
+        size += sys.getsizeof(texts) + sum(map(sys.getsizeof, texts))
+    return size
+
+
 def footprint(request: AuthzRequest, decision: Decision) -> int:
     """About the bytes of memory a remembered request and decision hold (each object counted
     with `sys.getsizeof`, shared ones as often as they occur: it errs high, never low)."""
-    size = _ENTRY_BYTES + sys.getsizeof(request) + sys.getsizeof(decision)
+    size = decision_footprint(decision) + sys.getsizeof(request)
     for uid in (request.principal, request.action, request.resource):
         if uid is not None:
             size += sys.getsizeof(uid) + sys.getsizeof(uid.type) + sys.getsizeof(uid.id)
@@ -164,8 +180,6 @@ def footprint(request: AuthzRequest, decision: Decision) -> int:
             stack.extend(node.values())
         elif isinstance(node, list | tuple):
             stack.extend(node)
-    for texts in (decision.determining_policies, decision.erroring_policies, decision.errors):
-        size += sys.getsizeof(texts) + sum(map(sys.getsizeof, texts))
     return size
 
 
@@ -199,7 +213,9 @@ class DecisionCache:
         self.misses = 0
         self._observe = observe
         self._bundle: CompiledBundle | None = None
-        self._entries: OrderedDict[bytes, Decision] = OrderedDict()
+        # request key -> (its decision, the memory it holds: `decision_footprint`)
+        self._entries: OrderedDict[bytes, tuple[Decision, int]] = OrderedDict()
+        self._entry_bytes = 0
         # message key -> (its request, its decision, the memory they hold: `footprint`)
         self._messages: OrderedDict[bytes, tuple[AuthzRequest, Decision, int]] = OrderedDict()
         self._message_bytes = 0
@@ -218,6 +234,7 @@ class DecisionCache:
         with self._lock:
             if bundle is not self._bundle:
                 self._entries.clear()
+                self._entry_bytes = 0
                 self._messages.clear()
                 self._message_bytes = 0
                 self._bundle = bundle
@@ -346,18 +363,25 @@ class DecisionCache:
             self._observe(stored is not None)
         if stored is None:
             return None
-        return renewed(stored)
+        return renewed(stored[0])
 
     def _put(self, bundle: CompiledBundle, key: bytes, decision: Decision) -> None:
         if decision.malformed:
             return  # a refusal names where the item stood in its batch: never reused
+        size = decision_footprint(decision)
+        if size > DECISIONS_MAX_BYTES:
+            return
         with self._lock:
             if bundle is not self._bundle:
                 return  # swapped while deciding: the decision belongs to no active bundle
-            self._entries[key] = decision
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            entries = self._entries
+            old = entries.pop(key, None)
+            if old is not None:
+                self._entry_bytes -= old[1]
+            entries[key] = (decision, size)
+            self._entry_bytes += size
+            while len(entries) > self.size or self._entry_bytes > DECISIONS_MAX_BYTES:
+                self._entry_bytes -= entries.popitem(last=False)[1][1]
 
     def _remember(
         self,

@@ -18,6 +18,7 @@ from pdp.decisioncache import DecisionCache, canonical_value, request_digest
 from pdp.errors import RequestError
 from pdp.live.store import BundleStore
 from pdp.model import AuthzRequest, Decision, EntityRef
+from tests.support.memory import deep_size
 
 POLICIES = """
 @id("owner") permit(principal, action == Action::"read", resource)
@@ -344,3 +345,54 @@ def test_size_zero_decides_every_time(bundles: list[CompiledBundle]) -> None:
     assert (cache.hits, cache.misses, len(cache)) == (0, 0, 0)
     with pytest.raises(ValueError):
         DecisionCache(-1)
+
+
+# A policy whose error quotes the request: Cedar's message for `decimal("...")` holds the text.
+QUOTING = """@id("amount") permit(principal, action, resource)
+  when { decimal(context.amount) > decimal("1.0") };"""
+
+
+def quoting(user: str, amount: str) -> AuthzRequest:
+    return AuthzRequest(
+        EntityRef("User", user),
+        EntityRef("Action", "read"),
+        EntityRef("Doc", "d1"),
+        context={"amount": amount},
+    )
+
+
+def test_decisions_bound_the_memory_they_hold_not_only_their_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Distinct requests whose errors quote 50 KB of their own text: 10,000 such decisions
+    would hold 500 MB; the cache keeps what fits its byte bound, the most recent first."""
+    bound = 1024 * 1024
+    monkeypatch.setattr("pdp.decisioncache.DECISIONS_MAX_BYTES", bound)
+    bundle = make_bundle(tmp_path, QUOTING, "r1")
+    cache = DecisionCache(10_000)
+    cache.activate(bundle)
+    asked = [quoting(f"u{i}", "x" * 50_000 + str(i)) for i in range(60)]  # ~3 MB of errors
+    for request in asked:
+        decision = cache.decide(bundle, request)
+        assert decision.erroring_policies == ("amount",) and not decision.cached
+    held = deep_size(cache._entries)
+    assert held <= bound, f"{held / 2**20:.1f} MiB held for a {bound / 2**20:g} MiB bound"
+    assert cache.decide(bundle, asked[-1]).cached  # the most recent are kept
+    assert not cache.decide(bundle, asked[0]).cached  # the oldest went first
+    cache.activate(None)
+    assert len(cache) == 0 and deep_size(cache._entries) < 1024
+
+
+def test_a_decision_alone_over_the_bound_is_decided_every_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pdp.decisioncache.DECISIONS_MAX_BYTES", 64 * 1024)
+    bundle = make_bundle(tmp_path, QUOTING, "r1")
+    cache = DecisionCache(10)
+    cache.activate(bundle)
+    small, large = quoting("a", "x"), quoting("b", "x" * 100_000)
+    for _ in range(2):
+        cache.decide(bundle, small)
+        assert not cache.decide(bundle, large).cached
+    assert cache.decide(bundle, small).cached
+    assert len(cache) == 1

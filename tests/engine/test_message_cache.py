@@ -4,11 +4,8 @@ across reloads; limits, deadlines and memory bounds still hold. Real bundles, Ce
 
 from __future__ import annotations
 
-import gc
 import json
-import sys
 import tempfile
-import types
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +30,7 @@ from pdp.server.calls import Calls
 from pdp.server.limits import Limits
 from pdp.v1 import authorizer_pb2 as pb
 from tests.engine.test_decision_cache import POLICIES, VARIANT, entity, make_bundle
+from tests.support.memory import deep_size
 
 
 @pytest.fixture(scope="module")
@@ -242,20 +240,6 @@ def nested_message(user: str) -> pb.IsAuthorizedRequest:
         items.values.add().list_value.SetInParent()
     assert MESSAGE_MAX_BYTES - 64 < m.ByteSize() <= MESSAGE_MAX_BYTES
     return m
-
-
-def deep_size(root: object) -> int:
-    """The bytes of every object reachable from `root` (each once; classes and modules not)."""
-    seen: set[int] = set()
-    stack, total = [root], 0
-    while stack:
-        node = stack.pop()
-        if id(node) in seen or isinstance(node, type | types.ModuleType):
-            continue
-        seen.add(id(node))
-        total += sys.getsizeof(node)
-        stack.extend(gc.get_referents(node))
-    return total
 
 
 def test_remembered_messages_bound_the_memory_they_hold_not_only_their_bytes(
