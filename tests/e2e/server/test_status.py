@@ -2,7 +2,8 @@
 
 `pdp status` runs as a process (`pdp_status`) where its exit status is what a readiness probe
 reads (0, 1, 3) and for the text an operator sees; the other checks of its output run the same
-command in this process (`status_cli`, tests.support.cli.run_cli), against real servers."""
+command in this process (`status_cli`, tests.support.cli.run_cli), against real servers.
+Over TLS and mTLS: tests/e2e/hardening/test_listener.py, on its TLS servers."""
 
 from __future__ import annotations
 
@@ -18,10 +19,8 @@ from pathlib import Path
 import pdp
 from pdp.live.store import BundleStore
 from pdp.v1 import authorizer_pb2 as pb
-from tests.support.certs import make_pki, tls_flags
 from tests.support.cli import run_cli
 from tests.support.grpc_calls import TIMEOUT
-from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.polling import wait_for
 from tests.support.server import REPO, InProcessServer, ServerProcess
 from tests.support.server_bundles import PLAIN_REVISION, STRAY_WARNING
@@ -161,30 +160,6 @@ def test_pdp_status_against_a_dead_port_exits_1_in_json_too() -> None:
     shown = status_cli(address, "--json")
     assert (shown.returncode, shown.stdout) == (1, "")
     assert shown.stderr.startswith(f"error: {address}: UNAVAILABLE: "), shown.stderr
-
-
-def test_pdp_status_over_tls_and_mtls(tmp_path: Path) -> None:
-    pki = make_pki(tmp_path / "pki")
-    client_cert, client_key = pki.files("client")
-    mtls = ("--tls-ca", str(pki.ca_file), "--tls-cert", str(client_cert))
-    mtls += ("--tls-key", str(client_key))
-    with ServerProcess(EXAMPLE_BUNDLE, *tls_flags(pki), "--decision-log", "off") as server:
-        address = server.address
-        assert address is not None
-        shown = status_cli(address, *mtls)
-        assert shown.returncode == 0, shown.stderr
-        assert "serving:        yes" in shown.stdout
-        # The server checks the client certificate, and the client the server's.
-        assert status_cli(address, "--tls-ca", str(pki.ca_file)).returncode == 1
-        assert status_cli(address).returncode == 1  # plaintext
-        wrong_name = status_cli(address, *mtls, "--tls-server-name", "other.example")
-        assert wrong_name.returncode == 1
-        assert wrong_name.stderr.startswith(f"error: {address}: UNAVAILABLE: ")
-    with ServerProcess(EXAMPLE_BUNDLE, *tls_flags(pki, client_ca=False)) as server:
-        assert server.address is not None
-        shown = status_cli(server.address, "--tls-ca", str(pki.ca_file), "--json")
-        assert shown.returncode == 0, shown.stderr
-        assert json.loads(shown.stdout)["serving"] is True
 
 
 def test_pdp_status_tls_files_that_cannot_be_read_are_usage_errors(tmp_path: Path) -> None:
