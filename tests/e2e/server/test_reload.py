@@ -163,17 +163,17 @@ def run_pdp(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[st
     )
 
 
-@pytest.mark.parametrize("layout", ["missing", "empty", "only-hidden"])
+@pytest.mark.parametrize("layout", ["empty", "only-hidden"])
 def test_serve_without_a_bundle_exits_3_unless_told_to_wait(tmp_path: Path, layout: str) -> None:
+    """A missing directory: test_serve_cli.py::test_a_missing_directory_exits_3."""
     root = tmp_path / "bundle"
-    if layout != "missing":
-        root.mkdir()
+    root.mkdir()
     if layout == "only-hidden":
         (root / ".git").mkdir()
         (root / ".#main.cedar").write_text("lock")
     result = run_pdp("serve", str(root), "--listen", "127.0.0.1:0")
     assert result.returncode == 3, result.stderr
-    assert "does not exist" in result.stderr or "empty" in result.stderr
+    assert f"{root}: bundle directory is empty" in result.stderr
 
 
 def test_serve_with_an_invalid_bundle_exits_3_with_the_errors_even_when_waiting(
