@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -45,19 +44,6 @@ CORE_FIELDS = {
     "latency_us",
 }
 GATEWAY_FIELDS = {"method", "path", "route", "source_address", "identity_kind", "http_status"}
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_bundle(tmp_path_factory.mktemp("obs") / "bundle")
-
-
-@pytest.fixture(scope="module")
-def stdout_server(bundle: Path) -> Iterator[ServerProcess]:
-    """One server logging decisions to stdout (the default), for the tests that only call it:
-    each reads the lines written after it started (`log_entries(..., since=)`)."""
-    with ServerProcess(bundle) as server:
-        yield server
 
 
 def test_is_authorized_lines_carry_every_field(stdout_server: ServerProcess) -> None:

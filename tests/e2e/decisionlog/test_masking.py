@@ -13,7 +13,7 @@ from tests.support.observability import TIMEOUT, log_entries, make_bundle, reque
 from tests.support.server import ServerProcess, authorizer_stub
 
 # One worker runs the module (xdist --dist loadgroup): its shared servers start once.
-pytestmark = pytest.mark.xdist_group("masking")
+pytestmark = pytest.mark.xdist_group("decision-log")  # stdout_server: conftest.py
 
 # Values that must never reach any output of the server, masked or not logged at all.
 TOKEN = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJhbGljZSIsImp0aSI6Imp0aS0xIn0.c2lnbmF0dXJl"
@@ -99,13 +99,14 @@ def test_configured_rules_mask_and_drop_context_and_attributes(tmp_path: Path) -
         assert raw not in output
 
 
-def test_context_is_not_logged_unless_configured(tmp_path: Path) -> None:
-    bundle = make_bundle(tmp_path / "bundle")
-    with ServerProcess(bundle) as server, authorizer_stub(server.address) as stub:
+def test_context_is_not_logged_unless_configured(stdout_server: ServerProcess) -> None:
+    """On the module's server over a bundle without a decision_log section (conftest.py)."""
+    server, since = stdout_server, len(stdout_server.stdout_lines)
+    with authorizer_stub(server.address) as stub:
         stub.IsAuthorized(
             request(context={**CONTEXT, **SECRETS}, entities_json=ENTITIES), timeout=TIMEOUT
         )
-        (entry,) = log_entries(server, 1)
+        (entry,) = log_entries(server, 1, since)
     assert "context" not in entry and "entities" not in entry
     output = server.stdout + server.stderr
     for raw in (*RAW_VALUES, TOKEN, API_KEY):
