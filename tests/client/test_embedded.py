@@ -17,6 +17,7 @@ from pdp.errors import BundleError
 from pdp.server.limits import Limits
 from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.polling import wait_for
+from tests.support.reload import replace_file
 from tests.support.server import ServerProcess
 
 OWNER = ('User::"42"', "readOrder", ("Order", "o-1001"))
@@ -60,10 +61,12 @@ def test_hot_reload_and_a_bad_bundle_keeps_the_last_good_one(tmp_path: Path) -> 
     with Authorizer(root) as pdp:
         assert pdp.is_authorized(*alice).allowed and not pdp.is_authorized(*bob).allowed
         first = pdp.status().bundle_revision
-        (root / "policies.cedar").write_text(POLICY.replace("alice", "bob"))
+        # Renamed over the file as editors do: a write in place could be read half done (an
+        # empty file is a bundle that denies everything, and would be the last good one).
+        replace_file(root / "policies.cedar", POLICY.replace("alice", "bob"))
         wait_for(lambda: pdp.is_authorized(*bob).allowed, timeout=15, what="bob allowed")
         assert pdp.status().bundle_revision != first
-        (root / "policies.cedar").write_text("permit (principal,")  # broken
+        replace_file(root / "policies.cedar", "permit (principal,")  # broken
         wait_for(lambda: pdp.status().last_error != "", timeout=15, what="a last error")
         assert pdp.is_authorized(*bob).allowed  # the last good bundle decides on
         assert "policies.cedar" in pdp.status().last_error
