@@ -1,4 +1,4 @@
-"""Shared fixtures: the example bundle and a running server over it."""
+"""Shared fixtures: the conformance cases and a running server over the example bundle."""
 
 from __future__ import annotations
 
@@ -43,7 +43,18 @@ def conformance_dir() -> Path:
     return CONFORMANCE
 
 
-@pytest.fixture
-def example_server() -> Iterator[ServerProcess]:
-    with ServerProcess(EXAMPLE_BUNDLE) as server:
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[ServerProcess]:
+    """One real `pdp serve --http-listen` over the example bundle, shared by a worker's tests
+    that only call it (gRPC on `address`, HTTP on `http_address`); none changes its state."""
+    with ServerProcess(
+        EXAMPLE_BUNDLE, "--http-listen", "127.0.0.1:0", "--max-batch", "5"
+    ) as server:
+        assert server.http_address is not None, server.stderr
         yield server
+
+
+@pytest.fixture(scope="session")
+def http(http_server: ServerProcess) -> str:
+    assert http_server.http_address is not None
+    return http_server.http_address

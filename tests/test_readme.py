@@ -174,14 +174,16 @@ def _run_grpcurl(step: Step, address: str, env: dict[str, str]) -> None:
     _outcome(step, json.loads(done.stdout))
 
 
-def test_the_quick_start_grpcurl_calls_answer_as_their_comments_say() -> None:
+def test_the_quick_start_grpcurl_calls_answer_as_their_comments_say(
+    http_server: ServerProcess,
+) -> None:
+    """Against the worker's shared `pdp serve` over the example bundle (conftest.py)."""
     steps = [s for s in sh_steps(section("Quick start")) if "IsAuthorized" in s.command]
     assert [s.comment.split(":")[0] for s in steps] == ["deny", "allow"]
     assert "alice" in steps[0].command and '"id": "42"' in steps[1].command
-    with ServerProcess(EXAMPLE, "--decision-log", "off") as server:
-        assert server.address is not None
-        for step in steps:
-            _run_grpcurl(step, server.address, shell_env())
+    assert http_server.address is not None
+    for step in steps:
+        _run_grpcurl(step, http_server.address, shell_env())
 
 
 @contextmanager

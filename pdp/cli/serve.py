@@ -165,9 +165,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(run=run, parser=parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault(GRPC_VERBOSITY, "NONE")  # before grpc starts; the workers inherit it
-    try:  # flags that only make sense together: a usage error, like argparse's own
+def check_usage(args: argparse.Namespace) -> None:
+    """Flags that only make sense together: a usage error (exit 2), like argparse's own."""
+    try:
         tls.tls_files(args.tls_cert, args.tls_key, args.client_ca)
     except ValueError as exc:
         args.parser.error(str(exc))
@@ -179,6 +179,11 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error("--workers needs a TCP --listen address, not a unix socket")
     if args.workers > 1 and (args.http_listen or "").startswith(listen.UNIX_PREFIX):
         args.parser.error("--workers needs a TCP --http-listen address, not a unix socket")
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault(GRPC_VERBOSITY, "NONE")  # before grpc starts; the workers inherit it
+    check_usage(args)
     logs.configure(args.log_level)
     try:  # fail fast, before the bundle and any worker: files are named in the message
         tls.check_arguments(args.tls_cert, args.tls_key, args.client_ca)

@@ -202,9 +202,13 @@ def test_a_huge_sparse_file_is_refused_by_its_size_without_reading_it(tmp_path: 
 def test_a_file_given_as_the_bundle_is_called_a_file_with_its_folder_as_a_hint(
     command: str,
 ) -> None:
+    """`pdp serve` as a process (its log is JSON lines); check and test in this process (their
+    processes: test_check_as_a_subprocess, tests/policytest/test_cli.py)."""
     routes = EXAMPLE_BUNDLE / "routes.yaml"
-    extra = ("--listen", "127.0.0.1:0") if command == "serve" else ()
-    done = run_pdp(command, str(routes), *extra)
+    if command == "serve":
+        done = run_pdp(command, str(routes), "--listen", "127.0.0.1:0")
+    else:
+        done = run_cli(command, str(routes))
     assert done.returncode == 3
     expected = (
         f"{routes}: is a file, not a bundle directory (did you mean its directory, "

@@ -8,6 +8,7 @@ import pytest
 
 from pdp.cli.main import main
 from tests.support.bundles import run_pdp
+from tests.support.cli import run_cli
 from tests.support.paths import EXAMPLE_BUNDLE
 
 CHECKOUT = 'Service::"spiffe://cluster.local/ns/shop/sa/checkout"'
@@ -142,13 +143,14 @@ def test_story(
 
 
 def test_headline_bola_and_bfla_through_the_real_cli() -> None:
-    """The four lines of the README, run as a user runs them."""
+    """The four lines of the README: the allow (exit 0) and the deny (exit 5) run as a user
+    runs them, a `pdp` process each; the other two are the same command in this process."""
     own = run_pdp(*argv('User::"42"', "readOrder", 'Order::"o-1001"'))
     assert (own.returncode, json.loads(own.stdout)["decision"]) == (0, "allow")
     bola = run_pdp(*argv('User::"42"', "readOrder", 'Order::"o-1003"'))
     assert (bola.returncode, json.loads(bola.stdout)["decision"]) == (5, "deny")
-    bfla = run_pdp(*argv('User::"42"', "adminListUserOrders", 'User::"43"'))
+    bfla = run_cli(*argv('User::"42"', "adminListUserOrders", 'User::"43"'))
     assert bfla.returncode == 5
     assert json.loads(bfla.stdout)["determining_policies"] == ["admin-functions-require-admin"]
-    admin = run_pdp(*argv('User::"admin-ada"', "adminListUserOrders", 'User::"43"'))
+    admin = run_cli(*argv('User::"admin-ada"', "adminListUserOrders", 'User::"43"'))
     assert (admin.returncode, json.loads(admin.stdout)["decision"]) == (0, "allow")

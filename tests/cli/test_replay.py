@@ -21,6 +21,9 @@ from tests.support.observability import file_entries
 from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import ServerProcess
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("replay")
+
 PRINCIPALS = ["42", "43", "77", "support-sam", "support-gus", "admin-ada", "99"]
 ACTIONS = ["readOrder", "cancelOrder", "refundOrder"]
 ORDERS = ["o-1001", "o-1002", "o-1003", "o-2001"]

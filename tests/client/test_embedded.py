@@ -17,6 +17,7 @@ from pdp.errors import BundleError
 from pdp.server.limits import Limits
 from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.polling import wait_for
+from tests.support.reload import replace_file
 from tests.support.server import ServerProcess
 
 OWNER = ('User::"42"', "readOrder", ("Order", "o-1001"))
@@ -31,20 +32,20 @@ def _service(pdp, order_id: str) -> tuple[bool, tuple[str, ...]]:
     return decision.allowed, decision.determining_policies
 
 
-def test_switching_between_sidecar_and_embedded_is_one_line() -> None:
-    with ServerProcess(EXAMPLE_BUNDLE) as server:
-        assert server.address is not None
-        with AuthorizerClient(server.address) as sidecar, Authorizer(EXAMPLE_BUNDLE) as local:
-            for order_id in ("o-1001", "o-1002", "o-1003", "o-2001"):
-                assert _service(sidecar, order_id) == _service(local, order_id)
-            assert sidecar.status().bundle_revision == local.status().bundle_revision
-            remote_plan = sidecar.plan_resources('User::"support-sam"', "listOrders", "Order")
-            local_plan = local.plan_resources('User::"support-sam"', "listOrders", "Order")
-            assert (remote_plan.kind, remote_plan.condition, remote_plan.policies) == (
-                local_plan.kind,
-                local_plan.condition,
-                local_plan.policies,
-            )
+def test_switching_between_sidecar_and_embedded_is_one_line(http_server: ServerProcess) -> None:
+    """The sidecar: the worker's shared `pdp serve` over the example bundle (conftest.py)."""
+    assert http_server.address is not None
+    with AuthorizerClient(http_server.address) as sidecar, Authorizer(EXAMPLE_BUNDLE) as local:
+        for order_id in ("o-1001", "o-1002", "o-1003", "o-2001"):
+            assert _service(sidecar, order_id) == _service(local, order_id)
+        assert sidecar.status().bundle_revision == local.status().bundle_revision
+        remote_plan = sidecar.plan_resources('User::"support-sam"', "listOrders", "Order")
+        local_plan = local.plan_resources('User::"support-sam"', "listOrders", "Order")
+        assert (remote_plan.kind, remote_plan.condition, remote_plan.policies) == (
+            local_plan.kind,
+            local_plan.condition,
+            local_plan.policies,
+        )
 
 
 def _bundle(folder: Path, policy: str = POLICY) -> Path:
@@ -60,10 +61,12 @@ def test_hot_reload_and_a_bad_bundle_keeps_the_last_good_one(tmp_path: Path) -> 
     with Authorizer(root) as pdp:
         assert pdp.is_authorized(*alice).allowed and not pdp.is_authorized(*bob).allowed
         first = pdp.status().bundle_revision
-        (root / "policies.cedar").write_text(POLICY.replace("alice", "bob"))
+        # Renamed over the file as editors do: a write in place could be read half done (an
+        # empty file is a bundle that denies everything, and would be the last good one).
+        replace_file(root / "policies.cedar", POLICY.replace("alice", "bob"))
         wait_for(lambda: pdp.is_authorized(*bob).allowed, timeout=15, what="bob allowed")
         assert pdp.status().bundle_revision != first
-        (root / "policies.cedar").write_text("permit (principal,")  # broken
+        replace_file(root / "policies.cedar", "permit (principal,")  # broken
         wait_for(lambda: pdp.status().last_error != "", timeout=15, what="a last error")
         assert pdp.is_authorized(*bob).allowed  # the last good bundle decides on
         assert "policies.cedar" in pdp.status().last_error

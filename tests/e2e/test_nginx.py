@@ -15,6 +15,9 @@ from tests.support.nginx import EchoUpstream, NginxUnavailable, free_port, nginx
 from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import REPO, ServerProcess
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("nginx")
+
 EXAMPLE = REPO / "examples" / "nginx" / "nginx.conf"
 
 

@@ -14,7 +14,8 @@ from pdp.live.watcher import EventWatcher, PollWatcher
 from pdp.model import AuthzRequest, EntityRef
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from tests.support.bundles import GUARD, guarded_bundle, run_pdp
+from tests.support.bundles import GUARD, guarded_bundle
+from tests.support.cli import run_cli
 from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
 
@@ -108,7 +109,7 @@ def test_pdp_serve_keeps_denying_and_reports_the_link(tmp_path: Path) -> None:
             assert list(after.determining_policies) == ["guard"]
             assert after.bundle_revision == before.bundle_revision
 
-            shown = run_pdp("status", "--address", server.address)
+            shown = run_cli("status", "--address", server.address)
             assert DANGLING in shown.stdout
 
             # the target is back: the edited bundle activates, forbid included

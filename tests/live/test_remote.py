@@ -30,6 +30,9 @@ from tests.support.archives import (
 from tests.support.bundle_server import BundleServer, bundle_server
 from tests.support.paths import EXAMPLE_BUNDLE
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("remote")
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BundleServer]:

@@ -79,10 +79,12 @@ def parse_lines(lines: Iterable[str]) -> list[dict[str, Any]]:
     return entries
 
 
-def log_entries(server: ServerProcess, count: int) -> list[dict[str, Any]]:
-    """The first `count` decision log lines on the server's stdout, once they are written."""
-    wait_for(lambda: len(server.stdout_lines) >= count, what=f"{count} decision log lines")
-    return parse_lines(server.stdout_lines[:count])
+def log_entries(server: ServerProcess, count: int, since: int = 0) -> list[dict[str, Any]]:
+    """The first `count` decision log lines on the server's stdout after its first `since`
+    (a server shared by tests: `since` is how many it had written before), once written."""
+    end = since + count
+    wait_for(lambda: len(server.stdout_lines) >= end, what=f"{count} decision log lines")
+    return parse_lines(server.stdout_lines[since:end])
 
 
 def file_entries(path: Path, count: int) -> list[dict[str, Any]]:

@@ -29,6 +29,9 @@ from tests.support.certs import certificate_authority, leaf
 from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import ServerProcess
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("client")
+
 OWNER = ('User::"42"', "readOrder", ("Order", "o-1001"))
 
 

@@ -15,6 +15,9 @@ from pdp.embedded import Authorizer
 from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import ServerProcess
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("fastapi-example")
+
 
 @pytest.fixture(scope="module", params=["sidecar", "embedded"])
 def service(request: pytest.FixtureRequest) -> Iterator[TestClient]:

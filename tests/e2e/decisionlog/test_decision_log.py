@@ -13,6 +13,7 @@ import pytest
 
 from pdp.cli.main import build_parser
 from pdp.v1 import authorizer_pb2 as pb
+from tests.support.cli import run_cli
 from tests.support.observability import (
     TIMEOUT,
     file_entries,
@@ -23,6 +24,9 @@ from tests.support.observability import (
 )
 from tests.support.polling import wait_for
 from tests.support.server import REPO, ServerProcess, authorizer_stub
+
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("decision-log")
 
 CORE_FIELDS = {
     "time",
@@ -42,20 +46,16 @@ CORE_FIELDS = {
 GATEWAY_FIELDS = {"method", "path", "route", "source_address", "identity_kind", "http_status"}
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_bundle(tmp_path_factory.mktemp("obs") / "bundle")
-
-
-def test_is_authorized_lines_carry_every_field(bundle: Path) -> None:
-    with ServerProcess(bundle) as server, authorizer_stub(server.address) as stub:
+def test_is_authorized_lines_carry_every_field(stdout_server: ServerProcess) -> None:
+    server, since = stdout_server, len(stdout_server.stdout_lines)
+    with authorizer_stub(server.address) as stub:
         before = datetime.now(UTC) - timedelta(seconds=1)
         allow = stub.IsAuthorized(request(), timeout=TIMEOUT)
         deny = stub.IsAuthorized(
             request("User::bob", "Action::pay", 'Doc::we"ird', context={"amount": 500}),
             timeout=TIMEOUT,
         )
-        entries = log_entries(server, 2)
+        entries = log_entries(server, 2, since)
         after = datetime.now(UTC) + timedelta(seconds=1)
 
     first, second = entries
@@ -81,7 +81,7 @@ def test_is_authorized_lines_carry_every_field(bundle: Path) -> None:
     assert second["determining_policies"] == []
 
 
-def test_batch_items_are_one_line_each_in_order(bundle: Path) -> None:
+def test_batch_items_are_one_line_each_in_order(stdout_server: ServerProcess) -> None:
     batch = pb.BatchIsAuthorizedRequest(
         requests=[
             request(),
@@ -89,9 +89,10 @@ def test_batch_items_are_one_line_each_in_order(bundle: Path) -> None:
             request("User::carol", "Action::pay", context={"amount": 5}),
         ]
     )
-    with ServerProcess(bundle) as server, authorizer_stub(server.address) as stub:
+    server, since = stdout_server, len(stdout_server.stdout_lines)
+    with authorizer_stub(server.address) as stub:
         response = stub.BatchIsAuthorized(batch, timeout=TIMEOUT)
-        entries = log_entries(server, 3)
+        entries = log_entries(server, 3, since)
 
     assert [e["api"] for e in entries] == ["BatchIsAuthorized"] * 3
     assert [e["batch_index"] for e in entries] == [0, 1, 2]
@@ -105,14 +106,18 @@ def test_batch_items_are_one_line_each_in_order(bundle: Path) -> None:
     assert len({e["latency_us"] for e in entries}) == 1  # the latency of the whole call
 
 
-def test_invalid_request_has_no_line_and_stderr_has_no_decisions(bundle: Path) -> None:
-    with ServerProcess(bundle) as server, authorizer_stub(server.address) as stub:
+def test_invalid_request_has_no_line_and_stderr_has_no_decisions(
+    stdout_server: ServerProcess,
+) -> None:
+    server, since = stdout_server, len(stdout_server.stdout_lines)
+    with authorizer_stub(server.address) as stub:
         with pytest.raises(grpc.RpcError) as caught:
             stub.IsAuthorized(pb.IsAuthorizedRequest(), timeout=TIMEOUT)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         response = stub.IsAuthorized(request(), timeout=TIMEOUT)
-        entries = log_entries(server, 1)
-    assert len(server.stdout_lines) == 1  # only the decision: nothing else on stdout
+        entries = log_entries(server, 1, since)
+    assert len(server.stdout_lines) == since + 1  # only the decision: nothing else on stdout
+    assert all('"decision_id"' in line for line in server.stdout_lines)  # nor before it
     assert entries[0]["decision_id"] == response.decision_id
     assert response.decision_id not in server.stderr
     assert server.stderr_lines, "server logs go to stderr"
@@ -256,13 +261,7 @@ def test_lines_from_two_processes_on_one_file_stay_whole(tmp_path: Path) -> None
 
 def test_check_rejects_a_bad_decision_log_section(tmp_path: Path) -> None:
     bundle = make_bundle(tmp_path / "bundle", decision_log={"mask": ["card.number"]})
-    result = subprocess.run(
-        [sys.executable, "-m", "pdp", "check", str(bundle)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli("check", str(bundle))  # the command as a process: tests/cli/test_check.py
     assert result.returncode == 3, result.stdout + result.stderr
     output = result.stdout + result.stderr
     assert "manifest.yaml:3" in output

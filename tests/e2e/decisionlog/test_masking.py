@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from pdp.v1 import authorizer_pb2 as pb
 from tests.support.observability import TIMEOUT, log_entries, make_bundle, request
 from tests.support.server import ServerProcess, authorizer_stub
+
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("decision-log")  # stdout_server: conftest.py
 
 # Values that must never reach any output of the server, masked or not logged at all.
 TOKEN = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJhbGljZSIsImp0aSI6Imp0aS0xIn0.c2lnbmF0dXJl"
@@ -52,6 +58,17 @@ RAW_VALUES = (
 )
 
 
+@pytest.fixture(scope="module")
+def context_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server logging context (`decision_log: {context: true}`, no rules) shared by the
+    tests that only call it; each reads the lines written after it started."""
+    bundle = make_bundle(
+        tmp_path_factory.mktemp("masking") / "bundle", decision_log={"context": True}
+    )
+    with ServerProcess(bundle) as server:
+        yield server
+
+
 def test_configured_rules_mask_and_drop_context_and_attributes(tmp_path: Path) -> None:
     bundle = make_bundle(tmp_path / "bundle", decision_log=RULES)
     with ServerProcess(bundle) as server, authorizer_stub(server.address) as stub:
@@ -82,33 +99,34 @@ def test_configured_rules_mask_and_drop_context_and_attributes(tmp_path: Path) -
         assert raw not in output
 
 
-def test_context_is_not_logged_unless_configured(tmp_path: Path) -> None:
-    bundle = make_bundle(tmp_path / "bundle")
-    with ServerProcess(bundle) as server, authorizer_stub(server.address) as stub:
+def test_context_is_not_logged_unless_configured(stdout_server: ServerProcess) -> None:
+    """On the module's server over a bundle without a decision_log section (conftest.py)."""
+    server, since = stdout_server, len(stdout_server.stdout_lines)
+    with authorizer_stub(server.address) as stub:
         stub.IsAuthorized(
             request(context={**CONTEXT, **SECRETS}, entities_json=ENTITIES), timeout=TIMEOUT
         )
-        (entry,) = log_entries(server, 1)
+        (entry,) = log_entries(server, 1, since)
     assert "context" not in entry and "entities" not in entry
     output = server.stdout + server.stderr
     for raw in (*RAW_VALUES, TOKEN, API_KEY):
         assert raw not in output
 
 
-def test_tokens_and_api_keys_never_reach_any_output(tmp_path: Path) -> None:
+def test_tokens_and_api_keys_never_reach_any_output(context_server: ServerProcess) -> None:
     """Context logging on, no rule naming them: credentials are masked by key or by shape.
 
     Credentials that reach the log through IsAuthorized context, in single calls and
     batches; test_gateway.py holds the same line for `Check`.
     """
-    bundle = make_bundle(tmp_path / "bundle", decision_log={"context": True})
     context = {"amount": 1, **SECRETS}
-    with ServerProcess(bundle) as server, authorizer_stub(server.address) as stub:
+    server, since = context_server, len(context_server.stdout_lines)
+    with authorizer_stub(server.address) as stub:
         stub.IsAuthorized(request(context=context), timeout=TIMEOUT)
         stub.BatchIsAuthorized(
             pb.BatchIsAuthorizedRequest(requests=[request(context=context)]), timeout=TIMEOUT
         )
-        entries = log_entries(server, 2)
+        entries = log_entries(server, 2, since)
 
     for entry in entries:
         assert entry["context"] == {
@@ -134,12 +152,12 @@ def test_secret_masking_can_be_turned_off_but_rules_still_apply(tmp_path: Path) 
     assert entry["context"] == {"token_count": 3, "login": {}}
 
 
-def test_context_json_is_logged_as_data(tmp_path: Path) -> None:
-    bundle = make_bundle(tmp_path / "bundle", decision_log={"context": True})
+def test_context_json_is_logged_as_data(context_server: ServerProcess) -> None:
     message = request("User::bob", "Action::pay")
     message.context_json = json.dumps({"amount": 2**60, "api_key": API_KEY})
-    with ServerProcess(bundle) as server, authorizer_stub(server.address) as stub:
+    server, since = context_server, len(context_server.stdout_lines)
+    with authorizer_stub(server.address) as stub:
         stub.IsAuthorized(message, timeout=TIMEOUT)
-        (entry,) = log_entries(server, 1)
+        (entry,) = log_entries(server, 1, since)
     assert entry["context"] == {"amount": 2**60, "api_key": "[masked]"}  # exact Long
     assert API_KEY not in server.stdout + server.stderr

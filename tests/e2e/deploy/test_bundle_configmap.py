@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pdp.bundle import load_bundle
 from pdp.v1 import authorizer_pb2 as pb
@@ -22,6 +23,7 @@ from tests.support.polling import wait_for
 from tests.support.server import REPO, ServerProcess
 
 GENERATOR = KUBERNETES / "bundle_configmap.py"
+SERVING = health_pb2.HealthCheckResponse.SERVING
 generator = load_script(GENERATOR, "bundle_configmap")
 COMMITTED = [
     find("ConfigMap", "orders-policy", "shop"),
@@ -88,6 +90,12 @@ def _status(address: str) -> pb.GetStatusResponse:
         return pb_grpc.AuthorizerStub(channel).GetStatus(pb.GetStatusRequest(), timeout=5)
 
 
+def _health(address: str) -> int:
+    with grpc.insecure_channel(address) as channel:
+        request = health_pb2.HealthCheckRequest(service="")
+        return int(health_pb2_grpc.HealthStub(channel).Check(request, timeout=5).status)
+
+
 def _configmap_of(bundle: Path) -> dict[str, Any]:
     return generator.configmap(bundle, "orders-policy", "shop")
 
@@ -108,7 +116,9 @@ def test_hot_reload_through_the_kubelet_swap_as_the_probes_see_it(tmp_path: Path
 
         good = COMMITTED[0].body
         volume.write(good["data"], items)
-        wait_for(lambda: probe("ready", address).returncode == 0, 20, "ready after the first write")
+        # Polled in this process on the health service the probe asks; then the probe itself.
+        wait_for(lambda: _health(address) == SERVING, 20, "ready after the first write")
+        assert probe("ready", address).returncode == 0
         assert (
             _status(address).bundle_revision
             == good["metadata"]["annotations"]["pdp/bundle-revision"]
@@ -146,13 +156,14 @@ def test_probe_refuses_bad_usage() -> None:
         assert result.returncode == 2, args
 
 
-def test_probe_ready_names_the_service(tmp_path: Path) -> None:
-    with ServerProcess(EXAMPLE_BUNDLE, "--decision-log=off") as server:
-        assert server.address is not None
-        for service in ("", "pdp.v1.Authorizer", "envoy.service.auth.v3.Authorization"):
-            assert probe("ready", server.address, f"--service={service}").returncode == 0
-        unknown = probe("ready", server.address, "--service=no.such.Service")
-        assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
+def test_probe_ready_names_the_service(http_server: ServerProcess) -> None:
+    """Against the worker's shared `pdp serve` over the example bundle (conftest.py)."""
+    address = http_server.address
+    assert address is not None
+    for service in ("", "pdp.v1.Authorizer", "envoy.service.auth.v3.Authorization"):
+        assert probe("ready", address, f"--service={service}").returncode == 0
+    unknown = probe("ready", address, "--service=no.such.Service")
+    assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
 
 
 # --- the generator refuses what cannot be a ConfigMap, naming the file ---------------------
@@ -191,13 +202,15 @@ def _bundle_with(tmp_path: Path, name: str, content: bytes) -> Path:
     ids=["does-not-load", "space", "separator", "long-name", "too-big"],
 )
 def test_generator_refuses_a_bundle_a_configmap_cannot_hold(
-    tmp_path: Path, name: str, content: bytes, message: str
+    tmp_path: Path, name: str, content: bytes, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The generator's main in this process; as a process: the missing directory below."""
     bundle = _bundle_with(tmp_path, name, content)
-    result = run_generator(str(bundle), "--name", "x", "--namespace", "y")
-    assert result.returncode == 3
-    assert message in result.stderr
-    assert result.stdout == ""
+    returncode = generator.main([str(bundle), "--name", "x", "--namespace", "y"])
+    stdout, stderr = capsys.readouterr()
+    assert returncode == 3
+    assert message in stderr
+    assert stdout == ""
 
 
 def test_generator_refuses_a_missing_directory(tmp_path: Path) -> None:

@@ -24,6 +24,9 @@ from tests.support.hardening import (
 from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import ServerProcess
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("limits")
+
 ALLOW, DENY = pb.DECISION_ALLOW, pb.DECISION_DENY
 
 

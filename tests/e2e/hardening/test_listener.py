@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import ssl
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,11 +22,15 @@ from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.support.bundles import run_pdp
 from tests.support.certs import Issued, Pki, leaf, make_pki, tls_flags
+from tests.support.cli import run_cli, serve_usage_error
 from tests.support.gateway import CHECKOUT, check_request, metadata_of
 from tests.support.hardening import TIMEOUT, allowed_request, guarded_bundle, health, log_events
 from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
+
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("listener")
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 RESERVE = ("POST", "/internal/orders/o-1001/reserve")  # the checkout workload may call it
@@ -76,6 +82,29 @@ def test_over_mtls_the_peer_envoy_names_is_trusted(mtls_server: ServerProcess, p
     assert not log_events(mtls_server, "untrusted_transport")
 
 
+def test_pdp_status_over_mtls(mtls_server: ServerProcess, pki: Pki) -> None:
+    """`pdp status` (in this process: run_cli) with a client certificate, and without."""
+    address = mtls_server.address
+    assert address is not None
+    client_cert, client_key = pki.files("client")
+    mtls = ("--tls-ca", str(pki.ca_file), "--tls-cert", str(client_cert))
+    mtls += ("--tls-key", str(client_key))
+    shown = pdp_status(address, *mtls)
+    assert shown.returncode == 0, shown.stderr
+    assert "serving:        yes" in shown.stdout
+    # The server checks the client certificate, and the client the server's.
+    assert pdp_status(address, "--tls-ca", str(pki.ca_file)).returncode == 1
+    assert pdp_status(address).returncode == 1  # plaintext
+    wrong_name = pdp_status(address, *mtls, "--tls-server-name", "other.example")
+    assert wrong_name.returncode == 1
+    assert wrong_name.stderr.startswith(f"error: {address}: UNAVAILABLE: ")
+
+
+def pdp_status(address: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`pdp status` in this process (its process: tests/e2e/server/test_status.py)."""
+    return run_cli("status", "--address", address, "--timeout", "5", *args)
+
+
 def test_tls_without_client_certificates_does_not_trust_the_peer(pki: Pki, tmp_path: Path) -> None:
     flags = tls_flags(pki, client_ca=False)
     with ServerProcess(EXAMPLE_BUNDLE, *flags, "--decision-log", "off") as server:
@@ -86,6 +115,10 @@ def test_tls_without_client_certificates_does_not_trust_the_peer(pki: Pki, tmp_p
                 check_request(*RESERVE, peer=CHECKOUT), timeout=TIMEOUT
             )
         warnings = log_events(server, "untrusted_transport")
+        # `pdp status` trusting the CA, without a certificate of its own.
+        shown = pdp_status(server.address, "--tls-ca", str(pki.ca_file), "--json")
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["serving"] is True
     assert response.status.code == 16  # UNAUTHENTICATED: anonymous, the peer ignored
     assert metadata_of(response)["principal"] == 'Anonymous::"anonymous"'
     assert len(warnings) == 1
@@ -232,6 +265,6 @@ def test_unix_socket_is_owner_and_group_only_unless_configured(tmp_path: Path) -
 
 
 def test_unix_socket_mode_must_be_octal(tmp_path: Path) -> None:
-    result = run_pdp("serve", str(tmp_path), "--unix-socket-mode", "rw-rw----", timeout=30)
+    result = serve_usage_error(str(tmp_path), "--unix-socket-mode", "rw-rw----")
     assert result.returncode == 2
     assert "octal" in result.stderr

@@ -14,6 +14,9 @@ import pytest
 from tests.support.http import EVALUATION, EVALUATIONS, post
 from tests.support.server import ServerProcess
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("authzen-certification")
+
 FIXTURE_POLICIES = """\
 @id("users-read-records")
 permit (principal is user, action == Action::"read", resource is record);

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from tests.support.hardening import ALLOWED, guarded_bundle
 from tests.support.http import call, post, raw, statuses
-from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.xdist_group("http-fuzz")
@@ -100,9 +99,10 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
 
 
 @pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with ServerProcess(EXAMPLE_BUNDLE, "--http-listen", "127.0.0.1:0") as server:
-        yield server
+def example(http_server: ServerProcess) -> ServerProcess:
+    """The worker's shared server over the example bundle (conftest.py): /forward-auth is
+    fuzzed there, and it must survive for every HTTP test after this one."""
+    return http_server
 
 
 def _is_allowed_question(principal: Any, action: Any, resource: Any) -> bool:

@@ -6,7 +6,6 @@ import json
 import re
 from pathlib import Path
 
-from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import ServerProcess
 from tests.test_readme import MAKE, bash, section, sh_steps, shell_env
 
@@ -25,25 +24,23 @@ def _run(command: str, **env: str) -> str:
     return done.stdout
 
 
-def test_the_python_client_and_embedded_commands() -> None:
-    with ServerProcess(EXAMPLE_BUNDLE) as server:
-        assert server.address is not None
-        out = _run(_step("AuthorizerClient").replace("127.0.0.1:9191", server.address))
+def test_the_python_client_and_embedded_commands(http_server: ServerProcess) -> None:
+    """On the worker's shared `pdp serve` over the example bundle (conftest.py)."""
+    assert http_server.address is not None
+    out = _run(_step("AuthorizerClient").replace("127.0.0.1:9191", http_server.address))
     assert "allowed=True" in out and "customer-read-own-order" in out
     assert _run(_step("pdp.embedded")).strip() == "False"
 
 
-def test_the_http_commands() -> None:
+def test_the_http_commands(http: str) -> None:
+    """`pdp serve policies --http-listen ...` as the README runs it is the worker's shared
+    server (conftest.py; its --max-batch 5 is not in these calls' way)."""
     serve = _step("pdp serve policies")
     assert "--http-listen 127.0.0.1:8181" in serve
-    with ServerProcess(EXAMPLE_BUNDLE, "--http-listen", "127.0.0.1:0") as server:
-        assert server.http_address is not None
-        evaluation = _run(
-            _step("/access/v1/evaluation").replace("127.0.0.1:8181", server.http_address)
-        )
-        assert json.loads(evaluation)["decision"] is True
-        v1 = _run(_step("/v1/is_authorized").replace("127.0.0.1:8181", server.http_address))
-        assert json.loads(v1)["decision"] == "DECISION_ALLOW"
+    evaluation = _run(_step("/access/v1/evaluation").replace("127.0.0.1:8181", http))
+    assert json.loads(evaluation)["decision"] is True
+    v1 = _run(_step("/v1/is_authorized").replace("127.0.0.1:8181", http))
+    assert json.loads(v1)["decision"] == "DECISION_ALLOW"
 
 
 def test_the_forward_auth_command(tmp_path: Path) -> None:

@@ -23,6 +23,9 @@ from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.polling import wait_for
 from tests.support.server import ServerProcess
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("wire")
+
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 
 

@@ -19,9 +19,13 @@ from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.support.archives import Member, raw_archive, rebuild, signing_key, write_key
 from tests.support.bundle_server import BundleServer, bundle_server
+from tests.support.cli import run_cli, serve_usage_error
 from tests.support.observability import make_bundle, metrics_address, request, scrape
 from tests.support.polling import wait_for
 from tests.support.server import REPO, ServerProcess
+
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("serve-remote")
 
 TIMEOUT = 10.0
 
@@ -38,13 +42,8 @@ def status(address: str) -> pb.GetStatusResponse:
 
 
 def pdp_status(address: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pdp", "status", "--address", address, *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """`pdp status` in this process (tests.support.cli.run_cli); its process: test_status.py."""
+    return run_cli("status", "--address", address, *args)
 
 
 class Load:
@@ -167,24 +166,31 @@ def test_no_source_and_no_cache_exits_3(server: BundleServer, tmp_path: Path) ->
     assert "HTTP 404" in run.stderr and '"bundle_load_failed"' in run.stderr
 
 
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (["http://bundles.example/b.tar.gz", "--verification-key", "k.pem"], "plain http"),
-        (["https://bundles.example/b.tar.gz"], "needs --verification-key"),
-        (["policies", "--verification-key", "k.pem"], "are for a URL source"),
-    ],
-)
+USAGE_ERRORS = [
+    (["http://bundles.example/b.tar.gz", "--verification-key", "k.pem"], "plain http"),
+    (["https://bundles.example/b.tar.gz"], "needs --verification-key"),
+    (["policies", "--verification-key", "k.pem"], "are for a URL source"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), USAGE_ERRORS)
 def test_usage_errors_exit_2(args: list[str], expected: str) -> None:
+    """In this process as far as `pdp serve`'s usage checks; the process is the next test."""
+    run = serve_usage_error(*args)
+    assert run.returncode == 2
+    assert expected in run.stderr
+
+
+def test_a_usage_error_exits_2_as_a_process() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "pdp", "serve", *args],
+        [sys.executable, "-m", "pdp", "serve", *USAGE_ERRORS[0][0]],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert run.returncode == 2
-    assert expected in run.stderr
+    assert USAGE_ERRORS[0][1] in run.stderr
 
 
 def test_a_directory_source_starts_on_its_cache(tmp_path: Path) -> None:

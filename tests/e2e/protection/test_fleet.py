@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_cli
 from tests.support.gateway import bearer, check_request, ext_authz, token
 from tests.support.protection import protected_bundle
 from tests.support.redis import Redis, RedisUnavailable, redis_server
-from tests.support.server import REPO, ServerProcess
+from tests.support.server import ServerProcess
 
 PROTECTION = "limits:\n  - {name: per-user, key: principal, limit: 10, window: 1h}\n"
 
@@ -35,13 +34,7 @@ def status_of(response) -> int:
 
 
 def protection_status(address: str) -> dict:
-    found = subprocess.run(
-        [sys.executable, "-m", "pdp", "status", "--address", address, "--json"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=30,
-    )
+    found = run_cli("status", "--address", address, "--json")  # as a process: test_status.py
     assert found.returncode == 0, found.stderr
     return json.loads(found.stdout)["protection"]
 

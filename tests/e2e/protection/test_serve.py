@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.support.cli import run_cli
 from tests.support.gateway import bearer, check_request, ext_authz, token
 from tests.support.http import call, log_lines
 from tests.support.polling import wait_for
 from tests.support.protection import protected_bundle
-from tests.support.server import REPO, ServerProcess
+from tests.support.server import ServerProcess
 
 PROTECTION = """
 limits:
@@ -71,23 +70,11 @@ def test_forward_auth_and_check_share_one_limit_and_blocks_show_in_status(tmp_pa
         assert event["detector"] == "bola_enumeration" and event["action"] == "block"
         assert event["principal"] == 'User::"43"'
         assert '"event":"protection"' not in server.stdout  # --alerts: not on the decision log
-        status = subprocess.run(
-            [sys.executable, "-m", "pdp", "status", "--address", server.address, "--protection"],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=30,
-        )
+        status = run_cli("status", "--address", server.address, "--protection")
         assert status.returncode == 0, status.stderr
         assert "protection:     enforce (state: memory)" in status.stdout
         assert 'block    p:User::"43"  by bola_enumeration' in status.stdout
-        as_json = subprocess.run(
-            [sys.executable, "-m", "pdp", "status", "--address", server.address, "--json"],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=30,
-        )
+        as_json = run_cli("status", "--address", server.address, "--json")
         found = json.loads(as_json.stdout)["protection"]
         assert found["mode"] == "enforce"
         assert [p["subject"] for p in found["penalties"]] == ['p:User::"43"']

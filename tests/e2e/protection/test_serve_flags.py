@@ -11,6 +11,7 @@ import pytest
 
 from pdp.decisionlog import Recorder
 from pdp.metrics import PrometheusMetrics
+from tests.support.cli import serve_usage_error
 from tests.support.server import REPO
 
 EXAMPLE = str(REPO / "policies")
@@ -26,17 +27,24 @@ def serve(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--state", "memcached://x"], "use memory, redis://HOST:PORT/DB"),
-        (["--state-ca", "/etc/hosts"], "--state-ca needs --state redis://"),
-        (["--state", "redis://127.0.0.1:1/0", "--state-ca", "ca.pem"], "need a rediss://"),
-        (["--state", "rediss://h:1/0", "--state-cert", "c.pem"], "go together"),
-        (["--state-timeout", "0"], "--state-timeout"),
-    ],
-)
+USAGE_ERRORS = [
+    (["--state", "memcached://x"], "use memory, redis://HOST:PORT/DB"),
+    (["--state-ca", "/etc/hosts"], "--state-ca needs --state redis://"),
+    (["--state", "redis://127.0.0.1:1/0", "--state-ca", "ca.pem"], "need a rediss://"),
+    (["--state", "rediss://h:1/0", "--state-cert", "c.pem"], "go together"),
+    (["--state-timeout", "0"], "--state-timeout"),
+]
+
+
+@pytest.mark.parametrize("args, message", USAGE_ERRORS)
 def test_usage_errors(args: list[str], message: str) -> None:
+    """In this process as far as `pdp serve`'s usage checks; the process is the next test."""
+    found = serve_usage_error(EXAMPLE, "--listen", "127.0.0.1:0", *args)
+    assert found.returncode == 2 and message in found.stderr, found.stderr
+
+
+def test_a_usage_error_exits_2_as_a_process() -> None:
+    args, message = USAGE_ERRORS[2]
     found = serve(*args)
     assert found.returncode == 2 and message in found.stderr, found.stderr
 

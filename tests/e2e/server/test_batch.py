@@ -12,6 +12,9 @@ from tests.e2e.server.conftest import MAX_BATCH
 from tests.support.grpc_calls import ALLOW, DENY, TIMEOUT, entity, request, rpc_error, summary
 from tests.support.server_bundles import PLAIN_REVISION
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("batch")
+
 EDITORS = [{"type": "Role", "id": "editors"}]
 CAROL = {"uid": {"type": "User", "id": "carol"}, "attrs": {}, "parents": EDITORS}
 DUPLICATE = (

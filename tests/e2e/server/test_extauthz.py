@@ -34,7 +34,10 @@ from tests.support.gateway import (
 )
 from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.routes import CONFUSION
-from tests.support.server import ServerProcess
+from tests.support.server import InProcessServer, ServerProcess
+
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("extauthz")
 
 OK, PERMISSION_DENIED, UNAUTHENTICATED = 0, 7, 16
 OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
@@ -314,10 +317,12 @@ def test_the_check_service_is_listed_by_reflection(server: ServerProcess) -> Non
 def test_a_bundle_without_routes_denies_every_check(tmp_path: Path) -> None:
     root = bundle_with(tmp_path / "bundle")
     (root / "routes.yaml").unlink()
-    with ServerProcess(root, listen=f"unix:{tmp_path}/pdp.sock") as running:
-        assert running.address is not None
-        with ext_authz(running.address) as client:
-            response = call(client, "GET", "/api/users/42/orders", bearer(token("42")))
+    # What the servicer does without routes: the real server in this process.
+    with (
+        InProcessServer.over(root, f"unix:{tmp_path}/pdp.sock") as running,
+        ext_authz(running.address) as client,
+    ):
+        response = call(client, "GET", "/api/users/42/orders", bearer(token("42")))
     assert_denied(response, 403, "unknown_route", "no_routes")
 
 

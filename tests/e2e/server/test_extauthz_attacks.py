@@ -37,6 +37,9 @@ from tests.support.gateway import (
 from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import ServerProcess
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("extauthz-attacks")
+
 PARTNER = "https://partner-idp.test/"
 RSA = rsa_key()
 ATTACKER_EC = ec_key()

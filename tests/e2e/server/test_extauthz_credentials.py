@@ -9,8 +9,6 @@ never an anonymous caller, and method override headers never reach the upstream.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import pytest
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 
+from tests.support.cli import serve_usage_error
 from tests.support.gateway import (
     REPORTING_KEY,
     bundle_with,
@@ -31,7 +30,10 @@ from tests.support.gateway import (
     token,
 )
 from tests.support.paths import EXAMPLE_BUNDLE
-from tests.support.server import REPO, ServerProcess
+from tests.support.server import InProcessServer, ServerProcess
+
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("extauthz-credentials")
 
 OK, UNAUTHENTICATED = 0, 16
 INVALID_REQUEST = 'Bearer error="invalid_request"'
@@ -154,13 +156,7 @@ def test_headers_over_the_limit_are_a_431(stub: pb_grpc.AuthorizationStub) -> No
 
 
 def test_a_path_limit_past_what_the_normalizer_reads_is_a_usage_error() -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "pdp", "serve", str(EXAMPLE_BUNDLE), "--max-path-bytes", "70000"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    run = serve_usage_error(str(EXAMPLE_BUNDLE), "--max-path-bytes", "70000")
     assert run.returncode == 2
     assert "--max-path-bytes: must be a whole number from 1 to 65536" in run.stderr
 
@@ -255,9 +251,9 @@ def test_a_bundle_may_keep_method_override_headers(tmp_path: Path) -> None:
     assert marker in routes
     routes = routes.replace(marker, marker + "  strip_method_overrides: false\n")
     bundle = bundle_with(tmp_path / "bundle", routes)
-    with (
-        ServerProcess(bundle, listen=f"unix:{tmp_path}/s") as srv,
-        ext_authz(srv.address or "") as client,
+    with (  # a bundle setting, read by the servicer: the real server in this process
+        InProcessServer.over(bundle, f"unix:{tmp_path}/s") as srv,
+        ext_authz(srv.address) as client,
     ):
         headers = {"authorization": f"Bearer {token('42')}", "x-http-method-override": "DELETE"}
         response = check(client, "GET", "/api/orders/o-1001", headers)

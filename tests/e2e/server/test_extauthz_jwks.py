@@ -32,6 +32,9 @@ from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.polling import wait_for
 from tests.support.server import InProcessServer, ServerProcess
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("extauthz-jwks")
+
 MIN_REFRESH = 1.0  # seconds between two fetches of the key set, at most
 CACHE = 4.0  # seconds a fetched key set is fresh
 OLD, NEW = ec_key(), ec_key()

@@ -14,6 +14,9 @@ from tests.support.gateway import bearer, check_request, ext_authz, log_entry, m
 from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.server import ServerProcess
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("extauthz-log")
+
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
 

@@ -20,14 +20,14 @@ def jwt_authn_bundle(tmp_path: Path) -> Path:
     return bundle_with(tmp_path / "bundle", text)
 
 
-def test_plaintext_tcp_ignores_the_peer_and_warns_at_start() -> None:
-    with ServerProcess(EXAMPLE_BUNDLE) as server:
-        assert server.address is not None
-        with ext_authz(server.address) as stub:
-            response = stub.Check(check_request(*RESERVE, peer=CHECKOUT), timeout=10)
-        warning = [
-            json.loads(line) for line in server.stderr_lines if "untrusted_transport" in line
-        ]
+def test_plaintext_tcp_ignores_the_peer_and_warns_at_start(http_server: ServerProcess) -> None:
+    """The worker's shared `pdp serve` over the example bundle (tests/conftest.py): plaintext
+    gRPC on TCP; its HTTP listener is on loopback, which is not warned about."""
+    server = http_server
+    assert server.address is not None
+    with ext_authz(server.address) as stub:
+        response = stub.Check(check_request(*RESERVE, peer=CHECKOUT), timeout=10)
+    warning = [json.loads(line) for line in server.stderr_lines if "untrusted_transport" in line]
     assert response.status.code == 16
     assert metadata_of(response)["principal"] == 'Anonymous::"anonymous"'
     assert len(warning) == 1 and warning[0]["level"] == "warning"

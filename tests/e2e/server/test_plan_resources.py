@@ -16,6 +16,9 @@ from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.polling import wait_for
 from tests.support.server import ServerProcess, authorizer_stub
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("plan-resources")
+
 TIMEOUT = 10
 TYPE = "resource_type: "
 LIST = 'Action::"listOrders"'

@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pdp.bundle.loader import read_bundle
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
+from tests.support.cli import run_cli
 from tests.support.kubelet import ConfigMapMount
 from tests.support.polling import wait_for
 from tests.support.reload import REQUEST, TIMEOUT, Load, replace_file, wait_status
@@ -162,17 +163,17 @@ def run_pdp(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[st
     )
 
 
-@pytest.mark.parametrize("layout", ["missing", "empty", "only-hidden"])
+@pytest.mark.parametrize("layout", ["empty", "only-hidden"])
 def test_serve_without_a_bundle_exits_3_unless_told_to_wait(tmp_path: Path, layout: str) -> None:
+    """A missing directory: test_serve_cli.py::test_a_missing_directory_exits_3."""
     root = tmp_path / "bundle"
-    if layout != "missing":
-        root.mkdir()
+    root.mkdir()
     if layout == "only-hidden":
         (root / ".git").mkdir()
         (root / ".#main.cedar").write_text("lock")
     result = run_pdp("serve", str(root), "--listen", "127.0.0.1:0")
     assert result.returncode == 3, result.stderr
-    assert "does not exist" in result.stderr or "empty" in result.stderr
+    assert f"{root}: bundle directory is empty" in result.stderr
 
 
 def test_serve_with_an_invalid_bundle_exits_3_with_the_errors_even_when_waiting(
@@ -204,7 +205,7 @@ def test_status_shows_the_last_error_after_a_bad_change_and_clears_it_after_a_go
             assert failed.activated_at == first.activated_at
             assert failed.HasField("last_error_at")
 
-            shown = run_pdp("status", "--address", server.address)
+            shown = run_cli("status", "--address", server.address)
             assert shown.returncode == 0, shown.stderr
             assert "revision:       good-1" in shown.stdout
             assert "load failures:  1" in shown.stdout
@@ -218,7 +219,7 @@ def test_status_shows_the_last_error_after_a_bad_change_and_clears_it_after_a_go
             assert (good.activations, good.load_failures) == (2, 1)
             assert good.activated_at.ToNanoseconds() > first.activated_at.ToNanoseconds()
 
-            shown = run_pdp("status", "--address", server.address)
+            shown = run_cli("status", "--address", server.address)
             assert shown.returncode == 0, shown.stderr
             assert "revision:       good-2" in shown.stdout
             assert "activations:    2" in shown.stdout

@@ -15,6 +15,9 @@ from tests.support.grpc_calls import ALLOW, DENY, TIMEOUT, entity, request, rpc_
 from tests.support.server import InProcessServer, authorizer_stub
 from tests.support.server_bundles import schema_bundle
 
+# One worker runs the module (xdist --dist loadgroup): its shared servers start once.
+pytestmark = pytest.mark.xdist_group("schema-requests")
+
 GOOD: dict[str, Any] = {
     "ip": "10.1.2.3",
     "delegate": {"type": "User", "id": "alice"},

@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from pdp.cli.main import build_parser
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.support.gateway import (
@@ -84,9 +85,13 @@ def test_a_missing_directory_exits_3(tmp_path: Path) -> None:
     assert failed["errors"] == [f"{missing}: bundle directory does not exist"]
 
 
-def test_the_start_log_names_the_bundle_path_and_revision(plain_dir: Path) -> None:
+def test_the_start_log_names_the_bundle_path_and_revision_and_sigint_stops_cleanly(
+    plain_dir: Path,
+) -> None:
+    """SIGINT here; SIGTERM's clean stop: test_waiting_for_a_bundle_is_logged_as_json."""
     with ServerProcess(plain_dir) as server:
-        assert server.stop() == 0
+        assert server.stop(signal.SIGINT) == 0
+    assert '"stopped"' in server.stderr
     events = log_lines(server.stderr)
     loaded = [e for e in events if e.get("event") == "bundle_loaded"]
     assert len(loaded) == 1, server.stderr
@@ -172,23 +177,37 @@ def test_a_host_that_does_not_resolve_is_named(plain_dir: Path) -> None:
     ), message
 
 
-@pytest.mark.parametrize(
-    ("listen", "why"),
-    [
-        ("nonsense", "expected HOST:PORT, [IPv6]:PORT or unix:/path, got 'nonsense'"),
-        ("127.0.0.1", "expected HOST:PORT, [IPv6]:PORT or unix:/path, got '127.0.0.1'"),
-        (":9191", "expected HOST:PORT, [IPv6]:PORT or unix:/path, got ':9191'"),
-        ("127.0.0.1:", "the port must be a number from 0 to 65535, got '127.0.0.1:'"),
-        ("127.0.0.1:65536", "the port must be a number from 0 to 65535, got '127.0.0.1:65536'"),
-        ("127.0.0.1:-1", "the port must be a number from 0 to 65535, got '127.0.0.1:-1'"),
-        ("::1:9191", "an IPv6 address goes in brackets, as in [::1]:9191, got '::1:9191'"),
-        ("[::g]:9191", "[::g] is not an IPv6 address, in '[::g]:9191'"),
-        ("bad host:9191", "'bad host' is not a host name or IPv4 address, in 'bad host:9191'"),
-        ("unix:", "expected unix:/path/to/socket, got 'unix:'"),
-        ("unix:/" + "d" * 120, "a unix socket path is at most 107 bytes, got 121"),
-    ],
-)
+MALFORMED_LISTEN = [
+    ("nonsense", "expected HOST:PORT, [IPv6]:PORT or unix:/path, got 'nonsense'"),
+    ("127.0.0.1", "expected HOST:PORT, [IPv6]:PORT or unix:/path, got '127.0.0.1'"),
+    (":9191", "expected HOST:PORT, [IPv6]:PORT or unix:/path, got ':9191'"),
+    ("127.0.0.1:", "the port must be a number from 0 to 65535, got '127.0.0.1:'"),
+    ("127.0.0.1:65536", "the port must be a number from 0 to 65535, got '127.0.0.1:65536'"),
+    ("127.0.0.1:-1", "the port must be a number from 0 to 65535, got '127.0.0.1:-1'"),
+    ("::1:9191", "an IPv6 address goes in brackets, as in [::1]:9191, got '::1:9191'"),
+    ("[::g]:9191", "[::g] is not an IPv6 address, in '[::g]:9191'"),
+    ("bad host:9191", "'bad host' is not a host name or IPv4 address, in 'bad host:9191'"),
+    ("unix:", "expected unix:/path/to/socket, got 'unix:'"),
+    ("unix:/" + "d" * 120, "a unix socket path is at most 107 bytes, got 121"),
+]
+
+
+@pytest.mark.parametrize(("listen", "why"), MALFORMED_LISTEN)
 def test_a_malformed_listen_address_is_a_usage_error(
+    plain_dir: Path, listen: str, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each refusal, from `pdp serve`'s own parser in this process (only parsed: a wrong pass
+    must not serve); the process end to end is the next test."""
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["serve", str(plain_dir), "--listen", listen])
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert f"pdp serve: error: argument --listen: {why}" in err, err
+
+
+@pytest.mark.parametrize(("listen", "why"), [MALFORMED_LISTEN[7]])
+def test_a_malformed_listen_address_exits_2_as_a_process(
     plain_dir: Path, listen: str, why: str
 ) -> None:
     served = pdp_serve(str(plain_dir), "--listen", listen)
@@ -270,12 +289,6 @@ def test_a_busy_unix_socket_is_not_taken_over(plain_dir: Path, tmp_path: Path) -
             stub = pb_grpc.AuthorizerStub(channel)
             assert stub.IsAuthorized(request(), timeout=TIMEOUT).decision == ALLOW
         assert first.stop() == 0
-
-
-def test_sigint_stops_cleanly(plain_dir: Path) -> None:
-    with ServerProcess(plain_dir) as server:
-        assert server.stop(signal.SIGINT) == 0
-    assert '"stopped"' in server.stderr
 
 
 def _refused(address: str) -> bool:

@@ -1,4 +1,9 @@
-"""GetStatus and `pdp status --address`: what an operator sees, and exit codes."""
+"""GetStatus and `pdp status --address`: what an operator sees, and exit codes.
+
+`pdp status` runs as a process (`pdp_status`) where its exit status is what a readiness probe
+reads (0, 1, 3) and for the text an operator sees; the other checks of its output run the same
+command in this process (`status_cli`, tests.support.cli.run_cli), against real servers.
+Over TLS and mTLS: tests/e2e/hardening/test_listener.py, on its TLS servers."""
 
 from __future__ import annotations
 
@@ -14,9 +19,8 @@ from pathlib import Path
 import pdp
 from pdp.live.store import BundleStore
 from pdp.v1 import authorizer_pb2 as pb
-from tests.support.certs import make_pki, tls_flags
+from tests.support.cli import run_cli
 from tests.support.grpc_calls import TIMEOUT
-from tests.support.paths import EXAMPLE_BUNDLE
 from tests.support.polling import wait_for
 from tests.support.server import REPO, InProcessServer, ServerProcess
 from tests.support.server_bundles import PLAIN_REVISION, STRAY_WARNING
@@ -31,6 +35,11 @@ def pdp_status(address: str, *args: str) -> subprocess.CompletedProcess:
         timeout=30,
         check=False,
     )
+
+
+def status_cli(address: str, *args: str) -> subprocess.CompletedProcess:
+    """`pdp status` as `pdp_status` runs it, in this process (no interpreter start)."""
+    return run_cli("status", "--address", address, "--timeout", "5", *args)
 
 
 def test_get_status_describes_the_active_bundle(authorizer, plain_dir: Path) -> None:
@@ -73,7 +82,7 @@ def test_pdp_status_shows_no_bundle_and_the_last_error_and_exits_3() -> None:
     store = BundleStore()
     store.record_failure("p.cedar:3: invalid policy: unexpected end of input")
     with InProcessServer(store) as server:
-        shown = pdp_status(server.address)
+        shown = status_cli(server.address)
     assert shown.returncode == 3, shown.stderr  # reachable, not serving: not ready
     lines = shown.stdout.splitlines()
     for expected in (
@@ -104,7 +113,7 @@ def _rfc3339(text: str) -> datetime:
 
 def test_pdp_status_json_has_every_field(plain_server: ServerProcess, plain_dir: Path) -> None:
     assert plain_server.address is not None and plain_server.process is not None
-    shown = pdp_status(plain_server.address, "--json")
+    shown = status_cli(plain_server.address, "--json")
     assert shown.returncode == 0, shown.stderr
     status = json.loads(shown.stdout)
     assert set(status) == {f.name for f in pb.GetStatusResponse.DESCRIPTOR.fields}
@@ -140,50 +149,26 @@ def test_not_serving_is_exit_3_in_json_too_then_0_once_a_bundle_comes(
         assert status["serving"] is False and status["bundle_revision"] == ""
         assert status["activated_at"] is None and status["pid"] == server.process.pid
         shutil.copytree(plain_dir, root, dirs_exist_ok=True)
-        wait_for(lambda: pdp_status(server.address or "").returncode == 0, timeout=30)
-        assert json.loads(pdp_status(server.address, "--json").stdout)["serving"] is True
+        wait_for(lambda: status_cli(server.address or "").returncode == 0, timeout=30)
+        assert json.loads(status_cli(server.address, "--json").stdout)["serving"] is True
 
 
 def test_pdp_status_against_a_dead_port_exits_1_in_json_too() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{probe.getsockname()[1]}"
-    shown = pdp_status(address, "--json")
+    shown = status_cli(address, "--json")
     assert (shown.returncode, shown.stdout) == (1, "")
     assert shown.stderr.startswith(f"error: {address}: UNAVAILABLE: "), shown.stderr
 
 
-def test_pdp_status_over_tls_and_mtls(tmp_path: Path) -> None:
-    pki = make_pki(tmp_path / "pki")
-    client_cert, client_key = pki.files("client")
-    mtls = ("--tls-ca", str(pki.ca_file), "--tls-cert", str(client_cert))
-    mtls += ("--tls-key", str(client_key))
-    with ServerProcess(EXAMPLE_BUNDLE, *tls_flags(pki), "--decision-log", "off") as server:
-        address = server.address
-        assert address is not None
-        shown = pdp_status(address, *mtls)
-        assert shown.returncode == 0, shown.stderr
-        assert "serving:        yes" in shown.stdout
-        # The server checks the client certificate, and the client the server's.
-        assert pdp_status(address, "--tls-ca", str(pki.ca_file)).returncode == 1
-        assert pdp_status(address).returncode == 1  # plaintext
-        wrong_name = pdp_status(address, *mtls, "--tls-server-name", "other.example")
-        assert wrong_name.returncode == 1
-        assert wrong_name.stderr.startswith(f"error: {address}: UNAVAILABLE: ")
-    with ServerProcess(EXAMPLE_BUNDLE, *tls_flags(pki, client_ca=False)) as server:
-        assert server.address is not None
-        shown = pdp_status(server.address, "--tls-ca", str(pki.ca_file), "--json")
-        assert shown.returncode == 0, shown.stderr
-        assert json.loads(shown.stdout)["serving"] is True
-
-
 def test_pdp_status_tls_files_that_cannot_be_read_are_usage_errors(tmp_path: Path) -> None:
-    shown = pdp_status("127.0.0.1:1", "--tls-ca", str(tmp_path / "missing.pem"))
+    shown = status_cli("127.0.0.1:1", "--tls-ca", str(tmp_path / "missing.pem"))
     assert shown.returncode == 2
     assert shown.stderr == (
         f"error: --tls-ca {tmp_path / 'missing.pem'}: cannot read: No such file or directory\n"
     )
     not_pem = tmp_path / "ca.txt"
     not_pem.write_text("hello")
-    shown = pdp_status("127.0.0.1:1", "--tls-ca", str(not_pem))
+    shown = status_cli("127.0.0.1:1", "--tls-ca", str(not_pem))
     assert (shown.returncode, shown.stderr) == (2, f"error: --tls-ca {not_pem}: not a PEM file\n")
