@@ -29,13 +29,13 @@ def close_above(estimate: int, held: int) -> None:
     assert held <= estimate <= 5 * held + 512, (estimate, held)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(value=values)
 def test_a_value_is_estimated_at_or_above_what_it_holds(value: Any) -> None:
     close_above(value_bytes(value), deep_size(value))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(value=values)
 def test_parsed_json_lists_over_allocate_within_the_estimate(value: Any) -> None:
     # json builds its lists by appending (over-allocated), as the Struct converter does
@@ -46,13 +46,13 @@ def test_parsed_json_lists_over_allocate_within_the_estimate(value: Any) -> None
     close_above(value_bytes(parsed), deep_size(parsed))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(text=texts)
 def test_a_text_is_estimated_at_or_above_its_size(text: str) -> None:
     close_above(text_bytes(text), deep_size(text))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     ids=st.lists(texts, min_size=3, max_size=3),
     context=st.one_of(st.none(), st.dictionaries(texts, values, max_size=10)),
@@ -73,7 +73,7 @@ def test_a_request_is_estimated_at_or_above_what_it_holds(
     close_above(request_bytes(request), deep_size(request) - deep_size(type(request)))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(
     policies=st.lists(texts, max_size=20),
     errors=st.lists(texts, max_size=20),

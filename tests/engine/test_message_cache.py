@@ -252,7 +252,7 @@ def test_remembered_messages_bound_the_memory_they_hold_not_only_their_bytes(
     store.subscribe(cache.status_listener)
     store.activate(bundles[0])
     calls = Calls(store, Limits(), Recorder(), cache)
-    asked = [nested_message(f"u{i}") for i in range(80)]  # 80 x 16 KiB: over the bound
+    asked = [nested_message(f"u{i}") for i in range(12)]  # ~3 MiB once converted: over it
     for m in asked:
         assert not calls.is_authorized(m).cached
     assert cache._messages  # some are remembered ...
