@@ -186,6 +186,22 @@ def needed_paths() -> list[str]:
     return [sys.base_prefix, *dependency_dirs()]
 
 
+def hidden_dependencies() -> str:
+    """Why the pod cannot see this run's interpreter or dependencies ("" when it can): the pod
+    lays its own tmpfs (the emptyDir) over /tmp and /run, so a checkout or virtualenv under
+    them (`git clone` into /tmp) is out of its sight."""
+    hidden = [
+        p for p in needed_paths()
+        if os.path.realpath(p).split("/")[1:2] in (["tmp"], ["run"])
+    ]  # fmt: skip
+    if not hidden:
+        return ""
+    return (
+        f"{hidden[0]} is under /tmp or /run, which the pod replaces with its own emptyDir: "
+        "run the tests from a checkout elsewhere to check the read-only root"
+    )
+
+
 def dependency_dirs() -> list[str]:
     return [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
 
