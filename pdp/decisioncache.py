@@ -38,7 +38,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pdp import engine
 from pdp.memsize import decision_bytes, request_bytes
@@ -159,7 +159,7 @@ def decision_footprint(decision: Decision) -> int:
 
 def footprint(request: AuthzRequest, decision: Decision) -> int:
     """About the bytes of memory a remembered request and decision hold (errs high)."""
-    return _ENTRY_BYTES + decision_bytes(decision) + request_bytes(request)
+    return decision_footprint(decision) + request_bytes(request)
 
 
 def renewed(decision: Decision) -> Decision:
@@ -177,6 +177,45 @@ def renewed(decision: Decision) -> Decision:
     )
 
 
+V = TypeVar("V")
+
+
+class _Lru(Generic[V]):
+    """Values by key, least recently used first, each with the bytes it holds; the caller
+    holds the lock."""
+
+    __slots__ = ("entries", "held")
+
+    def __init__(self) -> None:
+        self.entries: OrderedDict[bytes, tuple[V, int]] = OrderedDict()
+        self.held = 0  # bytes, the sum of the entries' sizes
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.held = 0
+
+    def get(self, key: bytes) -> V | None:
+        found = self.entries.get(key)
+        if found is None:
+            return None
+        self.entries.move_to_end(key)
+        return found[0]
+
+    def put(self, key: bytes, value: V, size: int, count: int, max_bytes: int) -> None:
+        """Keep `value`, then drop the least recently used over `count` or `max_bytes`."""
+        entries = self.entries
+        old = entries.pop(key, None)
+        if old is not None:
+            self.held -= old[1]
+        entries[key] = (value, size)
+        self.held += size
+        while len(entries) > count or self.held > max_bytes:
+            self.held -= entries.popitem(last=False)[1][1]
+
+
 class DecisionCache:
     """A bounded LRU of decisions of the active bundle; thread-safe.
 
@@ -191,14 +230,10 @@ class DecisionCache:
         self.hits = 0
         self.misses = 0
         self._observe = observe
-        self._bundle: CompiledBundle | None = None
-        # request key -> (its decision, the memory it holds: `decision_footprint`)
-        self._entries: OrderedDict[bytes, tuple[Decision, int]] = OrderedDict()
-        self._entry_bytes = 0
-        # message key -> (its request, its decision, the memory they hold: `footprint`)
-        self._messages: OrderedDict[bytes, tuple[AuthzRequest, Decision, int]] = OrderedDict()
-        self._message_bytes = 0
-        self._active: tuple[CompiledBundle | None, bytes] = (None, b"")  # and its key prefix
+        self._entries: _Lru[Decision] = _Lru()  # by request key; `decision_footprint`
+        self._messages: _Lru[tuple[AuthzRequest, Decision]] = _Lru()  # by message; `footprint`
+        # the active bundle and its message key prefix: one tuple, read together without the lock
+        self._active: tuple[CompiledBundle | None, bytes] = (None, b"")
         self._lock = threading.Lock()
 
     @property
@@ -211,12 +246,9 @@ class DecisionCache:
     def activate(self, bundle: CompiledBundle | None) -> None:
         """The active bundle changed (or not): drop every decision of any other bundle."""
         with self._lock:
-            if bundle is not self._bundle:
+            if bundle is not self._active[0]:
                 self._entries.clear()
-                self._entry_bytes = 0
                 self._messages.clear()
-                self._message_bytes = 0
-                self._bundle = bundle
                 prefix = b""
                 if bundle is not None:
                     prefix = b"".join(
@@ -226,7 +258,7 @@ class DecisionCache:
                             _field(bundle.revision.encode("utf-8", "surrogatepass")),
                         )
                     )
-                self._active = (bundle, prefix)  # one tuple: read together, without the lock
+                self._active = (bundle, prefix)
 
     def status_listener(self, status: Any) -> None:
         """A BundleStore listener: `activate(status.bundle)`."""
@@ -236,7 +268,7 @@ class DecisionCache:
         self,
         bundle: CompiledBundle,
         request: AuthzRequest,
-        message: tuple[bytes, int] | None = None,
+        message: bytes | None = None,
     ) -> Decision:
         """`engine.decide`, answered from the cache when the same request was decided on this
         bundle before; raises RequestError as the engine does. `message` (`message_key`'s
@@ -253,31 +285,27 @@ class DecisionCache:
             self._remember(bundle, message, request, decision)
         return decision
 
-    def message_key(
-        self, bundle: CompiledBundle, scope: bytes, raw: bytes
-    ) -> tuple[bytes, int] | None:
-        """The key of a serialized message on `bundle` (`scope`: `message_scope`'s), with its
-        size; None when messages are not remembered for it (cache off, another bundle than
-        the active one, or too large)."""
-        size = len(raw)
+    def message_key(self, bundle: CompiledBundle, scope: bytes, raw: bytes) -> bytes | None:
+        """The key of a serialized message on `bundle` (`scope`: `message_scope`'s); None when
+        messages are not remembered for it (cache off, another bundle than the active one, or
+        over MESSAGE_MAX_BYTES)."""
         active, prefix = self._active
-        if size > MESSAGE_MAX_BYTES or self.size <= 0 or active is not bundle:
+        if len(raw) > MESSAGE_MAX_BYTES or self.size <= 0 or active is not bundle:
             return None
-        return hashlib.sha256(b"".join((prefix, scope, raw))).digest(), size
+        return hashlib.sha256(b"".join((prefix, scope, raw))).digest()
 
     def recall(
-        self, bundle: CompiledBundle, message: tuple[bytes, int]
+        self, bundle: CompiledBundle, message: bytes
     ) -> tuple[AuthzRequest, Decision] | None:
         """The request and decision remembered under `message` (the decision renewed: a new
         id, marked cached; counted as a hit), None when there are none (not counted: the
         call then looks its converted request up with `decide`, which counts)."""
         with self._lock:
-            if bundle is not self._bundle:
+            if bundle is not self._active[0]:
                 return None
-            found = self._messages.get(message[0])
+            found = self._messages.get(message)
             if found is None:
                 return None
-            self._messages.move_to_end(message[0])
             self.hits += 1
         if self._observe is not None:
             self._observe(True)
@@ -321,7 +349,7 @@ class DecisionCache:
         return [r for r in results if r is not None]
 
     def _usable(self, bundle: CompiledBundle) -> bool:
-        return self.size > 0 and bundle is self._bundle
+        return self.size > 0 and bundle is self._active[0]
 
     def _key(
         self, bundle: CompiledBundle, request: AuthzRequest, shared: str | None
@@ -334,7 +362,6 @@ class DecisionCache:
         with self._lock:
             stored = self._entries.get(key)
             if stored is not None:
-                self._entries.move_to_end(key)
                 self.hits += 1
             else:
                 self.misses += 1
@@ -342,7 +369,7 @@ class DecisionCache:
             self._observe(stored is not None)
         if stored is None:
             return None
-        return renewed(stored[0])
+        return renewed(stored)
 
     def _put(self, bundle: CompiledBundle, key: bytes, decision: Decision) -> None:
         if decision.malformed:
@@ -351,39 +378,24 @@ class DecisionCache:
         if size > DECISIONS_MAX_BYTES:
             return
         with self._lock:
-            if bundle is not self._bundle:
+            if bundle is not self._active[0]:
                 return  # swapped while deciding: the decision belongs to no active bundle
-            entries = self._entries
-            old = entries.pop(key, None)
-            if old is not None:
-                self._entry_bytes -= old[1]
-            entries[key] = (decision, size)
-            self._entry_bytes += size
-            while len(entries) > self.size or self._entry_bytes > DECISIONS_MAX_BYTES:
-                self._entry_bytes -= entries.popitem(last=False)[1][1]
+            self._entries.put(key, decision, size, self.size, DECISIONS_MAX_BYTES)
 
     def _remember(
         self,
         bundle: CompiledBundle,
-        message: tuple[bytes, int],
+        message: bytes,
         request: AuthzRequest,
         decision: Decision,
     ) -> None:
-        key = message[0]
         size = footprint(request, decision)  # outside the lock: a walk of the context
         if size > MESSAGES_MAX_BYTES:
             return
         with self._lock:
-            if bundle is not self._bundle:
+            if bundle is not self._active[0]:
                 return  # swapped while deciding
-            messages = self._messages
-            old = messages.pop(key, None)
-            if old is not None:
-                self._message_bytes -= old[2]
-            messages[key] = (request, decision, size)
-            self._message_bytes += size
-            while len(messages) > self.size or self._message_bytes > MESSAGES_MAX_BYTES:
-                self._message_bytes -= messages.popitem(last=False)[1][2]
+            self._messages.put(message, (request, decision), size, self.size, MESSAGES_MAX_BYTES)
 
 
 def disabled() -> DecisionCache:

@@ -73,7 +73,7 @@ def value_bytes(value: Any) -> int:
         node = pop()
         kind = type(node)
         if kind is str:
-            size += _ASCII + len(node) if node.isascii() else _WIDE + 4 * len(node)
+            size += text_bytes(node)
         elif kind is dict:
             if id(node) in walked:
                 continue

@@ -125,7 +125,7 @@ class Calls:
 
     def _recall(
         self, bundle: CompiledBundle, message: pb.IsAuthorizedRequest
-    ) -> tuple[tuple[AuthzRequest, Decision] | None, tuple[bytes, int] | None]:
+    ) -> tuple[tuple[AuthzRequest, Decision] | None, bytes | None]:
         """What the cache remembers of this message on `bundle`, and its key (None, None when
         the cache is off)."""
         cache = self.cache

@@ -206,14 +206,14 @@ def test_remembered_messages_are_bounded_in_size_and_bytes(
         side.calls.is_authorized(big)
     assert side.cache.hits == 1  # the normal cache's
     side.calls.is_authorized(message("u0"))
-    one = side.cache._message_bytes  # the memory one remembered message holds (`footprint`)
+    one = side.cache._messages.held  # the memory one remembered message holds (`footprint`)
     assert one > message().ByteSize()
     monkeypatch.setattr("pdp.decisioncache.MESSAGES_MAX_BYTES", 3 * one)
     for user in ("u1", "u2", "u3", "u4", "u5"):
         for _ in range(2):
             side.calls.is_authorized(message(user))
     assert len(side.cache._messages) == 3
-    assert side.cache._message_bytes == 3 * one
+    assert side.cache._messages.held == 3 * one
 
 
 def test_a_renewed_decision_keeps_every_field_but_the_id() -> None:
@@ -256,8 +256,9 @@ def test_remembered_messages_bound_the_memory_they_hold_not_only_their_bytes(
     for m in asked:
         assert not calls.is_authorized(m).cached
     assert cache._messages  # some are remembered ...
-    assert cache._message_bytes <= bound
+    assert cache._messages.held <= bound
     held = deep_size(cache._messages)  # ... and what they hold in memory stays in the bound
     assert held <= bound, f"{held / 2**20:.1f} MiB held for a {bound / 2**20:g} MiB bound"
-    assert cache.recall(bundles[0], cache.message_key(bundles[0], calls._scope,
-        asked[-1].SerializeToString(deterministic=True)) or (b"", 0)) is not None  # fmt: skip
+    raw = asked[-1].SerializeToString(deterministic=True)
+    last = cache.message_key(bundles[0], calls._scope, raw)
+    assert last is not None and cache.recall(bundles[0], last) is not None  # the latest is kept
