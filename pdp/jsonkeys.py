@@ -7,6 +7,7 @@ Cedar silently keeps one of them in a context. pdp refuses such text instead.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,20 +78,28 @@ _REFUSING = json.JSONDecoder(object_pairs_hook=_refuse_duplicates)
 _MARKING = json.JSONDecoder(object_pairs_hook=_mark_duplicates)
 
 
-def _locate(document: Any) -> DuplicateKey | None:
-    """Where the first marker is, walking without recursion (the text may nest deeply)."""
+def walk(document: Any) -> Iterator[tuple[str, Any]]:
+    """Every value of a parsed JSON document with its path (`.key`, `["odd key"]`, `[0]`; ""
+    for the document), depth first in document order, a dict before its members; without
+    recursion (the text may nest deeply)."""
     stack: list[tuple[str, Any]] = [("", document)]
     while stack:
         path, value = stack.pop()
-        if isinstance(value, _Marker):
-            return DuplicateKey(path, value.key)
+        yield path, value
         if isinstance(value, dict):
             items = [(f"{path}{_step(k)}", v) for k, v in value.items()]
         elif isinstance(value, list):
             items = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
         else:
             continue
-        stack.extend(reversed(items))  # depth first, in document order
+        stack.extend(reversed(items))
+
+
+def _locate(document: Any) -> DuplicateKey | None:
+    """Where the first marker is."""
+    for path, value in walk(document):
+        if isinstance(value, _Marker):
+            return DuplicateKey(path, value.key)
     return None
 
 

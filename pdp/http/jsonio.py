@@ -87,21 +87,13 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def _lone_surrogate(document: Any) -> str | None:
     """Where a string (or, naming the object holding it, a key) holds a lone surrogate, as
-    the duplicate key check writes paths; None when every string is text. Without
-    recursion: the body may nest deeply."""
-    stack: list[tuple[str, Any]] = [("", document)]
-    while stack:
-        path, node = stack.pop()
-        if isinstance(node, str):
-            if _SURROGATE.search(node):
+    the duplicate key check writes paths; None when every string is text."""
+    for path, value in jsonkeys.walk(document):
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
                 return path
-        elif isinstance(node, dict):
-            for key, value in node.items():
-                if _SURROGATE.search(key):
-                    return path
-                stack.append((f"{path}.{key}", value))
-        elif isinstance(node, list):
-            stack.extend((f"{path}[{index}]", value) for index, value in enumerate(node))
+        elif isinstance(value, dict) and any(_SURROGATE.search(key) for key in value):
+            return path  # (before its members: a path never holds the key itself)
     return None
 
 

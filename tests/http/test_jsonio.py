@@ -35,6 +35,7 @@ def post(path: str, body: str) -> Request:
         ('{"a": {"b": [1, "x\\udfffy"]}}', "a.b[1]"),
         ("{" + LONE + ": 1}", ""),  # a key: named by the object holding it
         ('{"a": {"\\udc00k": 1}}', "a"),
+        ('{"odd key": {"b": ' + LONE + "}}", '["odd key"].b'),  # as duplicate keys are named
     ],
 )
 def test_a_lone_surrogate_is_refused_naming_where(body: str, field: str) -> None:
